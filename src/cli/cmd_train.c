@@ -1,0 +1,94 @@
+/* ddpm train: options -> TrainConfig -> train_run. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/common.h"
+#include "train/train.h"
+
+static const char *HEAD =
+    "Usage: ddpm train --model denoiser|time|class [options]\n"
+    "\n"
+    "Trains a UNet on MNIST with the SPEC's protocol for the model and writes a run directory:\n"
+    "config.json, loss.csv (every step), loss.png, epoch_NNN.safetensors and model.safetensors\n"
+    "(weights after every epoch), metrics.json and the figures of the model's part.\n"
+    "Defaults: denoiser D 128, batch 256, 5 epochs, lr 1e-4 constant, sigma 0.5;\n"
+    "time/class D 64, batch 128, 20 epochs, lr 1e-3 decaying per epoch to 1e-4, T 300.";
+
+int cmd_train(int argc, char **argv) {
+    const char *model = NULL;
+    /* the model picks the defaults, so find it first */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[i + 1];
+        else if (strncmp(argv[i], "--model=", 8) == 0) model = argv[i] + 8;
+    }
+    UnetKind kind = UNET_DENOISER;
+    int help = 0;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) help = 1;
+    if (!model && !help) {
+        fprintf(stderr, "ddpm train: --model is required (denoiser, time or class; see --help)\n");
+        return 2;
+    }
+    if (model && unet_kind_parse(model, &kind) != 0) return cli_fail("train", 2);
+    TrainConfig c;
+    train_config_defaults(&c, kind);
+    const char *out = NULL, *data = NULL, *fig = NULL;
+    const char *model_s = NULL;
+    int no_progress = 0;
+    Opt opts[] = {
+        {"model", OPT_STR, &model_s, "denoiser, time or class (required)", 0, -1, 0},
+        {"width", OPT_INT, &c.width, "UNet width D", 1, 1024, 0},
+        {"batch", OPT_INT, &c.batch, "batch size", 1, 65536, 0},
+        {"epochs", OPT_INT, &c.epochs, "number of epochs", 1, 100000, 0},
+        {"lr", OPT_FLOAT, &c.lr, "Adam learning rate (first epoch)", 1e-12, 10, 0},
+        {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate of the last epoch (exponential decay per epoch)", 1e-12, 10, 0},
+        {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
+        {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
+        {"out", OPT_STR, &out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
+        {"data", OPT_STR, &data, "MNIST directory (default $DDPM_DATA or ./data/mnist)", 0, -1, 0},
+        {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
+        {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
+        {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
+        {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
+        {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},
+        {"p-uncond", OPT_FLOAT, &c.p_uncond, "class: probability of training without the label", 0, 1, 0},
+        {"guidance", OPT_FLOAT, &c.guidance, "class: guidance scale gamma of the sample grids", -100, 100, 0},
+        {"figure-epochs", OPT_STR, &fig, "epochs after which figures are drawn, e.g. 1,5", 0, -1, 0},
+        {"eval-n", OPT_INT, &c.eval_n, "denoiser: test images for the per-epoch test MSE", 1, 10000, 0},
+        {"no-progress", OPT_FLAG, &no_progress, "plain log lines instead of a status line", 0, -1, 0},
+    };
+    int n = (int)(sizeof opts / sizeof opts[0]);
+    int r = args_parse(argc, argv, 2, opts, n, HEAD);
+    if (r == 1) return 0;
+    if (r != 0) return cli_fail("train", 2);
+    if (fig) {
+        int k = parse_int_list("--figure-epochs", fig, c.fig_epochs, TRAIN_MAX_FIG_EPOCHS, 1, 100000);
+        if (k < 0) return cli_fail("train", 2);
+        c.n_fig_epochs = k;
+    }
+    if (!args_find(opts, n, "lr-end")->seen && args_find(opts, n, "lr")->seen)
+        c.lr_end = kind == UNET_DENOISER ? c.lr : c.lr * 0.1f;
+    if (c.beta_start > c.beta_end) {
+        fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c.beta_start, (double)c.beta_end);
+        return 2;
+    }
+    c.data_dir = mnist_data_dir(data);
+    char outbuf[256];
+    if (!out) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(outbuf, sizeof outbuf, "runs/%s-%s", unet_kind_name(kind), stamp);
+        out = outbuf;
+    }
+    c.out_dir = out;
+    c.progress = !no_progress && isatty(2);
+    if (train_run(&c) != 0) return cli_fail("train", 1);
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* The checked allocator, panics and the per-thread error message. */
+#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void ddpm_panic(const char *file, int line, const char *what) {
+    fprintf(stderr, "ddpm: internal error at %s:%d: check failed: %s\n", file, line, what);
+    abort();
+}
+
+void *xmalloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 1;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, rounded) != 0 || !p) {
+        fprintf(stderr, "ddpm: out of memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size) {
+        fprintf(stderr, "ddpm: allocation size overflow (%zu x %zu)\n", count, size);
+        abort();
+    }
+    void *p = xmalloc(count * size);
+    memset(p, 0, count * size);
+    return p;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+void xfree(void *p) { free(p); }
+
+static _Thread_local char err_buf[1024];
+
+int err_set(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *err_msg(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,37 @@
+/* Shared basics: the checked allocator, invariant checks that abort with file and line,
+ * and the per-thread "last error" message through which bad input and I/O failures
+ * travel up to main as one clear sentence. */
+#ifndef DDPM_COMMON_H
+#define DDPM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Glossary of dimension letters used in every shape comment:
+ *   N batch, C channels (Ci in, Co out), H height, W width, K kernel size,
+ *   D UNet width, T diffusion steps, F features (linear layers). */
+
+/* Broken invariant = programming error: abort with file and line. */
+#define DDPM_CHECK(cond)                                                        \
+    do {                                                                        \
+        if (!(cond)) ddpm_panic(__FILE__, __LINE__, #cond);                     \
+    } while (0)
+
+_Noreturn void ddpm_panic(const char *file, int line, const char *what);
+
+/* Allocation: out-of-memory is reported once, here, and aborts (the program cannot
+ * do anything useful without its few large arenas). Memory is 64-byte aligned. */
+void *xmalloc(size_t bytes);
+void *xcalloc(size_t count, size_t size);
+char *xstrdup(const char *s);
+void xfree(void *p);
+
+/* Errors from bad input or failed I/O: set a message, return -1; main prints it.
+ * err_set returns -1 so call sites can write `return err_set(...)`. */
+int err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *err_msg(void);
+
+/* Wall clock in seconds (monotonic). */
+double now_seconds(void);
+
+#endif

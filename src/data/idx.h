@@ -1,0 +1,30 @@
+/* IDX files (the MNIST container format), gzip-compressed or plain: reading with full
+ * validation, and writing unsigned-byte arrays so other tools can read our samples. */
+#ifndef DDPM_IDX_H
+#define DDPM_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDX_MAX_DIMS 4
+
+typedef struct {
+    int ndim;                    /* 1..IDX_MAX_DIMS */
+    uint32_t dims[IDX_MAX_DIMS]; /* dims[0] is the item count */
+    size_t count;                /* product of dims */
+    uint8_t *data;               /* count bytes (only unsigned-byte IDX, type 0x08) */
+} IdxArray;
+
+/* Read an IDX file of unsigned bytes; gzip is detected from the file's first bytes.
+ * Checks the magic number, type, dimensions, size caps and truncation (and trailing data).
+ * Returns 0, or -1 with err_msg() naming the file and the problem. */
+int idx_read(const char *path, IdxArray *out);
+/* As idx_read, and also require ndim dimensions; dims_expect[i] == 0 means "any". */
+int idx_read_expect(const char *path, IdxArray *out, int ndim, const uint32_t *dims_expect);
+void idx_free(IdxArray *a);
+
+/* Write count = prod(dims) bytes as a plain (uncompressed) IDX file, atomically
+ * (temporary file, flush, fsync, rename). Returns 0 or -1 with err_msg(). */
+int idx_write_u8(const char *path, const uint8_t *data, int ndim, const uint32_t *dims);
+
+#endif

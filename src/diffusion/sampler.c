@@ -1,0 +1,73 @@
+/* The reverse process of the SPEC, chunked over the model's batch capacity. */
+#include "diffusion/sampler.h"
+
+#include <string.h>
+
+#include "core/common.h"
+#include "data/mnist.h"
+
+int sampler_n_frames(int T, int frame_every) {
+    if (frame_every <= 0) return 0;
+    /* frame 0: start noise; then after steps frame_every, 2 frame_every, ...; and the end */
+    return 1 + (T + frame_every - 1) / frame_every;
+}
+
+void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
+    const int P = MNIST_PIXELS, T = s->T;
+    const int guided = m->kind == UNET_CLASS;
+    const int chunk = guided ? m->max_batch / 2 : m->max_batch;
+    DDPM_CHECK(chunk >= 1);
+    const int nf = sampler_n_frames(T, req->frame_every);
+    const size_t chunk_floats = (size_t)chunk * P;
+    float *x = xmalloc(chunk_floats * sizeof(float));          /* (chunk, 784) current x_t */
+    float *xin = xmalloc(2 * chunk_floats * sizeof(float));    /* (2 chunk, 784) model input */
+    float *eps = xmalloc(chunk_floats * sizeof(float));        /* (chunk, 784) */
+    float *z = xmalloc(chunk_floats * sizeof(float));
+    float *tn = xmalloc(2 * (size_t)chunk * sizeof(float));
+    float *onehot = xcalloc(2 * (size_t)chunk * UNET_NUM_CLASSES, sizeof(float));
+    int total_steps = ((req->n + chunk - 1) / chunk) * T, done = 0;
+
+    for (int start = 0; start < req->n; start += chunk) {
+        int c = req->n - start < chunk ? req->n - start : chunk;
+        int nb = guided ? 2 * c : c; /* batch through the network */
+        rng_fill_normal(rng, x, (size_t)c * P);
+        memset(onehot, 0, 2 * (size_t)chunk * UNET_NUM_CLASSES * sizeof(float));
+        if (guided && req->labels)
+            for (int i = 0; i < c; i++) {
+                int l = req->labels[start + i];
+                if (l >= 0 && l < UNET_NUM_CLASSES) onehot[(size_t)i * UNET_NUM_CLASSES + l] = 1.0f;
+            }
+        int fi = 0;
+        if (nf) memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
+        for (int t = T - 1; t >= 0; t--) {
+            float tv = (float)t / (float)T;
+            for (int i = 0; i < nb; i++) tn[i] = tv;
+            memcpy(xin, x, (size_t)c * P * sizeof(float));
+            if (guided) memcpy(xin + (size_t)c * P, x, (size_t)c * P * sizeof(float));
+            const float *o = unet_forward(m, xin, tn, onehot, nb, 0);
+            if (guided) {
+                /* first half conditional, second half unconditional (zero one-hot) */
+                const float *ec = o, *eu = o + (size_t)c * P;
+                float g = req->guidance;
+                for (size_t i = 0; i < (size_t)c * P; i++) eps[i] = eu[i] + g * (ec[i] - eu[i]);
+            } else {
+                memcpy(eps, o, (size_t)c * P * sizeof(float));
+            }
+            if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
+            schedule_reverse_step(s, x, x, eps, z, t, c * P);
+            int steps_done = T - t;
+            if (nf && (steps_done % req->frame_every == 0 || t == 0))
+                memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
+            done++;
+            if (req->progress) req->progress(req->progress_user, done, total_steps);
+        }
+        DDPM_CHECK(!nf || fi == nf);
+        memcpy(out + (size_t)start * P, x, (size_t)c * P * sizeof(float));
+    }
+    xfree(x);
+    xfree(xin);
+    xfree(eps);
+    xfree(z);
+    xfree(tn);
+    xfree(onehot);
+}

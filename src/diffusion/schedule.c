@@ -1,0 +1,69 @@
+/* Linear beta schedule and the DDPM forward (noising) and reverse (sampling) updates,
+ * with the coefficients computed in double. */
+#include "diffusion/schedule.h"
+
+#include <math.h>
+
+#include "core/common.h"
+
+int schedule_init(Schedule *s, int T, float beta_start, float beta_end) {
+    s->beta = s->alpha = s->abar = NULL;
+    if (T < 1 || T > 100000) return err_set("--T %d out of range (1..100000)", T);
+    if (!(beta_start > 0.0f && beta_end < 1.0f && beta_start <= beta_end))
+        return err_set("beta range %g..%g impossible (need 0 < start <= end < 1)",
+                       (double)beta_start, (double)beta_end);
+    s->T = T;
+    s->beta_start = beta_start;
+    s->beta_end = beta_end;
+    s->beta = xmalloc((size_t)T * sizeof(double));
+    s->alpha = xmalloc((size_t)T * sizeof(double));
+    s->abar = xmalloc((size_t)T * sizeof(double));
+    double prod = 1.0;
+    for (int t = 0; t < T; t++) {
+        /* linspace as torch/numpy compute it: start + t * step, step = (end - start) / (T - 1) */
+        double step = T > 1 ? ((double)beta_end - (double)beta_start) / (double)(T - 1) : 0.0;
+        s->beta[t] = (double)beta_start + step * (double)t;
+        s->alpha[t] = 1.0 - s->beta[t];
+        prod *= s->alpha[t];
+        s->abar[t] = prod;
+    }
+    return 0;
+}
+
+void schedule_free(Schedule *s) {
+    xfree(s->beta);
+    xfree(s->alpha);
+    xfree(s->abar);
+    s->beta = s->alpha = s->abar = NULL;
+}
+
+double schedule_abar(const Schedule *s, int t) {
+    DDPM_CHECK(t >= -1 && t < s->T);
+    return t < 0 ? 1.0 : s->abar[t];
+}
+
+void schedule_add_noise(const Schedule *s, float *xt, const float *x0, const float *eps, int t,
+                        int count) {
+    double ab = schedule_abar(s, t);
+    float a = (float)sqrt(ab), b = (float)sqrt(1.0 - ab);
+    for (int i = 0; i < count; i++) xt[i] = a * x0[i] + b * eps[i];
+}
+
+void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
+                           const float *z, int t, int count) {
+    DDPM_CHECK(t >= 0 && t < s->T);
+    double ab = s->abar[t], ab_prev = schedule_abar(s, t - 1);
+    double beta = s->beta[t], alpha = s->alpha[t];
+    /* x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) */
+    double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
+    /* posterior mean coefficients and noise scale */
+    double k0 = sqrt(ab_prev) * beta / (1.0 - ab);
+    double kt = sqrt(alpha) * (1.0 - ab_prev) / (1.0 - ab);
+    double sd = t > 0 ? sqrt(beta) : 0.0;
+    for (int i = 0; i < count; i++) {
+        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i];
+        double v = k0 * x0 + kt * (double)xt[i];
+        if (t > 0) v += sd * (double)z[i];
+        x_prev[i] = (float)v;
+    }
+}

@@ -1,0 +1,33 @@
+/* The DDPM noise schedule: the one place that knows T and the beta range.
+ * Step indices are 0-based, t = 0..T-1, and abar(-1) = 1 by definition. */
+#ifndef DDPM_SCHEDULE_H
+#define DDPM_SCHEDULE_H
+
+typedef struct {
+    int T;
+    float beta_start, beta_end;
+    double *beta;  /* (T) linspace(beta_start, beta_end, T) */
+    double *alpha; /* (T) 1 - beta */
+    double *abar;  /* (T) cumulative product of alpha */
+} Schedule;
+
+#define SCHEDULE_DEFAULT_T 300
+#define SCHEDULE_DEFAULT_BETA_START 1e-4f
+#define SCHEDULE_DEFAULT_BETA_END 0.02f
+
+/* Returns 0, or -1 with err_msg() for an impossible T or beta range. */
+int schedule_init(Schedule *s, int T, float beta_start, float beta_end);
+void schedule_free(Schedule *s);
+/* abar(t) with abar(-1) = 1. */
+double schedule_abar(const Schedule *s, int t);
+
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, for one image of count pixels. */
+void schedule_add_noise(const Schedule *s, float *xt, const float *x0, const float *eps, int t,
+                        int count);
+
+/* One reverse step of the SPEC: from x_t and the predicted noise eps, with fresh noise z
+ * (ignored at t = 0), write x_{t-1}. Count pixels. x_prev may alias xt. */
+void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
+                           const float *z, int t, int count);
+
+#endif

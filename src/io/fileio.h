@@ -1,0 +1,31 @@
+/* Atomic file output: write to a temporary file beside the target, flush, fsync, rename.
+ * A crash or a failed write never leaves a half-written file in place of good data. */
+#ifndef DDPM_FILEIO_H
+#define DDPM_FILEIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    FILE *fp;        /* write through this */
+    char *path;      /* final path */
+    char *tmp_path;  /* temporary path in the same directory */
+} AtomicFile;
+
+/* Returns 0 or -1 with err_msg() naming the path. */
+int atomic_open(AtomicFile *af, const char *path);
+/* Write bytes; returns 0 or -1 with err_msg() (disk full, file size limit, ...). */
+int atomic_write(AtomicFile *af, const void *data, size_t bytes);
+/* Flush, fsync, close and rename into place (and fsync the directory).
+ * On failure the temporary file is removed and the old target is left untouched. */
+int atomic_commit(AtomicFile *af);
+/* Give up: close and remove the temporary file. */
+void atomic_abort(AtomicFile *af);
+
+/* Whole-file helpers. read_file caps the size at max_bytes. */
+int write_file_atomic(const char *path, const void *data, size_t bytes);
+int read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *bytes);
+/* mkdir -p; returns 0 or -1 with err_msg(). */
+int make_dirs(const char *path);
+
+#endif

@@ -1,0 +1,121 @@
+/* PNG output with libpng: 8-bit grayscale images and tiled grids of float images, written
+ * through an AtomicFile so a failed write never replaces a good picture. libpng reports
+ * errors by longjmp; they are turned into err_set messages here. */
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <png.h>
+
+#include "core/common.h"
+#include "io/fileio.h"
+#include "io/image.h"
+
+/* PNG allows 2^31-1 per side; anything near that is a bug in the caller. */
+#define PNG_MAX_SIDE 32768
+
+typedef struct {
+    AtomicFile *af;
+    int failed;       /* an atomic_write failed; err_msg() has why */
+    char msg[200];    /* libpng's own error text */
+} PngSink;
+
+static void on_png_error(png_structp png, png_const_charp msg) {
+    PngSink *s = png_get_error_ptr(png);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+static void on_png_write(png_structp png, png_bytep data, size_t n) {
+    PngSink *s = png_get_io_ptr(png);
+    if (atomic_write(s->af, data, n)) {
+        s->failed = 1;
+        png_error(png, "write failed");
+    }
+}
+
+static void on_png_flush(png_structp png) { (void)png; }
+
+/* Encode with libpng into sink. The setjmp lives here and sink in the caller, so nothing
+ * this function changes after setjmp is read after the longjmp (which C would leave
+ * indeterminate). Returns 0, or -1 with sink->msg or sink->failed saying why. */
+static int png_encode(PngSink *sink, const uint8_t *pix, int w, int h) {
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, sink, on_png_error,
+                                              on_png_warning);
+    if (!png) return -1;
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_set_write_fn(png, sink, on_png_write, on_png_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, (png_const_bytep)(pix + (size_t)y * (size_t)w));
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int png_write_gray(const char *path, const uint8_t *pix, int w, int h) {
+    if (w <= 0 || h <= 0 || w > PNG_MAX_SIDE || h > PNG_MAX_SIDE)
+        return err_set("%s: cannot write a %d x %d image", path, w, h);
+    AtomicFile af;
+    if (atomic_open(&af, path)) return -1;
+    PngSink sink = {.af = &af, .msg = "cannot initialise libpng"};
+    if (png_encode(&sink, pix, w, h)) {
+        atomic_abort(&af);
+        if (sink.failed) return -1;
+        return err_set("%s: PNG encoding failed: %s", path, sink.msg);
+    }
+    return atomic_commit(&af);
+}
+
+static uint8_t to_byte(float v) {
+    /* NaN fails both comparisons and lands on 0, which is what we want for garbage. */
+    if (!(v > 0.0f)) return 0;
+    if (v >= 1.0f) return 255;
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
+int png_write_grid(const char *path, const float *imgs, int n, int h, int w, int cols, int pad,
+                   int scale) {
+    if (n <= 0 || h <= 0 || w <= 0 || cols <= 0 || pad < 0 || scale <= 0)
+        return err_set("%s: invalid grid (%d images of %d x %d, %d columns, pad %d, scale %d)",
+                       path, n, h, w, cols, pad, scale);
+    if (cols > n) cols = n;
+    int rows = (n + cols - 1) / cols;
+    /* 64-bit arithmetic, then the side cap, rules out overflow in the int sizes below. */
+    int64_t cw = (int64_t)w * scale, ch = (int64_t)h * scale;
+    int64_t W = pad + (int64_t)cols * (cw + pad), H = pad + (int64_t)rows * (ch + pad);
+    if (W > PNG_MAX_SIDE || H > PNG_MAX_SIDE)
+        return err_set("%s: grid of %lld x %lld pixels is too large", path, (long long)W,
+                       (long long)H);
+    uint8_t *pix = xmalloc((size_t)W * (size_t)H);
+    /* Mid-gray padding keeps tiles apart whether the digits are dark or light. */
+    memset(pix, 128, (size_t)W * (size_t)H);
+    for (int i = 0; i < n; i++) {
+        const float *img = imgs + (size_t)i * (size_t)h * (size_t)w;
+        int64_t x0 = pad + (int64_t)(i % cols) * (cw + pad);
+        int64_t y0 = pad + (int64_t)(i / cols) * (ch + pad);
+        for (int64_t y = 0; y < ch; y++) {
+            uint8_t *row = pix + (size_t)(y0 + y) * (size_t)W + (size_t)x0;
+            const float *src = img + (size_t)(y / scale) * (size_t)w;
+            for (int64_t x = 0; x < cw; x++) row[x] = to_byte(src[x / scale]);
+        }
+    }
+    int rc = png_write_gray(path, pix, (int)W, (int)H);
+    xfree(pix);
+    return rc;
+}

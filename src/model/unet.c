@@ -1,0 +1,593 @@
+/* The UNet: parameter table and initialisation, memory layout, and the forward and
+ * backward passes written out block by block. Data flows one way: this file calls
+ * the operators of ops/ and owns every buffer they touch. */
+#include "model/unet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+
+#define IMG 28
+
+const char *unet_kind_name(UnetKind k) {
+    switch (k) {
+    case UNET_DENOISER: return "denoiser";
+    case UNET_TIME: return "time";
+    case UNET_CLASS: return "class";
+    }
+    return "?";
+}
+
+int unet_kind_parse(const char *s, UnetKind *out) {
+    for (int k = UNET_DENOISER; k <= UNET_CLASS; k++)
+        if (strcmp(s, unet_kind_name((UnetKind)k)) == 0) {
+            *out = (UnetKind)k;
+            return 0;
+        }
+    return err_set("unknown model '%s' (expected denoiser, time or class)", s);
+}
+
+/* ---- the architecture table ---------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int transposed, ci_mul, co_mul, ci_one, k, stride, pad, hin, hout;
+} UnitSpec;
+
+/* ci = ci_one ? 1 : ci_mul * D; co = co_mul * D. */
+static const UnitSpec UNIT_SPECS[UNET_NUM_UNITS] = {
+    {"enc0.0", 0, 0, 1, 1, 3, 1, 1, 28, 28},  {"enc0.1", 0, 1, 1, 0, 3, 1, 1, 28, 28},
+    {"down1.0", 0, 1, 1, 0, 3, 2, 1, 28, 14}, {"down1.1", 0, 1, 1, 0, 3, 1, 1, 14, 14},
+    {"down1.2", 0, 1, 1, 0, 3, 1, 1, 14, 14}, {"down2.0", 0, 1, 2, 0, 3, 2, 1, 14, 7},
+    {"down2.1", 0, 2, 2, 0, 3, 1, 1, 7, 7},   {"down2.2", 0, 2, 2, 0, 3, 1, 1, 7, 7},
+    {"unflat", 1, 2, 2, 0, 7, 7, 0, 1, 7},    {"up1.0", 1, 4, 1, 0, 4, 2, 1, 7, 14},
+    {"up1.1", 0, 1, 1, 0, 3, 1, 1, 14, 14},   {"up1.2", 0, 1, 1, 0, 3, 1, 1, 14, 14},
+    {"up2.0", 1, 2, 1, 0, 4, 2, 1, 14, 28},   {"up2.1", 0, 1, 1, 0, 3, 1, 1, 28, 28},
+    {"up2.2", 0, 1, 1, 0, 3, 1, 1, 28, 28},   {"dec.0", 0, 2, 1, 0, 3, 1, 1, 28, 28},
+    {"dec.1", 0, 1, 1, 0, 3, 1, 1, 28, 28},
+};
+
+enum { U_ENC0_0, U_ENC0_1, U_DOWN1_0, U_DOWN1_1, U_DOWN1_2, U_DOWN2_0, U_DOWN2_1, U_DOWN2_2,
+       U_UNFLAT, U_UP1_0, U_UP1_1, U_UP1_2, U_UP2_0, U_UP2_1, U_UP2_2, U_DEC_0, U_DEC_1 };
+enum { FC_T1, FC_T2, FC_C1, FC_C2 };
+static const char *FC_NAMES[UNET_NUM_FC] = {"t1", "t2", "c1", "c2"};
+
+static ConvShape unit_shape(const UnetUnit *u, int n) {
+    if (u->transposed) return conv_transpose_shape(n, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
+    return conv_shape(n, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
+}
+
+static ConvShape out_shape(const Unet *m, int n) {
+    return conv_shape(n, m->width, 1, IMG, IMG, 3, 1, 1);
+}
+
+/* ---- parameter table ------------------------------------------------------------ */
+
+typedef struct {
+    UnetTensor *t;
+    int n, cap;
+    size_t params, buffers;
+} TableBuilder;
+
+static UnetTensor *table_add(TableBuilder *tb, const char *prefix, const char *suffix, int ndim,
+                             int64_t d0, int64_t d1, int64_t d2, int64_t d3, int is_buffer) {
+    DDPM_CHECK(tb->n < tb->cap);
+    UnetTensor *t = &tb->t[tb->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s.%s", prefix, suffix);
+    t->ndim = ndim;
+    int64_t dims[4] = {d0, d1, d2, d3};
+    t->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = dims[i];
+        t->count *= (size_t)dims[i];
+    }
+    t->is_buffer = is_buffer;
+    if (is_buffer) {
+        t->offset = tb->buffers;
+        tb->buffers += t->count;
+    } else {
+        t->offset = tb->params;
+        tb->params += t->count;
+    }
+    return t;
+}
+
+static int uses_fc(UnetKind kind, int i) {
+    if (kind == UNET_DENOISER) return 0;
+    if (kind == UNET_TIME) return i == FC_T1 || i == FC_T2;
+    return 1;
+}
+
+/* Lays out the tensor table in docs/WEIGHTS.md order; returns offsets per slot in idx. */
+static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_idx[][4]) {
+    int D = m->width;
+    TableBuilder tb = {.cap = UNET_NUM_UNITS * 6 + 2 + UNET_NUM_FC * 4};
+    tb.t = xcalloc((size_t)tb.cap, sizeof(UnetTensor));
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        const UnitSpec *s = &UNIT_SPECS[i];
+        int ci = s->ci_one ? 1 : s->ci_mul * D, co = s->co_mul * D;
+        UnetTensor *t;
+        if (s->transposed)
+            t = table_add(&tb, s->name, "conv.weight", 4, ci, co, s->k, s->k, 0);
+        else
+            t = table_add(&tb, s->name, "conv.weight", 4, co, ci, s->k, s->k, 0);
+        idx[i][0] = (size_t)(t - tb.t);
+        idx[i][1] = (size_t)(table_add(&tb, s->name, "conv.bias", 1, co, 0, 0, 0, 0) - tb.t);
+        idx[i][2] = (size_t)(table_add(&tb, s->name, "bn.weight", 1, co, 0, 0, 0, 0) - tb.t);
+        idx[i][3] = (size_t)(table_add(&tb, s->name, "bn.bias", 1, co, 0, 0, 0, 0) - tb.t);
+        idx[i][4] = (size_t)(table_add(&tb, s->name, "bn.running_mean", 1, co, 0, 0, 0, 1) - tb.t);
+        idx[i][5] = (size_t)(table_add(&tb, s->name, "bn.running_var", 1, co, 0, 0, 0, 1) - tb.t);
+    }
+    out_idx[0] = (size_t)(table_add(&tb, "out", "weight", 4, 1, D, 3, 3, 0) - tb.t);
+    out_idx[1] = (size_t)(table_add(&tb, "out", "bias", 1, 1, 0, 0, 0, 0) - tb.t);
+    for (int i = 0; i < UNET_NUM_FC; i++) {
+        if (!uses_fc(m->kind, i)) continue;
+        int fi = (i == FC_T1 || i == FC_T2) ? 1 : UNET_NUM_CLASSES;
+        int fo = (i == FC_T1 || i == FC_C1) ? 2 * D : D;
+        fc_idx[i][0] = (size_t)(table_add(&tb, FC_NAMES[i], "fc1.weight", 2, fo, fi, 0, 0, 0) - tb.t);
+        fc_idx[i][1] = (size_t)(table_add(&tb, FC_NAMES[i], "fc1.bias", 1, fo, 0, 0, 0, 0) - tb.t);
+        fc_idx[i][2] = (size_t)(table_add(&tb, FC_NAMES[i], "fc2.weight", 2, fo, fo, 0, 0, 0) - tb.t);
+        fc_idx[i][3] = (size_t)(table_add(&tb, FC_NAMES[i], "fc2.bias", 1, fo, 0, 0, 0, 0) - tb.t);
+    }
+    m->tensors = tb.t;
+    m->n_tensors = tb.n;
+    m->n_params = tb.params;
+    m->n_buffers = tb.buffers;
+}
+
+/* PyTorch's default initialisation: weights and biases uniform in +-1/sqrt(fan_in), where
+ * fan_in is size(1) * K * K of the weight (for a transposed conv that is Co * K * K);
+ * BatchNorm weight 1, bias 0, running mean 0, running var 1. */
+static void init_params(Unet *m, Rng *rng) {
+    float bound = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        UnetTensor *t = &m->tensors[i];
+        float *p = unet_tensor_data(m, t);
+        const char *suffix = strrchr(t->name, '.') + 1;
+        int is_bn = strstr(t->name, ".bn.") != NULL;
+        if (t->is_buffer) {
+            float v = strcmp(suffix, "running_var") == 0 ? 1.0f : 0.0f;
+            for (size_t j = 0; j < t->count; j++) p[j] = v;
+        } else if (is_bn) {
+            float v = strcmp(suffix, "weight") == 0 ? 1.0f : 0.0f;
+            for (size_t j = 0; j < t->count; j++) p[j] = v;
+        } else if (strcmp(suffix, "weight") == 0) {
+            int64_t fan_in = t->shape[1];
+            for (int d = 2; d < t->ndim; d++) fan_in *= t->shape[d];
+            bound = 1.0f / sqrtf((float)fan_in);
+            rng_fill_uniform(rng, p, t->count, -bound, bound);
+        } else {
+            /* a bias follows its weight and shares its fan_in */
+            rng_fill_uniform(rng, p, t->count, -bound, bound);
+        }
+    }
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng) {
+    memset(m, 0, sizeof *m);
+    if (width < 1 || width > 1024) return err_set("width %d out of range (1..1024)", width);
+    if (max_batch < 1 || max_batch > 65536) return err_set("batch %d out of range (1..65536)", max_batch);
+    if (nthreads < 1 || nthreads > 1024) return err_set("threads %d out of range (1..1024)", nthreads);
+    m->kind = kind;
+    m->width = width;
+    m->max_batch = max_batch;
+    m->nthreads = nthreads;
+    const int D = width;
+    const size_t N = (size_t)max_batch;
+
+    size_t idx[UNET_NUM_UNITS][6], out_idx[2], fc_idx[UNET_NUM_FC][4];
+    build_table(m, idx, out_idx, fc_idx);
+    m->params = xcalloc(m->n_params, sizeof(float));
+    m->grads = xcalloc(m->n_params, sizeof(float));
+    m->buffers = xcalloc(m->n_buffers, sizeof(float));
+    init_params(m, rng);
+
+    /* Activation sizes, in floats, laid out in one arena. */
+    size_t unit_max = 0, total = 0;
+    size_t conv_off[UNET_NUM_UNITS], act_off[UNET_NUM_UNITS], stat_off[UNET_NUM_UNITS];
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        const UnitSpec *s = &UNIT_SPECS[i];
+        size_t co = (size_t)s->co_mul * (size_t)D;
+        size_t sz = N * co * (size_t)s->hout * (size_t)s->hout;
+        if (sz > unit_max) unit_max = sz;
+        conv_off[i] = total; total += sz;
+        act_off[i] = total; total += sz;
+        stat_off[i] = total; total += 2 * co;
+    }
+    size_t D_ = (size_t)D;
+    size_t off_x = total; total += N * IMG * IMG;
+    size_t off_tn = total; total += N;
+    size_t off_oh = total; total += N * UNET_NUM_CLASSES;
+    size_t off_pooled = total; total += N * 2 * D_;
+    size_t off_pooled_g = total; total += N * 2 * D_;
+    size_t off_cond1 = total; total += N * 2 * D_ * 49;
+    size_t off_cond2 = total; total += N * D_ * 196;
+    size_t off_cat1 = total; total += N * 4 * D_ * 49;
+    size_t off_cat2 = total; total += N * 2 * D_ * 196;
+    size_t off_cat3 = total; total += N * 2 * D_ * 784;
+    size_t off_out = total; total += N * IMG * IMG;
+    size_t off_ga = total; total += N * D_ * 784;
+    size_t off_gb = total; total += N * D_ * 196;
+    size_t off_gc = total; total += N * 2 * D_ * 49;
+    size_t off_gcat1 = total; total += N * 4 * D_ * 49;
+    size_t off_gcat2 = total; total += N * 2 * D_ * 196;
+    size_t off_gcat3 = total; total += N * 2 * D_ * 784;
+    size_t off_gx1 = total; total += unit_max;
+    size_t off_gx2 = total; total += unit_max;
+    size_t off_s1 = total; total += unit_max;
+    size_t off_s2 = total; total += unit_max;
+    size_t off_gp = total; total += N * 2 * D_;
+    size_t off_fa = total; total += N * 2 * D_;
+    size_t off_fb = total; total += N * 2 * D_;
+    size_t off_fs = total; total += N * 2 * D_;
+    size_t off_fh = total; total += N * 2 * D_;
+    size_t fc_off[UNET_NUM_FC];
+    for (int i = 0; i < UNET_NUM_FC; i++) {
+        fc_off[i] = total;
+        total += 3 * N * 2 * D_;
+    }
+    float *A = xcalloc(total, sizeof(float));
+    m->arena = A;
+
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        const UnitSpec *s = &UNIT_SPECS[i];
+        UnetUnit *u = &m->units[i];
+        u->name = s->name;
+        u->transposed = s->transposed;
+        u->ci = s->ci_one ? 1 : s->ci_mul * D;
+        u->co = s->co_mul * D;
+        u->k = s->k;
+        u->stride = s->stride;
+        u->pad = s->pad;
+        u->hin = s->hin;
+        u->hout = s->hout;
+        u->w = m->params + m->tensors[idx[i][0]].offset;
+        u->b = m->params + m->tensors[idx[i][1]].offset;
+        u->gamma = m->params + m->tensors[idx[i][2]].offset;
+        u->beta = m->params + m->tensors[idx[i][3]].offset;
+        u->dw = m->grads + m->tensors[idx[i][0]].offset;
+        u->db = m->grads + m->tensors[idx[i][1]].offset;
+        u->dgamma = m->grads + m->tensors[idx[i][2]].offset;
+        u->dbeta = m->grads + m->tensors[idx[i][3]].offset;
+        u->running_mean = m->buffers + m->tensors[idx[i][4]].offset;
+        u->running_var = m->buffers + m->tensors[idx[i][5]].offset;
+        u->conv_out = A + conv_off[i];
+        u->act = A + act_off[i];
+        u->mean = A + stat_off[i];
+        u->rstd = A + stat_off[i] + u->co;
+    }
+    m->out_w = m->params + m->tensors[out_idx[0]].offset;
+    m->out_b = m->params + m->tensors[out_idx[1]].offset;
+    m->out_dw = m->grads + m->tensors[out_idx[0]].offset;
+    m->out_db = m->grads + m->tensors[out_idx[1]].offset;
+    for (int i = 0; i < UNET_NUM_FC; i++) {
+        UnetFc *f = &m->fc[i];
+        f->name = FC_NAMES[i];
+        if (!uses_fc(kind, i)) continue;
+        m->n_fc++;
+        f->fi = (i == FC_T1 || i == FC_T2) ? 1 : UNET_NUM_CLASSES;
+        f->fo = (i == FC_T1 || i == FC_C1) ? 2 * D : D;
+        float **p[4] = {&f->w1, &f->b1, &f->w2, &f->b2};
+        float **g[4] = {&f->dw1, &f->db1, &f->dw2, &f->db2};
+        for (int j = 0; j < 4; j++) {
+            *p[j] = m->params + m->tensors[fc_idx[i][j]].offset;
+            *g[j] = m->grads + m->tensors[fc_idx[i][j]].offset;
+        }
+        f->h = A + fc_off[i];
+        f->g = f->h + N * 2 * D_;
+        f->out = f->g + N * 2 * D_;
+    }
+    m->x = A + off_x;
+    m->tn = A + off_tn;
+    m->onehot = A + off_oh;
+    m->pooled = A + off_pooled;
+    m->pooled_g = A + off_pooled_g;
+    m->cond1 = A + off_cond1;
+    m->cond2 = A + off_cond2;
+    m->cat1 = A + off_cat1;
+    m->cat2 = A + off_cat2;
+    m->cat3 = A + off_cat3;
+    m->out = A + off_out;
+    m->g_a = A + off_ga;
+    m->g_b = A + off_gb;
+    m->g_c = A + off_gc;
+    m->g_cat1 = A + off_gcat1;
+    m->g_cat2 = A + off_gcat2;
+    m->g_cat3 = A + off_gcat3;
+    m->g_x1 = A + off_gx1;
+    m->g_x2 = A + off_gx2;
+    m->s1 = A + off_s1;
+    m->s2 = A + off_s2;
+    m->g_pooled = A + off_gp;
+    m->g_fc_a = A + off_fa;
+    m->g_fc_b = A + off_fb;
+    m->g_film_scale = A + off_fs;
+    m->g_film_shift = A + off_fh;
+
+    /* One workspace for every operator: the largest any layer asks for. */
+    size_t ws = 0;
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        ConvShape s = unit_shape(&m->units[i], max_batch);
+        size_t need = m->units[i].transposed ? conv_transpose2d_workspace_floats(&s, nthreads)
+                                             : conv2d_workspace_floats(&s, nthreads);
+        if (need > ws) ws = need;
+    }
+    ConvShape so = out_shape(m, max_batch);
+    size_t need = conv2d_workspace_floats(&so, nthreads);
+    if (need > ws) ws = need;
+    m->ctx.nthreads = nthreads;
+    m->ctx.ws_floats = ws;
+    m->ctx.ws = xcalloc(ws ? ws : 1, sizeof(float));
+    return 0;
+}
+
+void unet_free(Unet *m) {
+    xfree(m->tensors);
+    xfree(m->params);
+    xfree(m->grads);
+    xfree(m->buffers);
+    xfree(m->arena);
+    xfree(m->ctx.ws);
+    memset(m, 0, sizeof *m);
+}
+
+const UnetTensor *unet_find(const Unet *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+float *unet_tensor_data(const Unet *m, const UnetTensor *t) {
+    return (t->is_buffer ? m->buffers : m->params) + t->offset;
+}
+
+float *unet_tensor_grad(const Unet *m, const UnetTensor *t) {
+    return t->is_buffer ? NULL : m->grads + t->offset;
+}
+
+double unet_forward_macs(const Unet *m) {
+    double macs = 0;
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        const UnetUnit *u = &m->units[i];
+        if (u->transposed)
+            macs += (double)u->ci * u->hin * u->hin * u->co * u->k * u->k;
+        else
+            macs += (double)u->co * u->hout * u->hout * u->ci * u->k * u->k;
+    }
+    macs += (double)m->width * IMG * IMG * 9; /* output conv */
+    return macs;
+}
+
+void unet_zero_grad(Unet *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+/* y = gamma (x - mean) rstd + beta per channel: BatchNorm's output recomputed in backward
+ * from the saved statistics instead of being stored (saves one activation per unit). */
+static void bn_apply(const OpsCtx *ctx, float *y, const float *x, const float *mean,
+                     const float *rstd, const float *gamma, const float *beta, int n, int c,
+                     int hw) {
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float s = gamma[ch] * rstd[ch], t = beta[ch] - mean[ch] * s;
+            for (int j = 0; j < hw; j++) y[base + j] = x[base + j] * s + t;
+        }
+}
+
+static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train) {
+    ConvShape s = unit_shape(u, n);
+    int hw = u->hout * u->hout;
+    int64_t count = (int64_t)n * u->co * hw;
+    u->input = in;
+    if (u->transposed)
+        conv_transpose2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
+    else
+        conv2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
+    if (train)
+        batchnorm2d_forward_train(&m->ctx, m->s1, u->mean, u->rstd, u->running_mean,
+                                  u->running_var, u->conv_out, u->gamma, u->beta, n, u->co, hw,
+                                  0.1f, 1e-5f);
+    else
+        batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
+                                 u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
+    gelu_forward(&m->ctx, u->act, m->s1, count);
+}
+
+static void fc_forward(Unet *m, UnetFc *f, const float *in, int n) {
+    linear_forward(&m->ctx, f->h, in, f->w1, f->b1, n, f->fi, f->fo);
+    gelu_forward(&m->ctx, f->g, f->h, (int64_t)n * f->fo);
+    linear_forward(&m->ctx, f->out, f->g, f->w2, f->b2, n, f->fo, f->fo);
+}
+
+/* Conditioning point: dst = scale * src + shift (scale from c1/c2 for the class model). */
+static const float *condition(Unet *m, float *dst, const float *src, int fc_t, int fc_c, int n,
+                              int c, int hw) {
+    if (m->kind == UNET_DENOISER) return src;
+    const float *scale = m->kind == UNET_CLASS ? m->fc[fc_c].out : NULL;
+    film_forward(&m->ctx, dst, src, scale, m->fc[fc_t].out, n, c, hw);
+    return dst;
+}
+
+const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
+                          int train) {
+    DDPM_CHECK(n >= 1 && n <= m->max_batch);
+    const int D = m->width;
+    UnetUnit *U = m->units;
+    m->last_train = train;
+    m->last_n = n;
+    memcpy(m->x, x, (size_t)n * IMG * IMG * sizeof(float));
+    if (m->kind != UNET_DENOISER) {
+        DDPM_CHECK(tn != NULL);
+        memcpy(m->tn, tn, (size_t)n * sizeof(float));
+        fc_forward(m, &m->fc[FC_T1], m->tn, n);
+        fc_forward(m, &m->fc[FC_T2], m->tn, n);
+    }
+    if (m->kind == UNET_CLASS) {
+        DDPM_CHECK(onehot != NULL);
+        memcpy(m->onehot, onehot, (size_t)n * UNET_NUM_CLASSES * sizeof(float));
+        fc_forward(m, &m->fc[FC_C1], m->onehot, n);
+        fc_forward(m, &m->fc[FC_C2], m->onehot, n);
+    }
+    /* encoder */
+    unit_forward(m, &U[U_ENC0_0], m->x, n, train);
+    for (int i = U_ENC0_1; i <= U_DOWN2_2; i++) unit_forward(m, &U[i], U[i - 1].act, n, train);
+    const float *a = U[U_ENC0_1].act, *b = U[U_DOWN1_2].act, *c = U[U_DOWN2_2].act;
+    /* bottleneck: Flatten then Unflatten */
+    avgpool_forward(&m->ctx, m->pooled, c, n * 2 * D, 49);
+    gelu_forward(&m->ctx, m->pooled_g, m->pooled, (int64_t)n * 2 * D);
+    unit_forward(m, &U[U_UNFLAT], m->pooled_g, n, train);
+    const float *u1 = condition(m, m->cond1, U[U_UNFLAT].act, FC_T1, FC_C1, n, 2 * D, 49);
+    concat_forward(&m->ctx, m->cat1, u1, c, n, 2 * D, 2 * D, 49);
+    /* decoder */
+    unit_forward(m, &U[U_UP1_0], m->cat1, n, train);
+    unit_forward(m, &U[U_UP1_1], U[U_UP1_0].act, n, train);
+    unit_forward(m, &U[U_UP1_2], U[U_UP1_1].act, n, train);
+    const float *u2 = condition(m, m->cond2, U[U_UP1_2].act, FC_T2, FC_C2, n, D, 196);
+    concat_forward(&m->ctx, m->cat2, u2, b, n, D, D, 196);
+    unit_forward(m, &U[U_UP2_0], m->cat2, n, train);
+    unit_forward(m, &U[U_UP2_1], U[U_UP2_0].act, n, train);
+    unit_forward(m, &U[U_UP2_2], U[U_UP2_1].act, n, train);
+    concat_forward(&m->ctx, m->cat3, U[U_UP2_2].act, a, n, D, D, 784);
+    unit_forward(m, &U[U_DEC_0], m->cat3, n, train);
+    unit_forward(m, &U[U_DEC_1], U[U_DEC_0].act, n, train);
+    ConvShape so = out_shape(m, n);
+    conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
+    return m->out;
+}
+
+/* ---- backward ---------------------------------------------------------------------- */
+
+static void zero(float *p, size_t count) { memset(p, 0, count * sizeof(float)); }
+
+/* Backward of one unit: d_out is the gradient of its output; d_in (may be NULL)
+ * accumulates the gradient of its input. Uses s1, s2 as scratch. */
+static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out, int n) {
+    int hw = u->hout * u->hout;
+    size_t count = (size_t)n * (size_t)u->co * (size_t)hw;
+    if (m->last_train)
+        bn_apply(&m->ctx, m->s1, u->conv_out, u->mean, u->rstd, u->gamma, u->beta, n, u->co, hw);
+    else
+        batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
+                                 u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
+    zero(m->s2, count);
+    gelu_backward(&m->ctx, m->s2, d_out, m->s1, (int64_t)count);
+    zero(m->s1, count);
+    if (m->last_train)
+        batchnorm2d_backward_train(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
+                                   u->mean, u->rstd, u->gamma, n, u->co, hw);
+    else
+        batchnorm2d_backward_eval(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
+                                  u->running_mean, u->running_var, u->gamma, n, u->co, hw,
+                                  1e-5f);
+    ConvShape s = unit_shape(u, n);
+    if (u->transposed)
+        conv_transpose2d_backward(&m->ctx, d_in, u->dw, u->db, m->s1, u->input, u->w, &s);
+    else
+        conv2d_backward(&m->ctx, d_in, u->dw, u->db, m->s1, u->input, u->w, &s);
+}
+
+static void fc_backward(Unet *m, UnetFc *f, const float *in, const float *dout, int n) {
+    size_t cnt = (size_t)n * (size_t)f->fo;
+    zero(m->g_fc_a, cnt);
+    linear_backward(&m->ctx, m->g_fc_a, f->dw2, f->db2, dout, f->g, f->w2, n, f->fo, f->fo);
+    zero(m->g_fc_b, cnt);
+    gelu_backward(&m->ctx, m->g_fc_b, m->g_fc_a, f->h, (int64_t)cnt);
+    linear_backward(&m->ctx, NULL, f->dw1, f->db1, m->g_fc_b, in, f->w1, n, f->fi, f->fo);
+}
+
+/* Backward through a conditioning point: dy is the gradient after it; returns the gradient
+ * before it (written into dx_buf unless there is no conditioning). */
+static const float *condition_backward(Unet *m, float *dx_buf, const float *dy, const float *x,
+                                       int fc_t, int fc_c, int n, int c, int hw) {
+    if (m->kind == UNET_DENOISER) return dy;
+    size_t cnt = (size_t)n * (size_t)c;
+    int cls = m->kind == UNET_CLASS;
+    zero(dx_buf, cnt * (size_t)hw);
+    zero(m->g_film_shift, cnt);
+    if (cls) zero(m->g_film_scale, cnt);
+    film_backward(&m->ctx, dx_buf, cls ? m->g_film_scale : NULL, m->g_film_shift, dy, x,
+                  cls ? m->fc[fc_c].out : NULL, n, c, hw);
+    fc_backward(m, &m->fc[fc_t], m->tn, m->g_film_shift, n);
+    if (cls) fc_backward(m, &m->fc[fc_c], m->onehot, m->g_film_scale, n);
+    return dx_buf;
+}
+
+void unet_backward(Unet *m, const float *dout) {
+    const int n = m->last_n, D = m->width;
+    const size_t N = (size_t)n, D_ = (size_t)D;
+    UnetUnit *U = m->units;
+    float *p = m->g_x1, *q = m->g_x2; /* ping-pong gradients of the unit chain */
+    float *t;
+#define SWAP() (t = p, p = q, q = t)
+
+    /* output conv, dec.1, dec.0 */
+    ConvShape so = out_shape(m, n);
+    zero(p, N * D_ * 784);
+    conv2d_backward(&m->ctx, p, m->out_dw, m->out_db, dout, U[U_DEC_1].act, m->out_w, &so);
+    zero(q, N * D_ * 784);
+    unit_backward(m, &U[U_DEC_1], q, p, n);
+    SWAP();
+    zero(m->g_cat3, N * 2 * D_ * 784);
+    unit_backward(m, &U[U_DEC_0], m->g_cat3, p, n);
+    zero(q, N * D_ * 784);
+    zero(m->g_a, N * D_ * 784);
+    concat_backward(&m->ctx, q, m->g_a, m->g_cat3, n, D, D, 784);
+    SWAP();
+    /* second UpBlock */
+    for (int i = U_UP2_2; i >= U_UP2_1; i--) {
+        zero(q, N * D_ * 784);
+        unit_backward(m, &U[i], q, p, n);
+        SWAP();
+    }
+    zero(m->g_cat2, N * 2 * D_ * 196);
+    unit_backward(m, &U[U_UP2_0], m->g_cat2, p, n);
+    zero(q, N * D_ * 196);
+    zero(m->g_b, N * D_ * 196);
+    concat_backward(&m->ctx, q, m->g_b, m->g_cat2, n, D, D, 196);
+    SWAP();
+    /* conditioning point 2 (writes into q when present) */
+    const float *g = condition_backward(m, q, p, U[U_UP1_2].act, FC_T2, FC_C2, n, D, 196);
+    if (g == q) SWAP();
+    /* first UpBlock */
+    for (int i = U_UP1_2; i >= U_UP1_1; i--) {
+        zero(q, N * D_ * 196);
+        unit_backward(m, &U[i], q, p, n);
+        SWAP();
+    }
+    zero(m->g_cat1, N * 4 * D_ * 49);
+    unit_backward(m, &U[U_UP1_0], m->g_cat1, p, n);
+    zero(q, N * 2 * D_ * 49);
+    zero(m->g_c, N * 2 * D_ * 49);
+    concat_backward(&m->ctx, q, m->g_c, m->g_cat1, n, 2 * D, 2 * D, 49);
+    SWAP();
+    g = condition_backward(m, q, p, U[U_UNFLAT].act, FC_T1, FC_C1, n, 2 * D, 49);
+    if (g == q) SWAP();
+    /* bottleneck */
+    zero(m->g_fc_a, N * 2 * D_);
+    unit_backward(m, &U[U_UNFLAT], m->g_fc_a, p, n);
+    zero(m->g_pooled, N * 2 * D_);
+    gelu_backward(&m->ctx, m->g_pooled, m->g_fc_a, m->pooled, (int64_t)(N * 2 * D_));
+    avgpool_backward(&m->ctx, m->g_c, m->g_pooled, n * 2 * D, 49);
+    /* encoder: the skip gradients g_c, g_b, g_a already hold the decoder's share */
+    zero(p, N * D_ * 2 * 49);
+    unit_backward(m, &U[U_DOWN2_2], p, m->g_c, n);
+    zero(q, N * D_ * 2 * 49);
+    unit_backward(m, &U[U_DOWN2_1], q, p, n);
+    unit_backward(m, &U[U_DOWN2_0], m->g_b, q, n);
+    zero(p, N * D_ * 196);
+    unit_backward(m, &U[U_DOWN1_2], p, m->g_b, n);
+    zero(q, N * D_ * 196);
+    unit_backward(m, &U[U_DOWN1_1], q, p, n);
+    unit_backward(m, &U[U_DOWN1_0], m->g_a, q, n);
+    zero(p, N * D_ * 784);
+    unit_backward(m, &U[U_ENC0_1], p, m->g_a, n);
+    unit_backward(m, &U[U_ENC0_0], NULL, p, n);
+#undef SWAP
+}

@@ -1,0 +1,128 @@
+/* The UNet of the SPEC with width D and its three conditioning variants (none, time,
+ * time + class). One allocation each for parameters, gradients, BatchNorm buffers and
+ * activations, sized once from (kind, D, max batch); forward and backward are written out
+ * layer by layer, as in llm.c. Tensor names and layouts: docs/WEIGHTS.md. */
+#ifndef DDPM_UNET_H
+#define DDPM_UNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rng.h"
+#include "ops/ops.h"
+
+typedef enum { UNET_DENOISER = 0, UNET_TIME = 1, UNET_CLASS = 2 } UnetKind;
+
+#define UNET_NUM_UNITS 17 /* conv -> BatchNorm -> GELU units */
+#define UNET_NUM_FC 4     /* t1, t2, c1, c2 */
+#define UNET_NUM_CLASSES 10
+
+/* Names of the kinds as used on the command line and in checkpoints. */
+const char *unet_kind_name(UnetKind k);
+int unet_kind_parse(const char *s, UnetKind *out); /* 0 or -1 */
+
+/* One learnable or buffer tensor: its name, shape and offset in its flat array. */
+typedef struct {
+    char name[48];
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* floats into params (or buffers when is_buffer) */
+    size_t count;
+    int is_buffer; /* BatchNorm running statistics: saved, not trained */
+} UnetTensor;
+
+/* conv (or conv-transpose) -> BatchNorm2d -> GELU, with its geometry for the max batch. */
+typedef struct {
+    const char *name;
+    int transposed;
+    int ci, co, k, stride, pad, hin, hout; /* square maps */
+    float *w, *b, *gamma, *beta;           /* into params */
+    float *dw, *db, *dgamma, *dbeta;       /* into grads */
+    float *running_mean, *running_var;     /* into buffers (Co) */
+    const float *input; /* (N, Ci, Hin, Hin) what the last forward read */
+    float *conv_out; /* (N, Co, Hout, Hout) pre-BatchNorm, kept for backward */
+    float *act;      /* (N, Co, Hout, Hout) after GELU: the unit's output */
+    float *mean, *rstd; /* (Co) batch statistics saved by forward */
+} UnetUnit;
+
+/* FCBlock: Linear(fi, fo) -> GELU -> Linear(fo, fo). */
+typedef struct {
+    const char *name;
+    int fi, fo;
+    float *w1, *b1, *w2, *b2;
+    float *dw1, *db1, *dw2, *db2;
+    float *h, *g, *out; /* (N, fo) pre-GELU, post-GELU, output */
+} UnetFc;
+
+typedef struct {
+    UnetKind kind;
+    int width;     /* D */
+    int max_batch; /* N capacity of every activation buffer */
+    int nthreads;
+    OpsCtx ctx;
+
+    /* parameter table, in docs/WEIGHTS.md order */
+    UnetTensor *tensors;
+    int n_tensors;
+    size_t n_params, n_buffers;
+
+    float *params;  /* (n_params) learnable parameters */
+    float *grads;   /* (n_params) their gradients */
+    float *buffers; /* (n_buffers) BatchNorm running statistics */
+
+    UnetUnit units[UNET_NUM_UNITS];
+    UnetFc fc[UNET_NUM_FC]; /* t1, t2, c1, c2; only those the kind uses are set */
+    int n_fc;
+    float *out_w, *out_b, *out_dw, *out_db; /* plain output conv (1, D, 3, 3), (1) */
+
+    /* activations beyond the units' own, for the max batch */
+    float *x;        /* (N, 1, 28, 28) the input of the last forward */
+    float *tn;       /* (N, 1) timestep input */
+    float *onehot;   /* (N, 10) class input */
+    float *pooled;   /* (N, 2D) AvgPool output, pre-GELU */
+    float *pooled_g; /* (N, 2D) after GELU: input of Unflatten (as (N, 2D, 1, 1)) */
+    float *cond1;    /* (N, 2D, 7, 7) Unflatten output after conditioning */
+    float *cond2;    /* (N, D, 14, 14) first UpBlock output after conditioning */
+    float *cat1;     /* (N, 4D, 7, 7) */
+    float *cat2;     /* (N, 2D, 14, 14) */
+    float *cat3;     /* (N, 2D, 28, 28) */
+    float *out;      /* (N, 1, 28, 28) the UNet's output */
+
+    /* backward scratch */
+    float *g_a, *g_b, *g_c;       /* gradients of the skip tensors */
+    float *g_cat1, *g_cat2, *g_cat3;
+    float *g_x1, *g_x2;           /* ping-pong, max unit output size */
+    float *s1, *s2;               /* unit scratch, max unit output size */
+    float *g_pooled;              /* (N, 2D) */
+    float *g_fc_a, *g_fc_b;       /* (N, 2D) FCBlock scratch */
+    float *g_film_scale, *g_film_shift; /* (N, 2D) */
+
+    int last_train; /* mode of the last forward: 1 training, 0 evaluation */
+    int last_n;
+
+    void *arena; /* the one activation allocation */
+} Unet;
+
+/* Build a model: parameters initialised as PyTorch's defaults from rng. Returns 0 or -1. */
+int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng);
+void unet_free(Unet *m);
+
+/* Forward on n <= max_batch images. x (N,1,28,28); tn (N,1) or NULL for the denoiser;
+ * onehot (N,10) for the class model (an all-zero row is "no class"). train selects
+ * BatchNorm's mode (training mode also updates the running statistics).
+ * Returns m->out (N,1,28,28). */
+const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
+                          int train);
+/* Backward of the last forward given dout (N,1,28,28); accumulates into m->grads. */
+void unet_backward(Unet *m, const float *dout);
+void unet_zero_grad(Unet *m);
+
+/* Look up a tensor by name (NULL when absent); data pointer of a tensor. */
+const UnetTensor *unet_find(const Unet *m, const char *name);
+float *unet_tensor_data(const Unet *m, const UnetTensor *t);
+float *unet_tensor_grad(const Unet *m, const UnetTensor *t); /* NULL for buffers */
+
+/* Multiply-adds of one forward pass per image. */
+double unet_forward_macs(const Unet *m);
+
+#endif

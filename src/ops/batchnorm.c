@@ -1,0 +1,151 @@
+/* BatchNorm2d on the CPU, training and evaluation mode, forward and backward. OpenMP splits
+ * the channels; each channel's statistics are summed by one thread in double, in a fixed
+ * order, so results do not even depend on the number of threads. */
+#include <math.h>
+
+#include "core/common.h"
+#include "ops/ops.h"
+
+/* Sum of the hw values of plane p, in double (vectorised; the order is fixed at compile time). */
+static double plane_sum(const float *p, int hw) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int q = 0; q < hw; q++) s += p[q];
+    return s;
+}
+
+/* Sum of (p - mu)^2 over a plane, in double. */
+static double plane_sqdev(const float *p, int hw, double mu) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int q = 0; q < hw; q++) {
+        double d = (double)p[q] - mu;
+        s += d * d;
+    }
+    return s;
+}
+
+/* y = x a + b over one plane: normalisation folded into one multiply-add per value, as
+ * PyTorch's CPU kernel does (a = gamma rstd, b = beta - mean a). */
+static void plane_affine(float *y, const float *x, int hw, float a, float b) {
+#pragma omp simd
+    for (int q = 0; q < hw; q++) y[q] = x[q] * a + b;
+}
+
+void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                               float *running_mean, float *running_var, const float *x,
+                               const float *gamma, const float *beta, int n, int c, int hw,
+                               float momentum, float eps) {
+    const double m = (double)n * (double)hw;
+    DDPM_CHECK(m > 1); /* the unbiased variance needs two values, as in PyTorch */
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double sum = 0.0, sq = 0.0;
+        /* two passes (mean, then squared deviations) to avoid sum-of-squares cancellation */
+        for (int i = 0; i < n; i++)
+            sum += plane_sum(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw);
+        double mu = sum / m;
+        for (int i = 0; i < n; i++)
+            sq += plane_sqdev(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw, mu);
+        double r = 1.0 / sqrt(sq / m + (double)eps);
+        float a = (float)(r * (double)gamma[ch]);
+        float b = (float)((double)beta[ch] - mu * (double)a);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            plane_affine(y + off, x + off, hw, a, b);
+        }
+        mean[ch] = (float)mu;
+        rstd[ch] = (float)r;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
+        running_var[ch] =
+            (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
+    }
+}
+
+void batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x, const float *gamma,
+                              const float *beta, const float *running_mean,
+                              const float *running_var, int n, int c, int hw, float eps) {
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);
+        float a = (float)(r * (double)gamma[ch]);
+        float b = (float)((double)beta[ch] - (double)running_mean[ch] * (double)a);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            plane_affine(y + off, x + off, hw, a, b);
+        }
+    }
+}
+
+/* Per channel sums of dy and of dy (x - mu), in double. */
+static void channel_sums(const float *dy, const float *x, double mu, int n, int c, int hw,
+                         int ch, double *sdy, double *sdyx) {
+    double s0 = 0.0, s1 = 0.0;
+    for (int i = 0; i < n; i++) {
+        size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+        const float *g = dy + off, *v = x + off;
+        double p0 = 0.0, p1 = 0.0;
+#pragma omp simd reduction(+ : p0, p1)
+        for (int q = 0; q < hw; q++) {
+            p0 += g[q];
+            p1 += (double)g[q] * ((double)v[q] - mu);
+        }
+        s0 += p0;
+        s1 += p1;
+    }
+    *sdy = s0;
+    *sdyx = s1;
+}
+
+/* With xhat = (x - mean) rstd and M = N HW values per channel:
+ *   dbeta = sum dy, dgamma = sum dy xhat,
+ *   dx = gamma rstd (dy - dbeta / M - xhat dgamma / M)
+ * and the last line is folded into dx += dy a + x b + k per value. */
+void batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *mean,
+                                const float *rstd, const float *gamma, int n, int c, int hw) {
+    const double m = (double)n * (double)hw;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double mu = mean[ch], r = rstd[ch], sdy, sdyx;
+        channel_sums(dy, x, mu, n, c, hw, ch, &sdy, &sdyx);
+        if (dgamma) dgamma[ch] += (float)(sdyx * r);
+        if (dbeta) dbeta[ch] += (float)sdy;
+        if (!dx) continue;
+        double gr = (double)gamma[ch] * r;
+        double kx = -gr * sdyx * r * r / m; /* coefficient of (x - mu) */
+        float a = (float)gr, b = (float)kx, k = (float)(-gr * sdy / m - kx * mu);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *g = dy + off, *v = x + off;
+            float *d = dx + off;
+#pragma omp simd
+            for (int q = 0; q < hw; q++) d[q] += g[q] * a + v[q] * b + k;
+        }
+    }
+}
+
+void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                               const float *dy, const float *x, const float *running_mean,
+                               const float *running_var, const float *gamma, int n, int c,
+                               int hw, float eps) {
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);
+        if (dgamma || dbeta) {
+            double sdy, sdyx;
+            channel_sums(dy, x, running_mean[ch], n, c, hw, ch, &sdy, &sdyx);
+            if (dgamma) dgamma[ch] += (float)(sdyx * r);
+            if (dbeta) dbeta[ch] += (float)sdy;
+        }
+        if (!dx) continue;
+        float a = (float)((double)gamma[ch] * r);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *g = dy + off;
+            float *d = dx + off;
+#pragma omp simd
+            for (int q = 0; q < hw; q++) d[q] += g[q] * a;
+        }
+    }
+}

@@ -1,0 +1,486 @@
+/* Conv2d and ConvTranspose2d on the CPU: im2col/col2im plus one SGEMM per group of images,
+ * OpenMP across the batch, each thread with its own workspace slice and its own weight
+ * gradient partial, reduced in a fixed order so results are bit-identical for a fixed nthreads. */
+#include "ops/ops.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "core/common.h"
+
+/* Both operators are driven as one plain convolution, described by a Geom: it unfolds the
+ * "in" side (cin, hin, win) with im2col and produces the "out" side (cout, hout, wout).
+ *   conv2d:           in = x (Ci,H,W),   out = y (Co,Ho,Wo), weight (Co, Ci K K).
+ *   conv_transpose2d: in = y (Co,Ho,Wo), out = x (Ci,H,W),   weight (Ci, Co K K).
+ * In both cases the weight is a (cout, cin K K) matrix, and with col = im2col(in side):
+ *   conv forward       out = W col               = convT input gradient
+ *   conv input grad    in  = col2im(W^T out)     = convT forward
+ *   weight gradient    dW += out_grad_or_x col^T (the out-side tensor times the unfolded in side). */
+typedef struct {
+    int cin, hin, win;
+    int cout, hout, wout;
+    int k, stride, pad;
+} Geom;
+
+/* Images per GEMM: enough that the GEMM's column count g*hout*wout reaches this, because
+ * OpenBLAS is far from peak on the 49 or 196 columns of a single 7x7 or 14x14 image. */
+#define CONV_TARGET_COLS 256
+
+/* How one call splits its work: nthreads slices of the batch, g images per GEMM, and the
+ * floats of each thread's workspace slice (every part rounded to 64 bytes). */
+typedef struct {
+    int g;
+    size_t col;  /* (cin K K, g hout wout) unfolded in side */
+    size_t cbuf; /* (cout, g hout wout) out side gathered from g images; 0 when g == 1 */
+    size_t dw;   /* (cout, cin K K) weight gradient partial of this thread */
+    size_t per_thread;
+} Plan;
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+static Geom geom_conv(const ConvShape *s) {
+    return (Geom){s->ci, s->h, s->w, s->co, s->ho, s->wo, s->k, s->stride, s->pad};
+}
+
+static Geom geom_convt(const ConvShape *s) {
+    return (Geom){s->co, s->ho, s->wo, s->ci, s->h, s->w, s->k, s->stride, s->pad};
+}
+
+static Plan plan_make(const Geom *g, int n, int nthreads) {
+    DDPM_CHECK(nthreads >= 1 && n >= 1);
+    Plan p;
+    size_t pix = (size_t)g->hout * (size_t)g->wout;
+    int per_slice = (n + nthreads - 1) / nthreads;
+    int want = (int)((CONV_TARGET_COLS + pix - 1) / pix);
+    p.g = want < per_slice ? want : per_slice;
+    if (p.g < 1) p.g = 1;
+    size_t rows = (size_t)g->cin * (size_t)g->k * (size_t)g->k;
+    p.col = round16(rows * (size_t)p.g * pix);
+    p.cbuf = p.g > 1 ? round16((size_t)g->cout * (size_t)p.g * pix) : 0;
+    p.dw = round16((size_t)g->cout * rows);
+    p.per_thread = p.col + p.cbuf + p.dw;
+    return p;
+}
+
+/* The transposed convolution of a 1x1 input without padding (Unflatten: 1x1 -> KxK with
+ * stride K) touches every output pixel exactly once: y (N, Co K K) = x (N, Ci) W (Ci, Co K K). */
+static int convt_is_outer(const ConvShape *s) { return s->h == 1 && s->w == 1 && s->pad == 0; }
+
+ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
+    DDPM_CHECK(n > 0 && ci > 0 && co > 0 && k > 0 && stride > 0 && pad >= 0);
+    DDPM_CHECK(h + 2 * pad >= k && w + 2 * pad >= k);
+    ConvShape s = {n, ci, co, h, w, k, stride, pad, 0, 0};
+    s.ho = (h + 2 * pad - k) / stride + 1;
+    s.wo = (w + 2 * pad - k) / stride + 1;
+    return s;
+}
+
+ConvShape conv_transpose_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
+    DDPM_CHECK(n > 0 && ci > 0 && co > 0 && h > 0 && w > 0 && k > 0 && stride > 0 && pad >= 0);
+    ConvShape s = {n, ci, co, h, w, k, stride, pad, 0, 0};
+    s.ho = (h - 1) * stride - 2 * pad + k;
+    s.wo = (w - 1) * stride - 2 * pad + k;
+    DDPM_CHECK(s.ho > 0 && s.wo > 0);
+    return s;
+}
+
+static void check_conv_shape(const ConvShape *s) {
+    ConvShape t = conv_shape(s->n, s->ci, s->co, s->h, s->w, s->k, s->stride, s->pad);
+    DDPM_CHECK(t.ho == s->ho && t.wo == s->wo);
+}
+
+static void check_convt_shape(const ConvShape *s) {
+    ConvShape t = conv_transpose_shape(s->n, s->ci, s->co, s->h, s->w, s->k, s->stride, s->pad);
+    DDPM_CHECK(t.ho == s->ho && t.wo == s->wo);
+}
+
+size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
+    check_conv_shape(s);
+    Geom g = geom_conv(s);
+    return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+}
+
+size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
+    check_convt_shape(s);
+    if (convt_is_outer(s)) return 0;
+    Geom g = geom_convt(s);
+    return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+}
+
+/* ---- im2col / col2im ---------------------------------------------------------------- */
+
+/* Output columns ox whose input column ox*stride - pad + kx lies inside [0, win): [*lo, *hi). */
+static void valid_range(int kx, int stride, int pad, int win, int wout, int *lo, int *hi) {
+    int first = pad - kx;           /* smallest ox*stride that lands on input column 0 */
+    int last = win - 1 + pad - kx;  /* largest ox*stride that lands inside */
+    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int h = last < 0 ? 0 : last / stride + 1;
+    if (h > wout) h = wout;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col[((c K + ky) K + kx) ld + oy wout + ox] = in[c, oy s - p + ky, ox s - p + kx] (0 outside),
+ * for one image in (cin, hin, win); ld is the row length of the (possibly grouped) matrix. */
+static void im2col(float *col, size_t ld, const float *in, const Geom *g) {
+    const int k = g->k, s = g->stride, p = g->pad, wout = g->wout;
+    for (int c = 0; c < g->cin; c++) {
+        const float *plane = in + (size_t)c * (size_t)g->hin * (size_t)g->win;
+        for (int ky = 0; ky < k; ky++) {
+            for (int kx = 0; kx < k; kx++) {
+                float *row = col + ((size_t)(c * k + ky) * (size_t)k + (size_t)kx) * ld;
+                int lo, hi;
+                valid_range(kx, s, p, g->win, wout, &lo, &hi);
+                for (int oy = 0; oy < g->hout; oy++) {
+                    float *dst = row + (size_t)oy * (size_t)wout;
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= g->hin) {
+                        memset(dst, 0, sizeof(float) * (size_t)wout);
+                        continue;
+                    }
+                    const float *src = plane + (size_t)iy * (size_t)g->win - p + kx;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    if (s == 1) {
+                        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s];
+                    }
+                    for (int ox = hi; ox < wout; ox++) dst[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: in[c, oy s - p + ky, ox s - p + kx] += col[...], skipping padding. */
+static void col2im(float *in, const float *col, size_t ld, const Geom *g) {
+    const int k = g->k, s = g->stride, p = g->pad, wout = g->wout;
+    for (int c = 0; c < g->cin; c++) {
+        float *plane = in + (size_t)c * (size_t)g->hin * (size_t)g->win;
+        for (int ky = 0; ky < k; ky++) {
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = col + ((size_t)(c * k + ky) * (size_t)k + (size_t)kx) * ld;
+                int lo, hi;
+                valid_range(kx, s, p, g->win, wout, &lo, &hi);
+                for (int oy = 0; oy < g->hout; oy++) {
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= g->hin) continue;
+                    const float *src = row + (size_t)oy * (size_t)wout;
+                    float *dst = plane + (size_t)iy * (size_t)g->win - p + kx;
+                    if (s == 1) {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox * s] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- grouping of images into one GEMM ------------------------------------------------- */
+
+/* dst (c, gi pix) <- gi consecutive images (c, pix) starting at src. */
+static void gather(float *dst, const float *src, int gi, int c, size_t pix) {
+    size_t ld = (size_t)gi * pix;
+    for (int j = 0; j < gi; j++)
+        for (int ch = 0; ch < c; ch++)
+            memcpy(dst + (size_t)ch * ld + (size_t)j * pix,
+                   src + ((size_t)j * (size_t)c + (size_t)ch) * pix, sizeof(float) * pix);
+}
+
+/* gi images (c, pix) at dst  =  src (c, gi pix) + bias (c) (bias may be NULL). */
+static void scatter_bias(float *dst, const float *src, const float *bias, int gi, int c,
+                         size_t pix) {
+    size_t ld = (size_t)gi * pix;
+    for (int j = 0; j < gi; j++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *s = src + (size_t)ch * ld + (size_t)j * pix;
+            float *d = dst + ((size_t)j * (size_t)c + (size_t)ch) * pix;
+            float b = bias ? bias[ch] : 0.0f;
+            for (size_t q = 0; q < pix; q++) d[q] = s[q] + b;
+        }
+}
+
+/* gi images (c, pix) at dst  +=  src (c, gi pix). */
+static void scatter_add(float *dst, const float *src, int gi, int c, size_t pix) {
+    size_t ld = (size_t)gi * pix;
+    for (int j = 0; j < gi; j++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *s = src + (size_t)ch * ld + (size_t)j * pix;
+            float *d = dst + ((size_t)j * (size_t)c + (size_t)ch) * pix;
+            for (size_t q = 0; q < pix; q++) d[q] += s[q];
+        }
+}
+
+/* Fill gi images (c, pix) with their channel's bias (zeros if bias is NULL). */
+static void fill_bias(float *dst, const float *bias, int gi, int c, size_t pix) {
+    for (int j = 0; j < gi; j++)
+        for (int ch = 0; ch < c; ch++) {
+            float *d = dst + ((size_t)j * (size_t)c + (size_t)ch) * pix;
+            float b = bias ? bias[ch] : 0.0f;
+            for (size_t q = 0; q < pix; q++) d[q] = b;
+        }
+}
+
+/* ---- the generic driver ----------------------------------------------------------------- */
+
+/* Batch slice [*n0, *n1) of slice t out of nt (balanced, independent of OpenMP's team size). */
+static void slice_of(int n, int nt, int t, int *n0, int *n1) {
+    *n0 = (int)((int64_t)n * t / nt);
+    *n1 = (int)((int64_t)n * (t + 1) / nt);
+}
+
+/* What one call of the driver computes, in Geom terms (any pointer may be NULL = skip):
+ *   fwd_out  = W im2col(fwd_in) + fwd_bias              (out side, overwritten)
+ *   acc_out += W im2col(fwd_in)                          (out side, accumulated)
+ *   bwd_in   = col2im(W^T bwd_out) + bwd_bias            (in side, overwritten)
+ *   acc_in  += col2im(W^T bwd_out)                       (in side, accumulated)
+ *   dw      += wg_out im2col(wg_in)^T                    (weight, reduced over threads)
+ * A call sets the weight-gradient group and/or one of the others; they run per image group
+ * in the order fwd, wg, bwd, which lets wg reuse the unfolded fwd_in (conv_transpose2d
+ * backward) and bwd reuse the gathered wg_out (conv2d backward). */
+typedef struct {
+    const float *fwd_in;
+    float *fwd_out, *acc_out;
+    const float *fwd_bias;
+    const float *bwd_out;
+    float *bwd_in, *acc_in;
+    const float *bwd_bias;
+    const float *wg_out, *wg_in;
+    float *dw;
+} Job;
+
+static void run_slice(const Job *jb, const Geom *g, const Plan *p, const float *w, int n0, int n1,
+                      float *col, float *cbuf, float *dwp) {
+    const size_t pix = (size_t)g->hout * (size_t)g->wout;
+    const size_t in_img = (size_t)g->cin * (size_t)g->hin * (size_t)g->win;
+    const size_t out_img = (size_t)g->cout * pix;
+    const size_t in_pix = (size_t)g->hin * (size_t)g->win;
+    const int rows = g->cin * g->k * g->k; /* rows of col, columns of W */
+    for (int i = n0; i < n1; i += p->g) {
+        int gi = n1 - i < p->g ? n1 - i : p->g;
+        int m = gi * (int)pix; /* GEMM columns: gi images side by side */
+        size_t ld = (size_t)m;
+        if (jb->fwd_in) {
+            for (int j = 0; j < gi; j++)
+                im2col(col + (size_t)j * pix, ld, jb->fwd_in + (size_t)(i + j) * in_img, g);
+            if (jb->fwd_out) {
+                float *dst = gi == 1 ? jb->fwd_out + (size_t)i * out_img : cbuf;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, m, rows, 1.0f, w,
+                            rows, col, m, 0.0f, dst, m);
+                if (gi == 1) {
+                    if (jb->fwd_bias)
+                        for (int c = 0; c < g->cout; c++)
+                            for (size_t q = 0; q < pix; q++)
+                                dst[(size_t)c * pix + q] += jb->fwd_bias[c];
+                } else {
+                    scatter_bias(jb->fwd_out + (size_t)i * out_img, cbuf, jb->fwd_bias, gi,
+                                 g->cout, pix);
+                }
+            } else {
+                float *acc = jb->acc_out + (size_t)i * out_img;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, m, rows, 1.0f, w,
+                            rows, col, m, gi == 1 ? 1.0f : 0.0f, gi == 1 ? acc : cbuf, m);
+                if (gi > 1) scatter_add(acc, cbuf, gi, g->cout, pix);
+            }
+        }
+        if (jb->wg_out) {
+            const float *o = jb->wg_out + (size_t)i * out_img;
+            if (gi > 1) {
+                gather(cbuf, o, gi, g->cout, pix);
+                o = cbuf;
+            }
+            /* conv_transpose2d backward unfolds dy for both dx and dW: reuse it */
+            if (jb->wg_in != jb->fwd_in)
+                for (int j = 0; j < gi; j++)
+                    im2col(col + (size_t)j * pix, ld, jb->wg_in + (size_t)(i + j) * in_img, g);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->cout, rows, m, 1.0f, o, m, col,
+                        m, 1.0f, dwp, rows);
+        }
+        if (jb->bwd_out) {
+            const float *o = jb->bwd_out + (size_t)i * out_img;
+            if (gi > 1) {
+                /* conv2d backward already gathered dy for dW */
+                if (jb->wg_out != jb->bwd_out) gather(cbuf, o, gi, g->cout, pix);
+                o = cbuf;
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, m, g->cout, 1.0f, w, rows,
+                        o, m, 0.0f, col, m);
+            float *dst = jb->bwd_in ? jb->bwd_in : jb->acc_in;
+            if (jb->bwd_in)
+                fill_bias(dst + (size_t)i * in_img, jb->bwd_bias, gi, g->cin, in_pix);
+            for (int j = 0; j < gi; j++)
+                col2im(dst + (size_t)(i + j) * in_img, col + (size_t)j * pix, ld, g);
+        }
+    }
+}
+
+/* Runs a Job over the batch: nthreads slices, each with its own workspace slice; then the
+ * weight gradient partials are summed in slice order and added to jb->dw. */
+static void run_job(const OpsCtx *ctx, const Job *jb, const Geom *g, int n, const float *w) {
+    const int nt = ctx->nthreads;
+    Plan p = plan_make(g, n, nt);
+    DDPM_CHECK(ctx->ws_floats >= (size_t)nt * p.per_thread);
+    const size_t dw_count = (size_t)g->cout * (size_t)g->cin * (size_t)g->k * (size_t)g->k;
+#pragma omp parallel num_threads(nt)
+    {
+        for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+            float *col = ctx->ws + (size_t)t * p.per_thread;
+            float *cbuf = col + p.col;
+            float *dwp = cbuf + p.cbuf;
+            if (jb->dw) memset(dwp, 0, sizeof(float) * dw_count);
+            int n0, n1;
+            slice_of(n, nt, t, &n0, &n1);
+            run_slice(jb, g, &p, w, n0, n1, col, cbuf, dwp);
+        }
+        if (jb->dw) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (size_t e = 0; e < dw_count; e++) {
+                float acc = 0.0f;
+                for (int t = 0; t < nt; t++)
+                    acc += ctx->ws[(size_t)t * p.per_thread + p.col + p.cbuf + e];
+                jb->dw[e] += acc;
+            }
+        }
+    }
+}
+
+/* db (c) += sum over the batch and pixels of dy (n, c, pix); summed in double per channel. */
+static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int c, size_t pix) {
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *d = dy + ((size_t)i * (size_t)c + (size_t)ch) * pix;
+            double si = 0.0;
+#pragma omp simd reduction(+ : si)
+            for (size_t q = 0; q < pix; q++) si += d[q];
+            s += si;
+        }
+        db[ch] += (float)s;
+    }
+}
+
+/* ---- conv2d ------------------------------------------------------------------------------ */
+
+void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                    const ConvShape *s) {
+    check_conv_shape(s);
+    Geom g = geom_conv(s);
+    Job jb = {0};
+    jb.fwd_in = x;
+    jb.fwd_out = y;
+    jb.fwd_bias = b;
+    run_job(ctx, &jb, &g, s->n, w);
+}
+
+void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *w, const ConvShape *s) {
+    check_conv_shape(s);
+    Geom g = geom_conv(s);
+    if (dw || dx) {
+        Job jb = {0};
+        if (dw) {
+            jb.wg_out = dy;
+            jb.wg_in = x;
+            jb.dw = dw;
+        }
+        if (dx) {
+            jb.bwd_out = dy;
+            jb.acc_in = dx;
+        }
+        run_job(ctx, &jb, &g, s->n, w);
+    }
+    if (db) bias_grad(ctx, db, dy, s->n, s->co, (size_t)s->ho * (size_t)s->wo);
+}
+
+/* ---- conv_transpose2d -------------------------------------------------------------------- */
+
+/* Threads split the rows (batch) of an (rows, cols) product, or its columns when the batch
+ * is the reduction dimension; both splits are fixed by nthreads, hence deterministic. */
+static void outer_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                          const float *b, const ConvShape *s) {
+    const int nt = ctx->nthreads, cols = s->co * s->k * s->k;
+    const size_t kk = (size_t)s->k * (size_t)s->k;
+#pragma omp parallel num_threads(nt)
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+        int n0, n1;
+        slice_of(s->n, nt, t, &n0, &n1);
+        if (n1 <= n0) continue;
+        float *yt = y + (size_t)n0 * (size_t)cols;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n1 - n0, cols, s->ci, 1.0f,
+                    x + (size_t)n0 * (size_t)s->ci, s->ci, w, cols, 0.0f, yt, cols);
+        if (b)
+            for (int i = 0; i < n1 - n0; i++)
+                for (int c = 0; c < s->co; c++)
+                    for (size_t q = 0; q < kk; q++)
+                        yt[(size_t)i * (size_t)cols + (size_t)c * kk + q] += b[c];
+    }
+}
+
+static void outer_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
+                           const float *x, const float *w, const ConvShape *s) {
+    const int nt = ctx->nthreads, cols = s->co * s->k * s->k;
+#pragma omp parallel num_threads(nt)
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+        if (dx) { /* dx (N, Ci) += dy (N, Co K K) W^T */
+            int n0, n1;
+            slice_of(s->n, nt, t, &n0, &n1);
+            if (n1 > n0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n1 - n0, s->ci, cols, 1.0f,
+                            dy + (size_t)n0 * (size_t)cols, cols, w, cols, 1.0f,
+                            dx + (size_t)n0 * (size_t)s->ci, s->ci);
+        }
+        if (dw) { /* dW (Ci, Co K K) += x^T (Ci, N) dy (N, Co K K), columns split in 16s */
+            int blocks = (cols + 15) / 16;
+            int c0 = (int)((int64_t)blocks * t / nt) * 16;
+            int c1 = (int)((int64_t)blocks * (t + 1) / nt) * 16;
+            if (c1 > cols) c1 = cols;
+            if (c1 > c0)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->ci, c1 - c0, s->n, 1.0f, x,
+                            s->ci, dy + c0, cols, 1.0f, dw + c0, cols);
+        }
+    }
+}
+
+void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                              const float *b, const ConvShape *s) {
+    check_convt_shape(s);
+    if (convt_is_outer(s)) {
+        outer_forward(ctx, y, x, w, b, s);
+        return;
+    }
+    Geom g = geom_convt(s);
+    Job jb = {0};
+    jb.bwd_out = x;
+    jb.bwd_in = y;
+    jb.bwd_bias = b;
+    run_job(ctx, &jb, &g, s->n, w);
+}
+
+void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db,
+                               const float *dy, const float *x, const float *w,
+                               const ConvShape *s) {
+    check_convt_shape(s);
+    if (convt_is_outer(s)) {
+        if (dx || dw) outer_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (dx || dw) {
+        Geom g = geom_convt(s);
+        Job jb = {0};
+        if (dw) {
+            jb.wg_out = x;
+            jb.wg_in = dy;
+            jb.dw = dw;
+        }
+        if (dx) {
+            jb.fwd_in = dy;
+            jb.acc_out = dx;
+        }
+        run_job(ctx, &jb, &g, s->n, w);
+    }
+    if (db) bias_grad(ctx, db, dy, s->n, s->co, (size_t)s->ho * (size_t)s->wo);
+}

@@ -1,0 +1,108 @@
+/* The operator interface: forward and backward of every layer of the UNet, plus the loss.
+ * Tensors are plain float arrays in NCHW order that live wherever the backend keeps them
+ * (host memory for the CPU backend); the caller owns every buffer, and the only scratch
+ * memory an operator may use is the workspace it is handed (nothing is allocated inside a
+ * training step).
+ *
+ * Conventions (as in llm.c): outputs first, then inputs, then sizes. Every gradient
+ * output (names starting with d) ACCUMULATES with +=, so callers zero gradients first.
+ * A NULL gradient pointer means "not needed" and that work is skipped.
+ * Parameter layouts follow PyTorch so weights load into torch unchanged:
+ *   Conv2d weight (Co, Ci, K, K); ConvTranspose2d weight (Ci, Co, K, K); Linear weight (Fo, Fi). */
+#ifndef DDPM_OPS_H
+#define DDPM_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Execution context shared by all operators of one backend instance. */
+typedef struct {
+    int nthreads;     /* parallel width; results are bit-identical for a fixed value */
+    float *ws;        /* scratch memory, ws_floats floats */
+    size_t ws_floats;
+} OpsCtx;
+
+/* Geometry of a convolution or transposed convolution, batch included.
+ * For conv2d: (h, w) is the input, ho = (h + 2 pad - k) / stride + 1.
+ * For conv_transpose2d: (h, w) is the input, ho = (h - 1) stride - 2 pad + k. */
+typedef struct {
+    int n, ci, co, h, w, k, stride, pad, ho, wo;
+} ConvShape;
+
+/* Fill ho, wo of a shape from the other fields; returns the shape. */
+ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad);
+ConvShape conv_transpose_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad);
+
+/* Floats of workspace needed by forward and backward of this shape with nthreads threads. */
+size_t conv2d_workspace_floats(const ConvShape *s, int nthreads);
+size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads);
+
+/* y (N,Co,Ho,Wo) = conv(x (N,Ci,H,W), w (Co,Ci,K,K)) + b (Co). b may be NULL. */
+void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                    const ConvShape *s);
+/* dx (N,Ci,H,W) += ..., dw (Co,Ci,K,K) += ..., db (Co) += ... from dy (N,Co,Ho,Wo). */
+void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *w, const ConvShape *s);
+
+/* y (N,Co,Ho,Wo) = conv_transpose(x (N,Ci,H,W), w (Ci,Co,K,K)) + b (Co). */
+void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                              const float *b, const ConvShape *s);
+void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db,
+                               const float *dy, const float *x, const float *w,
+                               const ConvShape *s);
+
+/* BatchNorm2d over x (N,C,HW). Training mode: normalise with the batch mean and biased
+ * variance, save mean (C) and rstd (C) = 1/sqrt(var+eps) for backward, and update the
+ * running statistics with momentum using the unbiased variance (as PyTorch). */
+void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                               float *running_mean, float *running_var, const float *x,
+                               const float *gamma, const float *beta, int n, int c, int hw,
+                               float momentum, float eps);
+/* Evaluation mode: normalise with the running statistics. */
+void batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x, const float *gamma,
+                              const float *beta, const float *running_mean,
+                              const float *running_var, int n, int c, int hw, float eps);
+/* Backward of training mode (mean, rstd as saved by forward_train). */
+void batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *mean,
+                                const float *rstd, const float *gamma, int n, int c, int hw);
+/* Backward of evaluation mode (statistics are constants). */
+void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                               const float *dy, const float *x, const float *running_mean,
+                               const float *running_var, const float *gamma, int n, int c,
+                               int hw, float eps);
+
+/* Exact GELU y = x Phi(x) on count elements. */
+void gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count);
+void gelu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int64_t count);
+
+/* Global average pool: y (N,C) = mean over HW of x (N,C,HW). (AvgPool2d(7) on 7x7.) */
+void avgpool_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int hw);
+void avgpool_backward(const OpsCtx *ctx, float *dx, const float *dy, int nc, int hw);
+
+/* Channel concatenation y (N,Ca+Cb,HW) = [a (N,Ca,HW), b (N,Cb,HW)]. */
+void concat_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, int n, int ca,
+                    int cb, int hw);
+void concat_backward(const OpsCtx *ctx, float *da, float *db, const float *dy, int n, int ca,
+                     int cb, int hw);
+
+/* Linear: y (N,Fo) = x (N,Fi) w^T + b, w (Fo,Fi). */
+void linear_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                    int n, int fi, int fo);
+void linear_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *w, int n, int fi, int fo);
+
+/* Per-channel affine conditioning: y (N,C,HW) = scale (N,C) * x + shift (N,C).
+ * scale may be NULL (then y = x + shift); y may alias x. In backward, dscale/dshift
+ * accumulate the spatial sums; x is the input before the affine map. */
+void film_forward(const OpsCtx *ctx, float *y, const float *x, const float *scale,
+                  const float *shift, int n, int c, int hw);
+void film_backward(const OpsCtx *ctx, float *dx, float *dscale, float *dshift, const float *dy,
+                   const float *x, const float *scale, int n, int c, int hw);
+
+/* Mean squared error over count elements; backward: dpred += 2 (pred - target) / count. */
+float mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int64_t count);
+void mse_backward(const OpsCtx *ctx, float *dpred, const float *pred, const float *target,
+                  int64_t count);
+
+#endif

@@ -1,0 +1,73 @@
+/* Training: the three objectives of the SPEC (direct denoising, noise prediction with a
+ * random timestep, the same with a dropped-out class label), the epoch loop, the run
+ * directory (config, loss CSV, weights, figures, metrics) and the throughput benchmark. */
+#ifndef DDPM_TRAIN_H
+#define DDPM_TRAIN_H
+
+#include <stdint.h>
+
+#include "core/rng.h"
+#include "data/mnist.h"
+#include "diffusion/schedule.h"
+#include "model/unet.h"
+
+#define TRAIN_MAX_FIG_EPOCHS 16
+
+typedef struct {
+    UnetKind kind;
+    int width, batch, epochs;
+    float lr, lr_end;       /* LR decays exponentially per epoch from lr to lr_end */
+    uint64_t seed;
+    int threads;
+    const char *out_dir;    /* run directory */
+    const char *data_dir;
+    int subset;             /* train on the first `subset` images (0 = all) */
+    float sigma;            /* denoiser noise level */
+    int T;
+    float beta_start, beta_end;
+    float p_uncond;         /* class model: probability of the zero label */
+    float guidance;         /* class model: gamma for the sample grids */
+    int fig_epochs[TRAIN_MAX_FIG_EPOCHS]; /* epochs after which figures are drawn */
+    int n_fig_epochs;
+    int eval_n;             /* test images for the denoiser's per-epoch test MSE */
+    int n_grid;             /* samples in the time model's grids */
+    int progress;           /* 1 = redraw a status line (terminal), 0 = plain log lines */
+} TrainConfig;
+
+/* Defaults of the SPEC for a kind (Part 1, 2 or 3). */
+void train_config_defaults(TrainConfig *c, UnetKind kind);
+
+/* The full run. Returns 0 or -1 with err_msg(). */
+int train_run(const TrainConfig *c);
+
+/* One optimisation step state, shared by train_run and the benchmark. */
+typedef struct {
+    TrainConfig cfg;
+    Unet model;
+    Schedule sched;
+    float *m, *v;           /* (n_params) Adam moments */
+    float *x0;              /* (N, 784) clean batch */
+    float *xin;             /* (N, 784) network input */
+    float *target;          /* (N, 784) regression target */
+    float *noise;           /* (N, 784) */
+    float *tn;              /* (N) t / T */
+    float *onehot;          /* (N, 10) */
+    float *dout;            /* (N, 784) loss gradient */
+    int *labels;            /* (N) */
+    Rng noise_rng;          /* noise, timesteps and label dropout */
+    long step;
+    float lr;
+} Trainer;
+
+int trainer_init(Trainer *tr, const TrainConfig *c);
+void trainer_free(Trainer *tr);
+/* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class).
+ * Returns the loss. */
+float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
+
+/* Test MSE of a denoiser at noise level sigma over n images (evaluation mode), with noise
+ * from a generator seeded by seed; denoised (n, 784) receives the outputs if non-NULL. */
+double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
+                         float *noisy, float *denoised);
+
+#endif

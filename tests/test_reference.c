@@ -1,0 +1,233 @@
+/* The whole UNet against PyTorch: for each model kind, the fixture written by
+ * tools/torch_reference.py holds initial weights, inputs, the training-mode output, loss,
+ * every parameter gradient and the BatchNorm running statistics after one forward, the
+ * losses and final state of 5 Adam steps, and the evaluation-mode output and gradients.
+ * Tolerances: tensors within 1e-4 of the reference tensor's largest magnitude, losses
+ * within 1e-5 relative. Two documented exceptions: a convolution bias in front of a
+ * training-mode BatchNorm has a true gradient of exactly 0 (the batch mean cancels it), so
+ * both sides hold only rounding noise (~1e-8) there, checked with an absolute 1e-6; and
+ * Adam, whose eps is 1e-8, turns that noise into steps of up to ~lr, so after 5 steps
+ * those biases and the running means that absorb them are compared with an absolute
+ * 5e-3 and 2e-3 (the training losses are unaffected: BatchNorm removes the bias). For the
+ * same reason (an Adam step is ~lr whatever the gradient's size), every other tensor after
+ * the Adam steps also gets an absolute floor of 1e-4 = lr / 10 beside the relative 1e-4. */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "core/common.h"
+#include "io/safetensors.h"
+#include "model/unet.h"
+#include "ops/cpu.h"
+#include "ops/ops.h"
+#include "optim/adam.h"
+
+#define TOL_T 1e-4
+#define TOL_LOSS 1e-5
+
+typedef struct {
+    StFile f;
+    Unet m;
+    int n;
+    float *input, *target, *tn, *onehot;
+} Ref;
+
+static float *read_tensor(const StFile *f, const char *name, size_t *count) {
+    const StEntry *e = safetensors_find(f, name);
+    if (!e) {
+        fail_msg("fixture lacks tensor %s", name);
+    }
+    size_t c = 1;
+    for (int d = 0; d < e->ndim; d++) c *= (size_t)e->shape[d];
+    float *p = xmalloc(c * sizeof(float));
+    assert_int_equal(safetensors_read_f32(f, name, p, e->ndim, e->shape), 0);
+    if (count) *count = c;
+    return p;
+}
+
+/* Load every model tensor from "<prefix><name>". */
+static void load_state(Ref *r, const char *prefix) {
+    char key[128];
+    for (int i = 0; i < r->m.n_tensors; i++) {
+        const UnetTensor *t = &r->m.tensors[i];
+        snprintf(key, sizeof key, "%s%s", prefix, t->name);
+        assert_int_equal(safetensors_read_f32(&r->f, key, unet_tensor_data(&r->m, t), t->ndim, t->shape), 0);
+    }
+}
+
+static void ref_open(Ref *r, const char *kind_name) {
+    memset(r, 0, sizeof *r);
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/ref_%s.safetensors", kind_name);
+    if (safetensors_open(path, &r->f) != 0) fail_msg("%s", err_msg());
+    UnetKind kind;
+    assert_int_equal(unet_kind_parse(kind_name, &kind), 0);
+    const char *w = safetensors_meta(&r->f, "width"), *b = safetensors_meta(&r->f, "batch");
+    assert_non_null(w);
+    assert_non_null(b);
+    r->n = atoi(b);
+    Rng rng;
+    rng_seed(&rng, 0);
+    assert_int_equal(unet_init(&r->m, kind, atoi(w), r->n, 2, &rng), 0);
+    r->input = read_tensor(&r->f, "input", NULL);
+    r->target = read_tensor(&r->f, "target", NULL);
+    if (kind != UNET_DENOISER) r->tn = read_tensor(&r->f, "tn", NULL);
+    if (kind == UNET_CLASS) r->onehot = read_tensor(&r->f, "onehot", NULL);
+    load_state(r, "init.");
+}
+
+static void ref_close(Ref *r) {
+    unet_free(&r->m);
+    safetensors_close(&r->f);
+    xfree(r->input);
+    xfree(r->target);
+    xfree(r->tn);
+    xfree(r->onehot);
+}
+
+/* forward + loss + backward; returns the loss */
+static float step_fwd_bwd(Ref *r, int train, float *dout) {
+    size_t cnt = (size_t)r->n * 784;
+    const float *out = unet_forward(&r->m, r->input, r->tn, r->onehot, r->n, train);
+    float loss = mse_forward(&r->m.ctx, out, r->target, (int64_t)cnt);
+    memset(dout, 0, cnt * sizeof(float));
+    mse_backward(&r->m.ctx, dout, out, r->target, (int64_t)cnt);
+    unet_zero_grad(&r->m);
+    unet_backward(&r->m, dout);
+    return loss;
+}
+
+static int check_against(const char *label, const float *got, const float *want, size_t n) {
+    return check_tensor(label, got, want, n, TOL_T * max_abs(want, n), 0);
+}
+
+static int is_conv_bias_before_bn(const char *name) { return strstr(name, ".conv.bias") != NULL; }
+
+static int check_loss(const char *label, float got, float want) {
+    double rel = fabs((double)got - want) / fabs((double)want);
+    printf("  %-40s got %.9g want %.9g rel %.2e %s\n", label, (double)got, (double)want, rel,
+           rel <= TOL_LOSS ? "ok" : "FAIL");
+    return rel <= TOL_LOSS;
+}
+
+static int check_grads(Ref *r, const char *prefix) {
+    int ok = 1;
+    char key[128];
+    for (int i = 0; i < r->m.n_tensors; i++) {
+        const UnetTensor *t = &r->m.tensors[i];
+        if (t->is_buffer) continue;
+        snprintf(key, sizeof key, "%s%s", prefix, t->name);
+        float *want = read_tensor(&r->f, key, NULL);
+        if (is_conv_bias_before_bn(t->name) && r->m.last_train)
+            ok &= check_tensor(key, unet_tensor_grad(&r->m, t), want, t->count, 1e-6, 0);
+        else
+            ok &= check_against(key, unet_tensor_grad(&r->m, t), want, t->count);
+        xfree(want);
+    }
+    return ok;
+}
+
+static void run_reference(const char *kind) {
+    Ref r;
+    ref_open(&r, kind);
+    printf("reference: %s model, width %d, batch %d, %zu parameters\n", kind, r.m.width, r.n, r.m.n_params);
+    size_t cnt = (size_t)r.n * 784;
+    float *dout = xmalloc(cnt * sizeof(float));
+    int ok = 1;
+
+    /* training mode, one forward and backward from the initial weights */
+    float loss = step_fwd_bwd(&r, 1, dout);
+    float *want = read_tensor(&r.f, "train.out", NULL);
+    ok &= check_against("train.out", r.m.out, want, cnt);
+    xfree(want);
+    want = read_tensor(&r.f, "train.loss", NULL);
+    ok &= check_loss("train.loss", loss, want[0]);
+    xfree(want);
+    ok &= check_grads(&r, "train.grad.");
+    char key[128];
+    for (int i = 0; i < r.m.n_tensors; i++) {
+        const UnetTensor *t = &r.m.tensors[i];
+        if (!t->is_buffer) continue;
+        snprintf(key, sizeof key, "train.buf.%s", t->name);
+        want = read_tensor(&r.f, key, NULL);
+        ok &= check_against(key, unet_tensor_data(&r.m, t), want, t->count);
+        xfree(want);
+    }
+
+    /* 5 Adam steps from the initial weights */
+    load_state(&r, "init.");
+    float *am = xcalloc(r.m.n_params, sizeof(float)), *av = xcalloc(r.m.n_params, sizeof(float));
+    float *adam_loss = read_tensor(&r.f, "adam.loss", NULL);
+    Adam opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 0};
+    for (int s = 0; s < 5; s++) {
+        float l = step_fwd_bwd(&r, 1, dout);
+        snprintf(key, sizeof key, "adam.loss[%d]", s);
+        ok &= check_loss(key, l, adam_loss[s]);
+        adam_step(&opt, r.m.params, r.m.grads, am, av, r.m.n_params);
+    }
+    for (int i = 0; i < r.m.n_tensors; i++) {
+        const UnetTensor *t = &r.m.tensors[i];
+        snprintf(key, sizeof key, "adam.state.%s", t->name);
+        want = read_tensor(&r.f, key, NULL);
+        if (is_conv_bias_before_bn(t->name))
+            ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count, 5e-3, 0);
+        else if (strstr(t->name, "running_mean"))
+            ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count, 2e-3, 0);
+        else
+            ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count,
+                               TOL_T * max_abs(want, t->count) + 1e-4, 0);
+        xfree(want);
+    }
+
+    /* evaluation mode on PyTorch's state after the Adam steps */
+    load_state(&r, "adam.state.");
+    loss = step_fwd_bwd(&r, 0, dout);
+    want = read_tensor(&r.f, "eval.out", NULL);
+    ok &= check_against("eval.out", r.m.out, want, cnt);
+    xfree(want);
+    want = read_tensor(&r.f, "eval.loss", NULL);
+    ok &= check_loss("eval.loss", loss, want[0]);
+    xfree(want);
+    ok &= check_grads(&r, "eval.grad.");
+
+    xfree(am);
+    xfree(av);
+    xfree(adam_loss);
+    xfree(dout);
+    ref_close(&r);
+    assert_true(ok);
+}
+
+static void test_reference_denoiser(void **state) { (void)state; run_reference("denoiser"); }
+static void test_reference_time(void **state) { (void)state; run_reference("time"); }
+static void test_reference_class(void **state) { (void)state; run_reference("class"); }
+
+/* The SPEC's parameter counts for the default widths. */
+static void test_parameter_counts(void **state) {
+    (void)state;
+    const struct { UnetKind k; int d; size_t want; double macs; } cases[] = {
+        {UNET_DENOISER, 128, 7891073, 1.070e9}, {UNET_TIME, 64, 1996417, 2.679e8}, {UNET_CLASS, 64, 2019201, 2.679e8}};
+    for (int i = 0; i < 3; i++) {
+        Unet m;
+        Rng rng;
+        rng_seed(&rng, 1);
+        assert_int_equal(unet_init(&m, cases[i].k, cases[i].d, 1, 1, &rng), 0);
+        size_t buffers = m.n_buffers;
+        printf("  %s D=%d: %zu parameters (+%zu BatchNorm buffers), %.4g MACs/image\n",
+               unet_kind_name(cases[i].k), cases[i].d, m.n_params, buffers, unet_forward_macs(&m));
+        assert_int_equal(m.n_params, cases[i].want);
+        assert_true(fabs(unet_forward_macs(&m) / cases[i].macs - 1) < 0.005);
+        unet_free(&m);
+    }
+}
+
+int main(void) {
+    ops_cpu_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parameter_counts),
+        cmocka_unit_test(test_reference_denoiser),
+        cmocka_unit_test(test_reference_time),
+        cmocka_unit_test(test_reference_class),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,53 @@
+/* Helpers shared by the test programs: cmocka, tensor comparison that prints the worst
+ * difference, and the path of the shared MNIST copy. */
+#ifndef DDPM_TESTUTIL_H
+#define DDPM_TESTUTIL_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+/* Compare got against want over n values: passes when every |got - want| <= atol + rtol |want|.
+ * Prints the worst element either way so a failure says where and by how much. */
+static inline int check_tensor(const char *label, const float *got, const float *want, size_t n,
+                               double atol, double rtol) {
+    size_t worst = 0;
+    double worst_excess = -INFINITY, worst_diff = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        double lim = atol + rtol * fabs((double)want[i]);
+        if (!(d <= lim)) ok = 0;
+        double excess = isnan(d) ? INFINITY : d - lim;
+        if (excess > worst_excess) {
+            worst_excess = excess;
+            worst = i;
+            worst_diff = d;
+        }
+    }
+    if (n)
+        printf("  %-40s n=%-8zu worst |diff| %.3e at %zu (got %.6g want %.6g) %s\n", label, n,
+               worst_diff, worst, (double)got[worst], (double)want[worst], ok ? "ok" : "FAIL");
+    return ok;
+}
+
+static inline double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)x[i]) > m) m = fabs((double)x[i]);
+    return m;
+}
+
+/* MNIST for tests: $DDPM_DATA, else ../shared/data/mnist relative to the repository. */
+static inline const char *test_data_dir(void) {
+    const char *d = getenv("DDPM_DATA");
+    return d && *d ? d : "../shared/data/mnist";
+}
+
+#endif
