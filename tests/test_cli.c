@@ -151,7 +151,7 @@ static void test_train_denoiser_tiny(void **state) {
     printf("%s", out);
     assert_int_equal(st, 0);
     free(out);
-    char d1[400], d2[400], d3[400];
+    char d1[300], d2[400], d3[400];
     snprintf(d1, sizeof d1, "%s/run1", tmpdir);
     const char *files[] = {"config.json", "loss.csv", "loss.png", "metrics.json", "epoch_001.safetensors",
                            "epoch_002.safetensors", "model.safetensors", "noising.png", "denoise_epoch1.png",
@@ -166,7 +166,7 @@ static void test_train_denoiser_tiny(void **state) {
     snprintf(d3, sizeof d3, "%s/run3/loss.csv", tmpdir);
     char p1[500];
     snprintf(p1, sizeof p1, "%s/loss.csv", d1);
-    size_t n1, n2, n3;
+    size_t n1 = 0, n2 = 0, n3 = 0;
     char *a = slurp(p1, &n1), *b = slurp(d2, &n2), *c = slurp(d3, &n3);
     assert_non_null(a);
     assert_non_null(b);
@@ -194,6 +194,85 @@ static void test_train_denoiser_tiny(void **state) {
     expect_error("denoiser", "%s sample --ckpt %s", jp);
 }
 
+/* Python's standard library reads an IDX file we wrote: magic, count, shape. */
+static void check_idx_with_python(const char *path, int magic, const char *shape) {
+    char *out;
+    int st = run(&out,
+                 "python3 -c \"import struct,sys; d=open(sys.argv[1],'rb').read(); "
+                 "m=struct.unpack('>I',d[:4])[0]; nd=m&255; "
+                 "dims=struct.unpack('>'+'I'*nd,d[4:4+4*nd]); n=1\n"
+                 "for x in dims: n*=x\n"
+                 "assert len(d)==4+4*nd+n, 'size'; print(hex(m), 'x'.join(map(str,dims)))\" %s",
+                 path);
+    printf("  python reads %s: %s", path, out);
+    assert_int_equal(st, 0);
+    char want[64];
+    snprintf(want, sizeof want, "%#x %s", magic, shape);
+    assert_non_null(strstr(out, want));
+    free(out);
+}
+
+/* Tiny time and class models: training writes sample grids, sampling writes PNG, IDX
+ * (and labels for the class model) and GIF; the IDX files load in a third-party reader. */
+static void test_sample_outputs(void **state) {
+    (void)state;
+    char *out;
+    const char *args = "--width 4 --batch 16 --subset 32 --epochs 1 --T 10 --threads 2 --no-progress";
+    int st = run(&out, "%s train --model time %s --data %s --out %s/time --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    char d[400];
+    snprintf(d, sizeof d, "%s/time", tmpdir);
+    assert_true(file_nonempty(d, "samples_epoch1.png"));
+    assert_true(file_nonempty(d, "loss.png"));
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --n 6 --out %s/s.png --idx %s/s.idx --gif %s/s.gif --gif-every 3",
+             bin(), d, tmpdir, tmpdir, tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    assert_true(file_nonempty(tmpdir, "s.png"));
+    assert_true(file_nonempty(tmpdir, "s.gif"));
+    char p[400];
+    snprintf(p, sizeof p, "%s/s.idx", tmpdir);
+    check_idx_with_python(p, 0x803, "6x28x28");
+    IdxArray a;
+    assert_int_equal(idx_read(p, &a), 0);
+    assert_int_equal(a.dims[0], 6);
+    idx_free(&a);
+
+    st = run(&out, "%s train --model class %s --data %s --out %s/class --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    snprintf(d, sizeof d, "%s/class", tmpdir);
+    assert_true(file_nonempty(d, "samples_epoch1.png"));
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --digit 7 --n 3 --out %s/c.png --idx %s/c.idx", bin(), d, tmpdir, tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    snprintf(p, sizeof p, "%s/c.idx", tmpdir);
+    check_idx_with_python(p, 0x803, "3x28x28");
+    snprintf(p, sizeof p, "%s/c-labels.idx", tmpdir);
+    check_idx_with_python(p, 0x801, "3");
+    assert_int_equal(idx_read(p, &a), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(a.data[i], 7);
+    idx_free(&a);
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --text 2026 --out %s/text.png", bin(), d, tmpdir);
+    free(out);
+    assert_int_equal(st, 0);
+    assert_true(file_nonempty(tmpdir, "text.png"));
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --sweep 0,2 --per-digit 1 --out %s/sw.png", bin(), d, tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    assert_true(file_nonempty(tmpdir, "sw-g0.png"));
+    assert_true(file_nonempty(tmpdir, "sw-g2.png"));
+    /* class-only options on a time model are refused */
+    snprintf(p, sizeof p, "%s/time/model.safetensors", tmpdir);
+    expect_error("need a class model", "%s sample --ckpt %s --digit 3", p);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-cli-XXXXXX");
@@ -212,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_train_denoiser_tiny),
+        cmocka_unit_test(test_sample_outputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -174,7 +175,7 @@ int cmd_sample(int argc, char **argv) {
         Progress pr = {.t0 = now_seconds(), .last_pct = -1};
         SampleRequest req = {.n = n, .labels = labels, .guidance = g,
                              .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
-                             .progress = on_progress, .progress_user = &pr};
+                             .progress = isatty(2) ? on_progress : NULL, .progress_user = &pr};
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;

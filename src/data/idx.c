@@ -159,6 +159,21 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const uint32_t *di
     return buf;
 }
 
+/* Called with err_msg() describing a problem found in the decompressed content: drain the
+ * rest of the stream, and if it turns out corrupt, let that error replace the first. */
+static void gz_diagnose(Source *s) {
+    char first[1024];
+    snprintf(first, sizeof first, "%s", err_msg());
+    unsigned char sink[1 << 16];
+    size_t got;
+    uint64_t total = 0;
+    do {
+        if (source_read(s, sink, sizeof sink, &got)) return; /* corrupt: keep that error */
+        total += got;
+    } while (got == sizeof sink && total <= IDX_MAX_BYTES);
+    err_set("%s", first);
+}
+
 static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
                          const uint32_t *dims_expect) {
     memset(out, 0, sizeof *out);
@@ -172,10 +187,10 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
     size_t got;
     uint8_t *data = NULL;
 
-    if (source_read(&s, hdr, 4, &got)) goto done;
+    if (source_read(&s, hdr, 4, &got)) goto finish;
     if (got < 4) {
         err_set("%s: truncated: %zu bytes, too short for an IDX header", path, got);
-        goto done;
+        goto bad_content;
     }
     uint32_t magic = be32(hdr);
     int ndim = hdr[3];
@@ -191,19 +206,19 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
         else
             err_set("%s: bad magic number 0x%08x (expected an IDX file of unsigned bytes, "
                     "0x0000080N with N = 1..%d dimensions)", path, magic, IDX_MAX_DIMS);
-        goto done;
+        goto bad_content;
     }
     if (ndim_expect > 0 && ndim != ndim_expect) {
         err_set("%s: has %d dimension%s, expected %d (magic 0x%08x)", path, ndim,
                 ndim == 1 ? "" : "s", ndim_expect, magic);
-        goto done;
+        goto bad_content;
     }
     size_t dim_bytes = 4 * (size_t)ndim;
-    if (source_read(&s, hdr + 4, dim_bytes, &got)) goto done;
+    if (source_read(&s, hdr + 4, dim_bytes, &got)) goto finish;
     if (got < dim_bytes) {
         err_set("%s: truncated: expected %zu bytes of dimensions, got %zu", path, dim_bytes,
                 got);
-        goto done;
+        goto bad_content;
     }
     uint64_t count = 1;
     for (int i = 0; i < ndim; i++) {
@@ -216,7 +231,7 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
             err_set("%s: shape %s is larger than the limit of %llu bytes", path,
                     shape_str(sb, sizeof sb, ndim, out->dims, 0),
                     (unsigned long long)IDX_MAX_BYTES);
-            goto done;
+            goto bad_content;
         }
     }
     out->ndim = ndim;
@@ -227,31 +242,37 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
                 err_set("%s: has shape %s, expected %s", path,
                         shape_str(sa, sizeof sa, ndim, out->dims, 0),
                         shape_str(sb, sizeof sb, ndim, dims_expect, 1));
-                goto done;
+                goto bad_content;
             }
         }
     }
     data = xmalloc((size_t)count);
-    if (source_read(&s, data, (size_t)count, &got)) goto done;
+    if (source_read(&s, data, (size_t)count, &got)) goto finish;
     if (got < count) {
         err_set("%s: truncated: expected %llu bytes of data after the header, got %zu", path,
                 (unsigned long long)count, got);
-        goto done;
+        goto bad_content;
     }
     /* Anything after the data means the header does not describe this file. For gzip this
      * read also runs the stream to its end, so zlib verifies the CRC and length trailer. */
     unsigned char extra;
-    if (source_read(&s, &extra, 1, &got)) goto done;
+    if (source_read(&s, &extra, 1, &got)) goto finish;
     if (got != 0) {
         err_set("%s: unexpected data after the %llu bytes the header describes", path,
                 (unsigned long long)count);
-        goto done;
+        goto bad_content;
     }
     out->count = (size_t)count;
     out->data = data;
     data = NULL;
     rc = 0;
-done:
+    goto finish;
+bad_content:
+    /* A content error in a gzip file is often really a damaged stream (deflate decodes
+     * garbage happily; only the CRC at the end notices), so read on and report the
+     * corruption instead when there is one. */
+    if (s.gz) gz_diagnose(&s);
+finish:
     xfree(data);
     source_close(&s);
     if (rc) memset(out, 0, sizeof *out);

@@ -6,6 +6,10 @@
 #include "core/common.h"
 #include "data/mnist.h"
 
+void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count) {
+    for (size_t i = 0; i < count; i++) eps[i] = eps_u[i] + gamma * (eps_c[i] - eps_u[i]);
+}
+
 int sampler_n_frames(int T, int frame_every) {
     if (frame_every <= 0) return 0;
     /* frame 0: start noise; then after steps frame_every, 2 frame_every, ...; and the end */
@@ -47,9 +51,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             const float *o = unet_forward(m, xin, tn, onehot, nb, 0);
             if (guided) {
                 /* first half conditional, second half unconditional (zero one-hot) */
-                const float *ec = o, *eu = o + (size_t)c * P;
-                float g = req->guidance;
-                for (size_t i = 0; i < (size_t)c * P; i++) eps[i] = eu[i] + g * (ec[i] - eu[i]);
+                guidance_combine(eps, o, o + (size_t)c * P, req->guidance, (size_t)c * P);
             } else {
                 memcpy(eps, o, (size_t)c * P * sizeof(float));
             }

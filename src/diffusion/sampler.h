@@ -3,6 +3,8 @@
 #ifndef DDPM_SAMPLER_H
 #define DDPM_SAMPLER_H
 
+#include <stddef.h>
+
 #include "core/rng.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
@@ -20,6 +22,9 @@ typedef struct {
     SampleProgress progress;
     void *progress_user;
 } SampleRequest;
+
+/* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
+void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count);
 
 /* Frames recorded for T steps: the start noise, every frame_every-th step, and the end. */
 int sampler_n_frames(int T, int frame_every);

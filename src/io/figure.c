@@ -290,24 +290,37 @@ static void draw_x_axis(cairo_t *cr, const Axes *a) {
 }
 
 /* A polyline through (i + 1, v[i]), broken wherever a value cannot be drawn. When there are
- * many more points than pixel columns, each column gets one vertical min-max segment, which
- * looks the same as the full line and costs O(width) path operations. */
-static void draw_series(cairo_t *cr, const Axes *a, const double *v, int n) {
+ * many more points than pixel columns, each column gets one vertical min-max segment
+ * (envelope: looks the same as the full noisy line at O(width) cost) or, for a smooth curve,
+ * one point at the column's mean, which keeps the line smooth. */
+static void draw_series(cairo_t *cr, const Axes *a, const double *v, int n, int envelope) {
     if (n > 2 * (int)a->w) {
-        int cols = (int)a->w;
+        int cols = (int)a->w, pen = 0;
         for (int c = 0; c < cols; c++) {
             int i0 = (int)((int64_t)c * n / cols), i1 = (int)((int64_t)(c + 1) * n / cols);
-            double lo = INFINITY, hi = -INFINITY;
+            double lo = INFINITY, hi = -INFINITY, sum = 0;
+            int cnt = 0;
             for (int i = i0; i < i1; i++) {
                 double py = ax_py(a, v[i]);
                 if (isnan(py)) continue;
                 lo = fmin(lo, py);
                 hi = fmax(hi, py);
+                sum += py;
+                cnt++;
             }
-            if (lo > hi) continue;
             double px = a->x0 + c + 0.5;
-            cairo_move_to(cr, px, lo - 0.5);
-            cairo_line_to(cr, px, hi + 0.5);
+            if (cnt == 0) {
+                pen = 0;
+            } else if (envelope) {
+                cairo_move_to(cr, px, lo - 0.5);
+                cairo_line_to(cr, px, hi + 0.5);
+            } else {
+                if (pen)
+                    cairo_line_to(cr, px, sum / cnt);
+                else
+                    cairo_move_to(cr, px, sum / cnt);
+                pen = 1;
+            }
         }
         cairo_stroke(cr);
         return;
@@ -397,13 +410,13 @@ int plot_curve_png(const char *path, const float *y, int n, const char *title,
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     cairo_set_source_rgb(cr, 0.62, 0.76, 0.93);
     cairo_set_line_width(cr, 1);
-    draw_series(cr, &a, v, n);
+    draw_series(cr, &a, v, n, 1);
     if (smooth > 1 && n > 0) {
         avg = xmalloc(sizeof(double) * (size_t)n);
         moving_average(v, n, smooth, avg);
         cairo_set_source_rgb(cr, 0.05, 0.25, 0.65);
         cairo_set_line_width(cr, 2.2);
-        draw_series(cr, &a, avg, n);
+        draw_series(cr, &a, avg, n, 0);
     }
     cairo_restore(cr);
 

@@ -252,8 +252,8 @@ static int parse_entry(const char *fname, const cJSON *obj, uint64_t data_size, 
         return err_set("%s: tensor \"%s\": data_offsets must be two non-negative integers",
                        fname, tn);
     if (begin > end || end > data_size)
-        return err_set("%s: tensor \"%s\": data_offsets [%llu, %llu] lie outside the %llu-byte "
-                       "data section", fname, tn, (unsigned long long)begin,
+        return err_set("%s: tensor \"%s\": data_offsets [%llu, %llu] are not a range inside "
+                       "the %llu-byte data section", fname, tn, (unsigned long long)begin,
                        (unsigned long long)end, (unsigned long long)data_size);
     if (end - begin != bytes) {
         char sb[160];

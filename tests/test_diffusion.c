@@ -1,0 +1,170 @@
+/* The noise schedule, one reverse step and guidance against values computed independently
+ * in float64 by tools/torch_reference.py (tests/data/ref_schedule.safetensors), and the
+ * sampler's reproducibility and frame bookkeeping on a tiny model. */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "core/common.h"
+#include "diffusion/sampler.h"
+#include "diffusion/schedule.h"
+#include "io/safetensors.h"
+#include "ops/cpu.h"
+
+static StFile ref;
+
+static float *get(const char *name, size_t *count) {
+    const StEntry *e = safetensors_find(&ref, name);
+    if (!e) fail_msg("fixture lacks %s", name);
+    size_t c = 1;
+    for (int d = 0; d < e->ndim; d++) c *= (size_t)e->shape[d];
+    float *p = xmalloc(c * sizeof(float));
+    assert_int_equal(safetensors_read_f32(&ref, name, p, e->ndim, e->shape), 0);
+    if (count) *count = c;
+    return p;
+}
+
+static void test_schedule_values(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
+    const char *names[3] = {"betas", "alphas", "abar"};
+    double *mine[3] = {s.beta, s.alpha, s.abar};
+    for (int k = 0; k < 3; k++) {
+        size_t n;
+        float *want = get(names[k], &n);
+        assert_int_equal(n, 300);
+        float got[300];
+        for (int i = 0; i < 300; i++) got[i] = (float)mine[k][i];
+        assert_true(check_tensor(names[k], got, want, n, 0, 1e-6));
+        xfree(want);
+    }
+    /* abar(-1) = 1 and the schedule is monotone */
+    assert_true(schedule_abar(&s, -1) == 1.0);
+    for (int t = 1; t < 300; t++) assert_true(s.abar[t] < s.abar[t - 1]);
+    schedule_free(&s);
+}
+
+static void test_schedule_rejects_bad_ranges(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 0, 1e-4f, 0.02f), -1);
+    assert_int_equal(schedule_init(&s, 300, 0.0f, 0.02f), -1);
+    assert_int_equal(schedule_init(&s, 300, 0.03f, 0.02f), -1);
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 1.0f), -1);
+}
+
+static void test_reverse_step(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
+    const int ts[4] = {299, 150, 1, 0};
+    for (int k = 0; k < 4; k++) {
+        char name[64];
+        size_t n;
+        snprintf(name, sizeof name, "step.%d.xt", ts[k]);
+        float *xt = get(name, &n);
+        snprintf(name, sizeof name, "step.%d.eps", ts[k]);
+        float *eps = get(name, NULL);
+        snprintf(name, sizeof name, "step.%d.z", ts[k]);
+        float *z = get(name, NULL);
+        snprintf(name, sizeof name, "step.%d.out", ts[k]);
+        float *want = get(name, NULL);
+        float *got = xmalloc(n * sizeof(float));
+        schedule_reverse_step(&s, got, xt, eps, z, ts[k], (int)n);
+        assert_true(check_tensor(name, got, want, n, 1e-6 * max_abs(want, n), 1e-6));
+        xfree(xt);
+        xfree(eps);
+        xfree(z);
+        xfree(want);
+        xfree(got);
+    }
+    schedule_free(&s);
+}
+
+static void test_guidance(void **state) {
+    (void)state;
+    size_t n;
+    float *eu = get("guide.eps_u", &n), *ec = get("guide.eps_c", NULL), *g = get("guide.gamma", NULL);
+    float *want = get("guide.out", NULL), *got = xmalloc(n * sizeof(float));
+    guidance_combine(got, ec, eu, g[0], n);
+    assert_true(check_tensor("guidance", got, want, n, 1e-6 * max_abs(want, n), 1e-6));
+    xfree(eu);
+    xfree(ec);
+    xfree(g);
+    xfree(want);
+    xfree(got);
+}
+
+/* Same seed, same samples; another seed, other samples; frames start at the noise and
+ * end at the samples. */
+static void test_sampler_reproducible(void **state) {
+    (void)state;
+    for (int kind = UNET_TIME; kind <= UNET_CLASS; kind++) {
+        Unet m;
+        Rng init;
+        rng_seed(&init, 3);
+        assert_int_equal(unet_init(&m, (UnetKind)kind, 4, 8, 2, &init), 0);
+        Schedule s;
+        assert_int_equal(schedule_init(&s, 12, 1e-4f, 0.02f), 0);
+        const int n = 5, every = 5;
+        int labels[5] = {0, 3, -1, 9, 4};
+        int nf = sampler_n_frames(12, every);
+        assert_int_equal(nf, 1 + 3); /* start, after 5, 10 and 12 steps */
+        float *a = xmalloc((size_t)n * 784 * sizeof(float)), *b = xmalloc((size_t)n * 784 * sizeof(float));
+        float *c = xmalloc((size_t)n * 784 * sizeof(float));
+        float *frames = xmalloc((size_t)nf * n * 784 * sizeof(float));
+        SampleRequest req = {.n = n, .labels = labels, .guidance = 3.0f, .frame_every = every, .frames = frames};
+        Rng r;
+        rng_seed(&r, 11);
+        ddpm_sample(&m, &s, &r, &req, a);
+        req.frame_every = 0;
+        rng_seed(&r, 11);
+        ddpm_sample(&m, &s, &r, &req, b);
+        rng_seed(&r, 12);
+        ddpm_sample(&m, &s, &r, &req, c);
+        assert_memory_equal(a, b, (size_t)n * 784 * sizeof(float));
+        assert_memory_not_equal(a, c, (size_t)n * 784 * sizeof(float));
+        assert_memory_equal(frames + (size_t)(nf - 1) * n * 784, a, (size_t)n * 784 * sizeof(float));
+        /* the first frame is the starting noise: roughly standard normal */
+        double mean = 0, var = 0;
+        for (size_t i = 0; i < (size_t)n * 784; i++) mean += frames[i];
+        mean /= n * 784.0;
+        for (size_t i = 0; i < (size_t)n * 784; i++) var += (frames[i] - mean) * (frames[i] - mean);
+        var /= n * 784.0;
+        assert_true(fabs(mean) < 0.1 && fabs(var - 1) < 0.1);
+        xfree(a);
+        xfree(b);
+        xfree(c);
+        xfree(frames);
+        schedule_free(&s);
+        unet_free(&m);
+    }
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (safetensors_open("tests/data/ref_schedule.safetensors", &ref) != 0) {
+        fprintf(stderr, "%s\n", err_msg());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    safetensors_close(&ref);
+    return 0;
+}
+
+int main(void) {
+    ops_cpu_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schedule_values),
+        cmocka_unit_test(test_schedule_rejects_bad_ranges),
+        cmocka_unit_test(test_reverse_step),
+        cmocka_unit_test(test_guidance),
+        cmocka_unit_test(test_sampler_reproducible),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
