@@ -74,21 +74,25 @@ typedef struct {
     int transposed, n, ci, co, h, w, k, stride, pad;
 } ConvCase;
 
-/* The UNet's geometries with small channel counts, both GEMM grouping regimes (28x28 is one
- * image per GEMM, 7x7 several, with a ragged last group), first and last layer channel
- * counts, and general kernels, strides and paddings (even kernels, stride > kernel,
- * non-square images, the 1x1-input transposed conv with and without its fast path). */
+/* The UNet's geometries with small channel counts, in both GEMM grouping regimes (28x28 is one
+ * image per GEMM, 7x7 several, with a ragged last group), the first layer's single input
+ * channel, general kernels, strides and paddings (even kernels, stride > kernel, non-square
+ * images), the direct path of conv2d with at most 4 output channels (the last layer), and
+ * the 1x1-input transposed conv with and without its fast path. */
 static const ConvCase conv_cases[] = {
-    {"conv 3x3 s1 p1 28x28", 0, 2, 3, 4, 28, 28, 3, 1, 1},
+    {"conv 3x3 s1 p1 28x28", 0, 2, 3, 5, 28, 28, 3, 1, 1},
     {"conv 3x3 s1 p1 7x7 (grouped)", 0, 7, 4, 6, 7, 7, 3, 1, 1},
     {"conv 3x3 s2 p1 28->14", 0, 3, 2, 5, 28, 28, 3, 2, 1},
-    {"conv 3x3 s2 p1 14->7", 0, 5, 3, 3, 14, 14, 3, 2, 1},
-    {"conv 3x3 1->4 (first layer)", 0, 2, 1, 4, 28, 28, 3, 1, 1},
-    {"conv 3x3 4->1 (last layer)", 0, 2, 4, 1, 28, 28, 3, 1, 1},
-    {"conv 5x5 s3 p2 11x9", 0, 3, 2, 3, 11, 9, 5, 3, 2},
-    {"conv 2x2 s1 p0 6x5", 0, 3, 3, 2, 6, 5, 2, 1, 0},
-    {"conv 1x1 s2 p0 7x7", 0, 4, 3, 2, 7, 7, 1, 2, 0},
+    {"conv 3x3 s2 p1 14->7", 0, 5, 3, 6, 14, 14, 3, 2, 1},
+    {"conv 3x3 1->8 (first layer)", 0, 2, 1, 8, 28, 28, 3, 1, 1},
     {"conv 3x3 s1 p1 14x14 24->40", 0, 3, 24, 40, 14, 14, 3, 1, 1},
+    {"conv 5x5 s3 p2 11x9", 0, 3, 2, 6, 11, 9, 5, 3, 2},
+    {"conv 2x2 s1 p0 6x5", 0, 3, 3, 5, 6, 5, 2, 1, 0},
+    {"conv 1x1 s2 p0 7x7", 0, 4, 3, 5, 7, 7, 1, 2, 0},
+    {"conv direct 3x3 4->1 (last layer)", 0, 2, 4, 1, 28, 28, 3, 1, 1},
+    {"conv direct 3x3 s2 p1 14->7", 0, 5, 3, 2, 14, 14, 3, 2, 1},
+    {"conv direct 5x5 s3 p2 11x9", 0, 3, 2, 3, 11, 9, 5, 3, 2},
+    {"conv direct 2x2 s1 p0 6x5", 0, 3, 3, 4, 6, 5, 2, 1, 0},
     {"convT 4x4 s2 p1 7->14", 1, 3, 4, 3, 7, 7, 4, 2, 1},
     {"convT 4x4 s2 p1 7->14 32->16", 1, 9, 32, 16, 7, 7, 4, 2, 1},
     {"convT 4x4 s2 p1 14->28", 1, 2, 3, 2, 14, 14, 4, 2, 1},
@@ -673,10 +677,13 @@ static void test_conv_determinism(void **state) {
     (void)state;
     Rng r;
     rng_seed(&r, 4);
-    const ConvShape shapes[2] = {conv_shape(16, 8, 8, 14, 14, 3, 1, 1),
-                                 conv_transpose_shape(12, 8, 6, 7, 7, 4, 2, 1)};
-    for (int tr = 0; tr <= 1; tr++) {
-        ConvShape s = shapes[tr];
+    const ConvShape shapes[3] = {conv_shape(16, 8, 8, 14, 14, 3, 1, 1),
+                                 conv_transpose_shape(12, 8, 6, 7, 7, 4, 2, 1),
+                                 conv_shape(16, 8, 1, 14, 14, 3, 1, 1)};
+    const char *names[3] = {"conv 3x3 s1", "convT 4x4 s2", "conv direct 3x3 s1"};
+    for (int c = 0; c < 3; c++) {
+        ConvShape s = shapes[c];
+        int tr = c == 1;
         size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
         size_t nw = (size_t)s.ci * s.co * s.k * s.k;
         size_t ws = tr ? conv_transpose2d_workspace_floats(&s, 2) : conv2d_workspace_floats(&s, 2);
@@ -689,7 +696,7 @@ static void test_conv_determinism(void **state) {
             for (size_t i = 0; i < ws; i++) ctx.ws[i] = (float)(run + 1) * 1e30f;
             conv_bwd(&ctx, tr, dx[run], dw[run], db[run], dy, x, w, &s);
         }
-        printf(" %s backward, 2 threads, two runs\n", tr ? "convT 4x4 s2" : "conv 3x3 s1");
+        printf(" %s backward, 2 threads, two runs\n", names[c]);
         assert_memory_equal(dw[0], dw[1], nw * sizeof(float));
         assert_memory_equal(dx[0], dx[1], nx * sizeof(float));
         assert_memory_equal(db[0], db[1], (size_t)s.co * sizeof(float));

@@ -54,8 +54,8 @@ static void test_roundtrip(void **state) {
     StTensor ts[] = {
         /* Deliberately not alphabetical: the writer keeps this order. */
         {.name = "z.weight", .dtype = ST_F32, .ndim = 2, .shape = {2, 3}, .data = w},
-        {.name = "step", .dtype = ST_I64, .ndim = 1, .shape = {4}, .data = steps},
         {.name = "mask", .dtype = ST_U8, .ndim = 1, .shape = {5}, .data = bytes},
+        {.name = "step", .dtype = ST_I64, .ndim = 1, .shape = {4}, .data = steps},
         {.name = "empty", .dtype = ST_F32, .ndim = 2, .shape = {0, 3}, .data = NULL},
         {.name = "scalar", .dtype = ST_F32, .ndim = 0, .data = &scalar},
     };
@@ -68,7 +68,13 @@ static void test_roundtrip(void **state) {
     assert_int_equal(f.n, 5);
     assert_int_equal(f.data_start % 8, 0);
     assert_int_equal(f.buf[8], '{');
-    for (int i = 0; i < 5; i++) assert_string_equal(f.entries[i].name, ts[i].name);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(f.entries[i].name, ts[i].name);
+        /* The U8 tensor comes before the I64 one, yet every tensor is aligned in the file
+         * to its element size (the writer lays out the data widest dtype first). */
+        size_t elem = f.entries[i].dtype == ST_I64 ? 8 : f.entries[i].dtype == ST_F32 ? 4 : 1;
+        assert_int_equal((f.data_start + f.entries[i].offset) % elem, 0);
+    }
     assert_int_equal(f.n_meta, 2);
     assert_string_equal(safetensors_meta(&f, "format"), "pt");
     assert_string_equal(safetensors_meta(&f, "config"), vals[1]);
@@ -194,8 +200,9 @@ static void test_malformed(void **state) {
         {"offsets reversed",
          "{\"a\": {\"dtype\": \"U8\", \"shape\": [0], \"data_offsets\": [4, 0]}}", -1, 4,
          "[4, 0] are not a range inside"},
-        {"negative offset", "{\"a\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [-1, 0]}}",
-         -1, 1, "data_offsets must be two non-negative integers"},
+        {"negative offset",
+         "{\"a\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [-1, 0]}}", -1, 1,
+         "data_offsets must be two non-negative integers"},
         {"three offsets",
          "{\"a\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [0, 1, 2]}}", -1, 1,
          "data_offsets must be two"},

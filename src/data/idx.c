@@ -164,7 +164,7 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const uint32_t *di
 static void gz_diagnose(Source *s) {
     char first[1024];
     snprintf(first, sizeof first, "%s", err_msg());
-    unsigned char sink[1 << 16];
+    unsigned char sink[1 << 14];
     size_t got;
     uint64_t total = 0;
     do {

@@ -26,11 +26,11 @@ static int file_exists(const char *path) {
 /* Pick dir/NAME.gz, else dir/NAME. Writes the chosen path into buf; if neither exists,
  * sets the error (naming both) and returns -1. */
 static int find_file(const char *dir, const char *name, char *buf, size_t cap) {
-    int n = snprintf(buf, cap, "%s/%s.gz", dir, name);
-    if (n < 0 || (size_t)n >= cap) return err_set("%s: data directory path too long", dir);
-    if (file_exists(buf)) return 0;
-    snprintf(buf, cap, "%s/%s", dir, name);
-    if (file_exists(buf)) return 0;
+    for (int plain = 0; plain <= 1; plain++) {
+        int n = snprintf(buf, cap, "%s/%s%s", dir, name, plain ? "" : ".gz");
+        if (n < 0 || (size_t)n >= cap) return err_set("%s: data directory path too long", dir);
+        if (file_exists(buf)) return 0;
+    }
     return err_set("%s/%s.gz: no such file (nor %s without .gz); set DDPM_DATA to a "
                    "directory holding MNIST, or fetch it first",
                    dir, name, name);

@@ -120,9 +120,9 @@ int figure_grid_png(const char *path, const float *imgs, int rows, int cols, int
     if (W < title_w + 2 * margin) W = ceil(title_w + 2 * margin);
     if (W > FIG_MAX_SIDE || H > FIG_MAX_SIDE)
         return err_set("%s: figure of %.0f x %.0f pixels is too large", path, W, H);
-    /* Centre the grid when the title made the figure wider. */
+    /* Centre the labels-and-grid block when the title made the figure wider. */
     double grid_w = cols * cell_w + (cols - 1) * gap;
-    double x_grid = left + fmax(0, (W - margin - left - grid_w) / 2);
+    double x_grid = floor((W - (left - margin) - grid_w) / 2) + (left - margin);
 
     cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
     cairo_t *cr = cairo_create(surf);
@@ -215,7 +215,9 @@ typedef struct {
     int log_y;
 } Axes;
 
-static double ax_px(const Axes *a, double x) { return a->x0 + (x - a->xlo) / (a->xhi - a->xlo) * a->w; }
+static double ax_px(const Axes *a, double x) {
+    return a->x0 + (x - a->xlo) / (a->xhi - a->xlo) * a->w;
+}
 
 /* Pixel row of value v, or NAN where it cannot be drawn (non-finite, or <= 0 on log). */
 static double ax_py(const Axes *a, double v) {
@@ -393,6 +395,14 @@ int plot_curve_png(const char *path, const float *y, int n, const char *title,
         a.yhi = ceil((hi + margin) / step) * step;
         if (lo >= 0 && a.ylo < 0) a.ylo = 0;
         a.ystep = step;
+        /* Values near DBL_MAX overflow the range arithmetic: fall back to a unit frame
+         * rather than loop over absurd tick counts. */
+        if (!isfinite(a.ylo) || !isfinite(a.yhi) || !(step > 0) ||
+            (a.yhi - a.ylo) / step > 100) {
+            a.ylo = 0;
+            a.yhi = 1;
+            a.ystep = 0.2;
+        }
     }
 
     cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);

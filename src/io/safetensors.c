@@ -71,14 +71,24 @@ static cJSON *json_add_obj(cJSON *parent, const char *key) {
     return o;
 }
 
+/* Data layout: widest dtype first (stable, so otherwise in the given order). With the header
+ * padded to a multiple of 8 this keeps every tensor aligned to its element size, which
+ * zero-copy readers (numpy/torch frombuffer) rely on; the header keeps the given order. */
+static int layout_before(const StTensor *a, const StTensor *b, int ia, int ib) {
+    size_t sa = DTYPE_SIZES[a->dtype], sb = DTYPE_SIZES[b->dtype];
+    return sa != sb ? sa > sb : ia < ib;
+}
+
 int safetensors_write(const char *path, const StTensor *tensors, int n,
                       const char *const *meta_keys, const char *const *meta_values,
                       int n_meta) {
     if (n < 0 || n_meta < 0) return err_set("%s: negative tensor or metadata count", path);
     cJSON *root = cJSON_CreateObject();
     DDPM_CHECK(root != NULL);
-    uint64_t offset = 0;
     int rc = -1;
+    uint64_t *bytes = xcalloc((size_t)n + 1, sizeof(uint64_t));
+    uint64_t *offset = xcalloc((size_t)n + 1, sizeof(uint64_t));
+    int *order = xcalloc((size_t)n + 1, sizeof(int)); /* tensor indices in data order */
     if (n_meta > 0) {
         cJSON *meta = json_add_obj(root, "__metadata__");
         for (int i = 0; i < n_meta; i++) {
@@ -95,41 +105,63 @@ int safetensors_write(const char *path, const StTensor *tensors, int n,
             cJSON_AddItemToObject(meta, meta_keys[i], v);
         }
     }
+    /* Validate every tensor before laying anything out. */
     for (int i = 0; i < n; i++) {
         const StTensor *t = &tensors[i];
         if (!t->name || !*t->name || strcmp(t->name, "__metadata__") == 0) {
             err_set("%s: tensor %d has an empty or reserved name", path, i);
             goto done;
         }
-        if (cJSON_GetObjectItemCaseSensitive(root, t->name)) {
-            err_set("%s: tensor name \"%s\" used twice", path, t->name);
-            goto done;
-        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(tensors[j].name, t->name) == 0) {
+                err_set("%s: tensor name \"%s\" used twice", path, t->name);
+                goto done;
+            }
         if (!dtype_valid(t->dtype) || t->ndim < 0 || t->ndim > ST_MAX_DIMS) {
             err_set("%s: tensor \"%s\" has an invalid dtype or number of dimensions", path,
                     t->name);
             goto done;
         }
-        uint64_t bytes;
-        if (tensor_bytes(t->dtype, t->ndim, t->shape, &bytes) || bytes > UINT64_MAX - offset) {
+        if (tensor_bytes(t->dtype, t->ndim, t->shape, &bytes[i]) || bytes[i] > SIZE_MAX) {
             err_set("%s: tensor \"%s\" has a negative or overflowing shape", path, t->name);
             goto done;
         }
-        if (bytes > 0 && !t->data) {
+        if (bytes[i] > 0 && !t->data) {
             err_set("%s: tensor \"%s\" has no data", path, t->name);
             goto done;
         }
+    }
+    /* Insertion sort into data order: n is a few hundred at most. */
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j > 0 && layout_before(&tensors[i], &tensors[order[j - 1]], i, order[j - 1])) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    uint64_t total = 0;
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        if (bytes[i] > UINT64_MAX - total) {
+            err_set("%s: the tensors add up to more bytes than a file can hold", path);
+            goto done;
+        }
+        offset[i] = total;
+        total += bytes[i];
+    }
+    for (int i = 0; i < n; i++) {
+        const StTensor *t = &tensors[i];
         cJSON *e = json_add_obj(root, t->name);
         cJSON_AddItemToObject(e, "dtype", cJSON_CreateString(DTYPE_NAMES[t->dtype]));
         cJSON *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
         DDPM_CHECK(shape && offs);
         for (int d = 0; d < t->ndim; d++)
             cJSON_AddItemToArray(shape, json_uint((uint64_t)t->shape[d]));
-        cJSON_AddItemToArray(offs, json_uint(offset));
-        cJSON_AddItemToArray(offs, json_uint(offset + bytes));
+        cJSON_AddItemToArray(offs, json_uint(offset[i]));
+        cJSON_AddItemToArray(offs, json_uint(offset[i] + bytes[i]));
         cJSON_AddItemToObject(e, "shape", shape);
         cJSON_AddItemToObject(e, "data_offsets", offs);
-        offset += bytes;
     }
     char *json = cJSON_PrintUnformatted(root);
     DDPM_CHECK(json != NULL);
@@ -148,22 +180,17 @@ int safetensors_write(const char *path, const StTensor *tensors, int n,
     int bad = atomic_write(&af, lenbuf, 8) || atomic_write(&af, json, jlen) ||
               atomic_write(&af, spaces, padded - jlen);
     cJSON_free(json);
-    for (int i = 0; i < n && !bad; i++) {
-        uint64_t bytes = 0;
-        tensor_bytes(tensors[i].dtype, tensors[i].ndim, tensors[i].shape, &bytes);
-        if (bytes > SIZE_MAX) {
-            err_set("%s: tensor \"%s\" is too large", path, tensors[i].name);
-            bad = 1;
-        } else {
-            bad = atomic_write(&af, tensors[i].data, (size_t)bytes);
-        }
-    }
+    for (int k = 0; k < n && !bad; k++)
+        bad = atomic_write(&af, tensors[order[k]].data, (size_t)bytes[order[k]]);
     if (bad) {
         atomic_abort(&af);
         goto done;
     }
     rc = atomic_commit(&af);
 done:
+    xfree(bytes);
+    xfree(offset);
+    xfree(order);
     cJSON_Delete(root);
     return rc;
 }

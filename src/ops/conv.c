@@ -67,6 +67,16 @@ static Plan plan_make(const Geom *g, int n, int nthreads) {
  * stride K) touches every output pixel exactly once: y (N, Co K K) = x (N, Ci) W (Ci, Co K K). */
 static int convt_is_outer(const ConvShape *s) { return s->h == 1 && s->w == 1 && s->pad == 0; }
 
+/* Conv2d with at most this many output channels slides the kernel directly instead of
+ * unfolding (see direct_forward_image); its workspace is one weight gradient per thread. */
+#define CONV_DIRECT_MAX_CO 4
+
+static int conv_is_direct(const ConvShape *s) { return s->co <= CONV_DIRECT_MAX_CO; }
+
+static size_t direct_per_thread(const ConvShape *s) {
+    return round16((size_t)s->co * (size_t)s->ci * (size_t)s->k * (size_t)s->k);
+}
+
 ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
     DDPM_CHECK(n > 0 && ci > 0 && co > 0 && k > 0 && stride > 0 && pad >= 0);
     DDPM_CHECK(h + 2 * pad >= k && w + 2 * pad >= k);
@@ -97,6 +107,7 @@ static void check_convt_shape(const ConvShape *s) {
 
 size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_conv_shape(s);
+    if (conv_is_direct(s)) return (size_t)nthreads * direct_per_thread(s);
     Geom g = geom_conv(s);
     return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
 }
@@ -140,12 +151,14 @@ static void im2col(float *col, size_t ld, const float *in, const Geom *g) {
                         memset(dst, 0, sizeof(float) * (size_t)wout);
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * (size_t)g->win - p + kx;
+                    /* output column ox reads input column ox * s + off */
+                    const float *src = plane + (size_t)iy * (size_t)g->win;
+                    const int off = kx - p;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s == 1) {
-                        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    if (s == 1 && hi > lo) {
+                        memcpy(dst + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
                     } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s];
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s + off];
                     }
                     for (int ox = hi; ox < wout; ox++) dst[ox] = 0.0f;
                 }
@@ -168,11 +181,12 @@ static void col2im(float *in, const float *col, size_t ld, const Geom *g) {
                     int iy = oy * s - p + ky;
                     if (iy < 0 || iy >= g->hin) continue;
                     const float *src = row + (size_t)oy * (size_t)wout;
-                    float *dst = plane + (size_t)iy * (size_t)g->win - p + kx;
+                    float *dst = plane + (size_t)iy * (size_t)g->win;
+                    const int off = kx - p;
                     if (s == 1) {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                        for (int ox = lo; ox < hi; ox++) dst[ox + off] += src[ox];
                     } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox * s] += src[ox];
+                        for (int ox = lo; ox < hi; ox++) dst[ox * s + off] += src[ox];
                     }
                 }
             }
@@ -318,6 +332,18 @@ static void run_slice(const Job *jb, const Geom *g, const Plan *p, const float *
     }
 }
 
+/* dw (count) += the nt per-thread partials at part + t stride, summed in thread order.
+ * Called by every thread of a parallel region once all partials are complete. */
+static void reduce_partials(float *dw, const float *part, size_t stride, size_t count, int nt) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (size_t e = 0; e < count; e++) {
+        float acc = 0.0f;
+        for (int t = 0; t < nt; t++) acc += part[(size_t)t * stride + e];
+        dw[e] += acc;
+    }
+}
+
 /* Runs a Job over the batch: nthreads slices, each with its own workspace slice; then the
  * weight gradient partials are summed in slice order and added to jb->dw. */
 static void run_job(const OpsCtx *ctx, const Job *jb, const Geom *g, int n, const float *w) {
@@ -336,16 +362,7 @@ static void run_job(const OpsCtx *ctx, const Job *jb, const Geom *g, int n, cons
             slice_of(n, nt, t, &n0, &n1);
             run_slice(jb, g, &p, w, n0, n1, col, cbuf, dwp);
         }
-        if (jb->dw) {
-#pragma omp barrier
-#pragma omp for schedule(static)
-            for (size_t e = 0; e < dw_count; e++) {
-                float acc = 0.0f;
-                for (int t = 0; t < nt; t++)
-                    acc += ctx->ws[(size_t)t * p.per_thread + p.col + p.cbuf + e];
-                jb->dw[e] += acc;
-            }
-        }
+        if (jb->dw) reduce_partials(jb->dw, ctx->ws + p.col + p.cbuf, p.per_thread, dw_count, nt);
     }
 }
 
@@ -365,11 +382,141 @@ static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int 
     }
 }
 
+/* ---- conv2d with few output channels ------------------------------------------------------
+ * The UNet's output layer (D -> 1) would unfold D K K rows per image only to multiply them by a
+ * single weight row: pure memory traffic, a few GFLOP/s. With few output channels it is faster
+ * to slide each kernel tap over the image directly (rows stay in L1). Same per-thread partial
+ * scheme as the GEMM path, so still deterministic. */
+
+/* Input row read by output row oy through kernel row ky, or -1 when it is padding. */
+static int tap_iy(const ConvShape *s, int oy, int ky) {
+    int iy = oy * s->stride - s->pad + ky;
+    return iy >= 0 && iy < s->h ? iy : -1;
+}
+
+/* y (Co, Ho, Wo) of one image = b + taps of x (Ci, H, W). */
+static void direct_forward_image(float *y, const float *x, const float *w, const float *b,
+                                 const ConvShape *s) {
+    const size_t pix = (size_t)s->ho * (size_t)s->wo, plane = (size_t)s->h * (size_t)s->w;
+    const int st = s->stride, k = s->k;
+    for (int co = 0; co < s->co; co++) {
+        float *yp = y + (size_t)co * pix;
+        float bias = b ? b[co] : 0.0f;
+        for (size_t q = 0; q < pix; q++) yp[q] = bias;
+        for (int ci = 0; ci < s->ci; ci++) {
+            const float *wk = w + ((size_t)co * (size_t)s->ci + (size_t)ci) * (size_t)(k * k);
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float wv = wk[ky * k + kx];
+                    int lo, hi;
+                    valid_range(kx, st, s->pad, s->w, s->wo, &lo, &hi);
+                    for (int oy = 0; oy < s->ho; oy++) {
+                        int iy = tap_iy(s, oy, ky);
+                        if (iy < 0) continue;
+                        /* output column ox reads input column ox * st + off */
+                        const float *src = x + (size_t)ci * plane + (size_t)iy * (size_t)s->w;
+                        const int off = kx - s->pad;
+                        float *dst = yp + (size_t)oy * (size_t)s->wo;
+                        if (st == 1) { /* contiguous: plain vector loads, not gathers */
+#pragma omp simd
+                            for (int ox = lo; ox < hi; ox++) dst[ox] += wv * src[ox + off];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) dst[ox] += wv * src[ox * st + off];
+                        }
+                    }
+                }
+        }
+    }
+}
+
+/* dx (Ci, H, W) += and dwp (Co, Ci, K, K) += for one image, from dy (Co, Ho, Wo); either
+ * output may be NULL. */
+static void direct_backward_image(float *dx, float *dwp, const float *dy, const float *x,
+                                  const float *w, const ConvShape *s) {
+    const size_t pix = (size_t)s->ho * (size_t)s->wo, plane = (size_t)s->h * (size_t)s->w;
+    const int st = s->stride, k = s->k;
+    for (int co = 0; co < s->co; co++) {
+        const float *gp = dy + (size_t)co * pix;
+        for (int ci = 0; ci < s->ci; ci++) {
+            size_t wk = ((size_t)co * (size_t)s->ci + (size_t)ci) * (size_t)(k * k);
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float wv = w[wk + (size_t)(ky * k + kx)];
+                    float acc = 0.0f;
+                    int lo, hi;
+                    valid_range(kx, st, s->pad, s->w, s->wo, &lo, &hi);
+                    for (int oy = 0; oy < s->ho; oy++) {
+                        int iy = tap_iy(s, oy, ky);
+                        if (iy < 0) continue;
+                        const size_t row = (size_t)ci * plane + (size_t)iy * (size_t)s->w;
+                        const int off = kx - s->pad;
+                        const float *g = gp + (size_t)oy * (size_t)s->wo;
+                        if (dwp) {
+                            const float *src = x + row;
+                            if (st == 1) {
+#pragma omp simd reduction(+ : acc)
+                                for (int ox = lo; ox < hi; ox++) acc += g[ox] * src[ox + off];
+                            } else {
+                                for (int ox = lo; ox < hi; ox++) acc += g[ox] * src[ox * st + off];
+                            }
+                        }
+                        if (dx) {
+                            float *dst = dx + row;
+                            if (st == 1) {
+#pragma omp simd
+                                for (int ox = lo; ox < hi; ox++) dst[ox + off] += wv * g[ox];
+                            } else {
+                                for (int ox = lo; ox < hi; ox++) dst[ox * st + off] += wv * g[ox];
+                            }
+                        }
+                    }
+                    if (dwp) dwp[wk + (size_t)(ky * k + kx)] += acc;
+                }
+        }
+    }
+}
+
+static void direct_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                           const float *b, const ConvShape *s) {
+    const size_t in_img = (size_t)s->ci * (size_t)s->h * (size_t)s->w;
+    const size_t out_img = (size_t)s->co * (size_t)s->ho * (size_t)s->wo;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int i = 0; i < s->n; i++)
+        direct_forward_image(y + (size_t)i * out_img, x + (size_t)i * in_img, w, b, s);
+}
+
+static void direct_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
+                            const float *x, const float *w, const ConvShape *s) {
+    const int nt = ctx->nthreads;
+    const size_t in_img = (size_t)s->ci * (size_t)s->h * (size_t)s->w;
+    const size_t out_img = (size_t)s->co * (size_t)s->ho * (size_t)s->wo;
+    const size_t stride = direct_per_thread(s);
+    const size_t dw_count = (size_t)s->co * (size_t)s->ci * (size_t)s->k * (size_t)s->k;
+    DDPM_CHECK(ctx->ws_floats >= (size_t)nt * stride);
+#pragma omp parallel num_threads(nt)
+    {
+        for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+            float *dwp = dw ? ctx->ws + (size_t)t * stride : NULL;
+            if (dwp) memset(dwp, 0, sizeof(float) * dw_count);
+            int n0, n1;
+            slice_of(s->n, nt, t, &n0, &n1);
+            for (int i = n0; i < n1; i++)
+                direct_backward_image(dx ? dx + (size_t)i * in_img : NULL, dwp,
+                                      dy + (size_t)i * out_img, x + (size_t)i * in_img, w, s);
+        }
+        if (dw) reduce_partials(dw, ctx->ws, stride, dw_count, nt);
+    }
+}
+
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
                     const ConvShape *s) {
     check_conv_shape(s);
+    if (conv_is_direct(s)) {
+        direct_forward(ctx, y, x, w, b, s);
+        return;
+    }
     Geom g = geom_conv(s);
     Job jb = {0};
     jb.fwd_in = x;
@@ -382,7 +529,9 @@ void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const f
                      const float *x, const float *w, const ConvShape *s) {
     check_conv_shape(s);
     Geom g = geom_conv(s);
-    if (dw || dx) {
+    if (conv_is_direct(s)) {
+        if (dw || dx) direct_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (dw || dx) {
         Job jb = {0};
         if (dw) {
             jb.wg_out = dy;
