@@ -22,7 +22,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 all: ddpm
 
 ddpm: $(BUILD)/ddpm
-	cp $< $@
+	rm -f $@ && cp $< $@
 
 $(BUILD)/ddpm: $(CLI_OBJ) $(BUILD)/libddpm.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -57,8 +57,7 @@ void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *
         mean[ch] = (float)mu;
         rstd[ch] = (float)r;
         running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
-        running_var[ch] =
-            (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
     }
 }
 
@@ -78,8 +77,8 @@ void batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x, const
 }
 
 /* Per channel sums of dy and of dy (x - mu), in double. */
-static void channel_sums(const float *dy, const float *x, double mu, int n, int c, int hw,
-                         int ch, double *sdy, double *sdyx) {
+static void channel_sums(const float *dy, const float *x, double mu, int n, int c, int hw, int ch,
+                         double *sdy, double *sdyx) {
     double s0 = 0.0, s1 = 0.0;
     for (int i = 0; i < n; i++) {
         size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
@@ -127,8 +126,8 @@ void batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, flo
 
 void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
                                const float *dy, const float *x, const float *running_mean,
-                               const float *running_var, const float *gamma, int n, int c,
-                               int hw, float eps) {
+                               const float *running_var, const float *gamma, int n, int c, int hw,
+                               float eps) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);

@@ -16,7 +16,7 @@
  * In both cases the weight is a (cout, cin K K) matrix, and with col = im2col(in side):
  *   conv forward       out = W col               = convT input gradient
  *   conv input grad    in  = col2im(W^T out)     = convT forward
- *   weight gradient    dW += out_grad_or_x col^T (the out-side tensor times the unfolded in side). */
+ *   weight gradient    dW += (out-side tensor) col^T   (dy for conv2d, x for convT). */
 typedef struct {
     int cin, hin, win;
     int cout, hout, wout;
@@ -67,16 +67,6 @@ static Plan plan_make(const Geom *g, int n, int nthreads) {
  * stride K) touches every output pixel exactly once: y (N, Co K K) = x (N, Ci) W (Ci, Co K K). */
 static int convt_is_outer(const ConvShape *s) { return s->h == 1 && s->w == 1 && s->pad == 0; }
 
-/* Conv2d with at most this many output channels slides the kernel directly instead of
- * unfolding (see direct_forward_image); its workspace is one weight gradient per thread. */
-#define CONV_DIRECT_MAX_CO 4
-
-static int conv_is_direct(const ConvShape *s) { return s->co <= CONV_DIRECT_MAX_CO; }
-
-static size_t direct_per_thread(const ConvShape *s) {
-    return round16((size_t)s->co * (size_t)s->ci * (size_t)s->k * (size_t)s->k);
-}
-
 ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
     DDPM_CHECK(n > 0 && ci > 0 && co > 0 && k > 0 && stride > 0 && pad >= 0);
     DDPM_CHECK(h + 2 * pad >= k && w + 2 * pad >= k);
@@ -107,7 +97,6 @@ static void check_convt_shape(const ConvShape *s) {
 
 size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_conv_shape(s);
-    if (conv_is_direct(s)) return (size_t)nthreads * direct_per_thread(s);
     Geom g = geom_conv(s);
     return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
 }
@@ -123,8 +112,8 @@ size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
 
 /* Output columns ox whose input column ox*stride - pad + kx lies inside [0, win): [*lo, *hi). */
 static void valid_range(int kx, int stride, int pad, int win, int wout, int *lo, int *hi) {
-    int first = pad - kx;           /* smallest ox*stride that lands on input column 0 */
-    int last = win - 1 + pad - kx;  /* largest ox*stride that lands inside */
+    int first = pad - kx;          /* smallest ox*stride that lands on input column 0 */
+    int last = win - 1 + pad - kx; /* largest ox*stride that lands inside */
     int l = first <= 0 ? 0 : (first + stride - 1) / stride;
     int h = last < 0 ? 0 : last / stride + 1;
     if (h > wout) h = wout;
@@ -291,8 +280,8 @@ static void run_slice(const Job *jb, const Geom *g, const Plan *p, const float *
                             for (size_t q = 0; q < pix; q++)
                                 dst[(size_t)c * pix + q] += jb->fwd_bias[c];
                 } else {
-                    scatter_bias(jb->fwd_out + (size_t)i * out_img, cbuf, jb->fwd_bias, gi,
-                                 g->cout, pix);
+                    scatter_bias(jb->fwd_out + (size_t)i * out_img, cbuf, jb->fwd_bias, gi, g->cout,
+                                 pix);
                 }
             } else {
                 float *acc = jb->acc_out + (size_t)i * out_img;
@@ -321,11 +310,10 @@ static void run_slice(const Job *jb, const Geom *g, const Plan *p, const float *
                 if (jb->wg_out != jb->bwd_out) gather(cbuf, o, gi, g->cout, pix);
                 o = cbuf;
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, m, g->cout, 1.0f, w, rows,
-                        o, m, 0.0f, col, m);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, m, g->cout, 1.0f, w, rows, o,
+                        m, 0.0f, col, m);
             float *dst = jb->bwd_in ? jb->bwd_in : jb->acc_in;
-            if (jb->bwd_in)
-                fill_bias(dst + (size_t)i * in_img, jb->bwd_bias, gi, g->cin, in_pix);
+            if (jb->bwd_in) fill_bias(dst + (size_t)i * in_img, jb->bwd_bias, gi, g->cin, in_pix);
             for (int j = 0; j < gi; j++)
                 col2im(dst + (size_t)(i + j) * in_img, col + (size_t)j * pix, ld, g);
         }
@@ -382,141 +370,11 @@ static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int 
     }
 }
 
-/* ---- conv2d with few output channels ------------------------------------------------------
- * The UNet's output layer (D -> 1) would unfold D K K rows per image only to multiply them by a
- * single weight row: pure memory traffic, a few GFLOP/s. With few output channels it is faster
- * to slide each kernel tap over the image directly (rows stay in L1). Same per-thread partial
- * scheme as the GEMM path, so still deterministic. */
-
-/* Input row read by output row oy through kernel row ky, or -1 when it is padding. */
-static int tap_iy(const ConvShape *s, int oy, int ky) {
-    int iy = oy * s->stride - s->pad + ky;
-    return iy >= 0 && iy < s->h ? iy : -1;
-}
-
-/* y (Co, Ho, Wo) of one image = b + taps of x (Ci, H, W). */
-static void direct_forward_image(float *y, const float *x, const float *w, const float *b,
-                                 const ConvShape *s) {
-    const size_t pix = (size_t)s->ho * (size_t)s->wo, plane = (size_t)s->h * (size_t)s->w;
-    const int st = s->stride, k = s->k;
-    for (int co = 0; co < s->co; co++) {
-        float *yp = y + (size_t)co * pix;
-        float bias = b ? b[co] : 0.0f;
-        for (size_t q = 0; q < pix; q++) yp[q] = bias;
-        for (int ci = 0; ci < s->ci; ci++) {
-            const float *wk = w + ((size_t)co * (size_t)s->ci + (size_t)ci) * (size_t)(k * k);
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++) {
-                    const float wv = wk[ky * k + kx];
-                    int lo, hi;
-                    valid_range(kx, st, s->pad, s->w, s->wo, &lo, &hi);
-                    for (int oy = 0; oy < s->ho; oy++) {
-                        int iy = tap_iy(s, oy, ky);
-                        if (iy < 0) continue;
-                        /* output column ox reads input column ox * st + off */
-                        const float *src = x + (size_t)ci * plane + (size_t)iy * (size_t)s->w;
-                        const int off = kx - s->pad;
-                        float *dst = yp + (size_t)oy * (size_t)s->wo;
-                        if (st == 1) { /* contiguous: plain vector loads, not gathers */
-#pragma omp simd
-                            for (int ox = lo; ox < hi; ox++) dst[ox] += wv * src[ox + off];
-                        } else {
-                            for (int ox = lo; ox < hi; ox++) dst[ox] += wv * src[ox * st + off];
-                        }
-                    }
-                }
-        }
-    }
-}
-
-/* dx (Ci, H, W) += and dwp (Co, Ci, K, K) += for one image, from dy (Co, Ho, Wo); either
- * output may be NULL. */
-static void direct_backward_image(float *dx, float *dwp, const float *dy, const float *x,
-                                  const float *w, const ConvShape *s) {
-    const size_t pix = (size_t)s->ho * (size_t)s->wo, plane = (size_t)s->h * (size_t)s->w;
-    const int st = s->stride, k = s->k;
-    for (int co = 0; co < s->co; co++) {
-        const float *gp = dy + (size_t)co * pix;
-        for (int ci = 0; ci < s->ci; ci++) {
-            size_t wk = ((size_t)co * (size_t)s->ci + (size_t)ci) * (size_t)(k * k);
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++) {
-                    const float wv = w[wk + (size_t)(ky * k + kx)];
-                    float acc = 0.0f;
-                    int lo, hi;
-                    valid_range(kx, st, s->pad, s->w, s->wo, &lo, &hi);
-                    for (int oy = 0; oy < s->ho; oy++) {
-                        int iy = tap_iy(s, oy, ky);
-                        if (iy < 0) continue;
-                        const size_t row = (size_t)ci * plane + (size_t)iy * (size_t)s->w;
-                        const int off = kx - s->pad;
-                        const float *g = gp + (size_t)oy * (size_t)s->wo;
-                        if (dwp) {
-                            const float *src = x + row;
-                            if (st == 1) {
-#pragma omp simd reduction(+ : acc)
-                                for (int ox = lo; ox < hi; ox++) acc += g[ox] * src[ox + off];
-                            } else {
-                                for (int ox = lo; ox < hi; ox++) acc += g[ox] * src[ox * st + off];
-                            }
-                        }
-                        if (dx) {
-                            float *dst = dx + row;
-                            if (st == 1) {
-#pragma omp simd
-                                for (int ox = lo; ox < hi; ox++) dst[ox + off] += wv * g[ox];
-                            } else {
-                                for (int ox = lo; ox < hi; ox++) dst[ox * st + off] += wv * g[ox];
-                            }
-                        }
-                    }
-                    if (dwp) dwp[wk + (size_t)(ky * k + kx)] += acc;
-                }
-        }
-    }
-}
-
-static void direct_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                           const float *b, const ConvShape *s) {
-    const size_t in_img = (size_t)s->ci * (size_t)s->h * (size_t)s->w;
-    const size_t out_img = (size_t)s->co * (size_t)s->ho * (size_t)s->wo;
-#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
-    for (int i = 0; i < s->n; i++)
-        direct_forward_image(y + (size_t)i * out_img, x + (size_t)i * in_img, w, b, s);
-}
-
-static void direct_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
-                            const float *x, const float *w, const ConvShape *s) {
-    const int nt = ctx->nthreads;
-    const size_t in_img = (size_t)s->ci * (size_t)s->h * (size_t)s->w;
-    const size_t out_img = (size_t)s->co * (size_t)s->ho * (size_t)s->wo;
-    const size_t stride = direct_per_thread(s);
-    const size_t dw_count = (size_t)s->co * (size_t)s->ci * (size_t)s->k * (size_t)s->k;
-    DDPM_CHECK(ctx->ws_floats >= (size_t)nt * stride);
-#pragma omp parallel num_threads(nt)
-    {
-        for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
-            float *dwp = dw ? ctx->ws + (size_t)t * stride : NULL;
-            if (dwp) memset(dwp, 0, sizeof(float) * dw_count);
-            int n0, n1;
-            slice_of(s->n, nt, t, &n0, &n1);
-            for (int i = n0; i < n1; i++)
-                direct_backward_image(dx ? dx + (size_t)i * in_img : NULL, dwp,
-                                      dy + (size_t)i * out_img, x + (size_t)i * in_img, w, s);
-        }
-        if (dw) reduce_partials(dw, ctx->ws, stride, dw_count, nt);
-    }
-}
-
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
                     const ConvShape *s) {
     check_conv_shape(s);
-    if (conv_is_direct(s)) {
-        direct_forward(ctx, y, x, w, b, s);
-        return;
-    }
     Geom g = geom_conv(s);
     Job jb = {0};
     jb.fwd_in = x;
@@ -529,9 +387,7 @@ void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const f
                      const float *x, const float *w, const ConvShape *s) {
     check_conv_shape(s);
     Geom g = geom_conv(s);
-    if (conv_is_direct(s)) {
-        if (dw || dx) direct_backward(ctx, dx, dw, dy, x, w, s);
-    } else if (dw || dx) {
+    if (dw || dx) {
         Job jb = {0};
         if (dw) {
             jb.wg_out = dy;
@@ -571,8 +427,8 @@ static void outer_forward(const OpsCtx *ctx, float *y, const float *x, const flo
     }
 }
 
-static void outer_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
-                           const float *x, const float *w, const ConvShape *s) {
+static void outer_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy, const float *x,
+                           const float *w, const ConvShape *s) {
     const int nt = ctx->nthreads, cols = s->co * s->k * s->k;
 #pragma omp parallel num_threads(nt)
     for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
@@ -611,9 +467,8 @@ void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const
     run_job(ctx, &jb, &g, s->n, w);
 }
 
-void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db,
-                               const float *dy, const float *x, const float *w,
-                               const ConvShape *s) {
+void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                               const float *x, const float *w, const ConvShape *s) {
     check_convt_shape(s);
     if (convt_is_outer(s)) {
         if (dx || dw) outer_backward(ctx, dx, dw, dy, x, w, s);

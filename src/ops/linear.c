@@ -20,8 +20,8 @@ void linear_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const f
                      const float *x, const float *w, int n, int fi, int fo) {
     (void)ctx;
     if (dx) /* dx (N,Fi) += dy (N,Fo) w (Fo,Fi) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fi, fo, 1.0f, dy, fo, w, fi,
-                    1.0f, dx, fi);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fi, fo, 1.0f, dy, fo, w, fi, 1.0f,
+                    dx, fi);
     if (dw) /* dw (Fo,Fi) += dy^T (Fo,N) x (N,Fi) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fo, fi, n, 1.0f, dy, fo, x, fi, 1.0f,
                     dw, fi);

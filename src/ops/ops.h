@@ -105,4 +105,27 @@ float mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int
 void mse_backward(const OpsCtx *ctx, float *dpred, const float *pred, const float *target,
                   int64_t count);
 
+/* ==== Classifier operators (the judge network of src/model/classifier.c) ===================
+ * Implemented in src/ops/classifier_ops.c; same conventions as above. */
+
+/* ReLU y = max(x, 0) on count elements (y may alias x); backward dx += dy where x > 0,
+ * with x the input of forward (the subgradient at 0 is 0, as PyTorch). */
+void relu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count);
+void relu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int64_t count);
+
+/* Max pooling 2x2, stride 2: y (N,C,H/2,W/2) = max over each window of x (N,C,H,W); nc = N C,
+ * H and W even. Backward routes dy to the first maximum of each window in row-major order
+ * (PyTorch's choice for ties), found again from x: dx (N,C,H,W) += ... */
+void maxpool2x2_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int h, int w);
+void maxpool2x2_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int nc,
+                         int h, int w);
+
+/* Softmax cross-entropy, mean over the batch: loss = -(1/N) sum_i log softmax(logits_i)[label_i]
+ * for logits (N,C) and labels (N) in [0, C). Writes the softmax probs (N,C) for backward.
+ * Backward: dlogits (N,C) += (probs - onehot(labels)) / N. */
+float softmax_xent_forward(const OpsCtx *ctx, float *probs, const float *logits,
+                           const int *labels, int n, int c);
+void softmax_xent_backward(const OpsCtx *ctx, float *dlogits, const float *probs,
+                           const int *labels, int n, int c);
+
 #endif

@@ -63,9 +63,18 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
                                 aw[wi] += g * x[xi];
                             }
                 }
-    if (dx) add_and_free(dx, ax, nx); else xfree(ax);
-    if (dw) add_and_free(dw, aw, nw); else xfree(aw);
-    if (db) add_and_free(db, ab, (size_t)s->co); else xfree(ab);
+    if (dx)
+        add_and_free(dx, ax, nx);
+    else
+        xfree(ax);
+    if (dw)
+        add_and_free(dw, aw, nw);
+    else
+        xfree(aw);
+    if (db)
+        add_and_free(db, ab, (size_t)s->co);
+    else
+        xfree(ab);
 }
 
 /* ---- conv_transpose2d: every input pixel x[n,i,iy,ix] adds x * w[i,o,:,:] to the output
@@ -100,8 +109,8 @@ void conv_transpose2d_forward_ref(float *y, const float *x, const float *w, cons
     xfree(acc);
 }
 
-void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float *dy,
-                                   const float *x, const float *w, const ConvShape *s) {
+void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                   const float *w, const ConvShape *s) {
     const int K = s->k;
     size_t nx = (size_t)s->n * s->ci * s->h * s->w, nw = (size_t)s->ci * s->co * K * K;
     double *ax = xcalloc(nx, sizeof(double)); /* (N,Ci,H,W) */
@@ -128,9 +137,18 @@ void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float 
         for (int o = 0; o < s->co; o++)
             for (int q = 0; q < s->ho * s->wo; q++)
                 ab[o] += dy[(size_t)(n * s->co + o) * s->ho * s->wo + q];
-    if (dx) add_and_free(dx, ax, nx); else xfree(ax);
-    if (dw) add_and_free(dw, aw, nw); else xfree(aw);
-    if (db) add_and_free(db, ab, (size_t)s->co); else xfree(ab);
+    if (dx)
+        add_and_free(dx, ax, nx);
+    else
+        xfree(ax);
+    if (dw)
+        add_and_free(dw, aw, nw);
+    else
+        xfree(aw);
+    if (db)
+        add_and_free(db, ab, (size_t)s->co);
+    else
+        xfree(ab);
 }
 
 /* ---- batchnorm2d ---- */
@@ -167,8 +185,8 @@ void batchnorm2d_forward_train_ref(float *y, float *mean, float *rstd, float *ru
 }
 
 void batchnorm2d_forward_eval_ref(float *y, const float *x, const float *gamma, const float *beta,
-                                  const float *running_mean, const float *running_var, int n,
-                                  int c, int hw, float eps) {
+                                  const float *running_mean, const float *running_var, int n, int c,
+                                  int hw, float eps) {
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
             double r = 1.0 / sqrt((double)running_var[ch] + eps);
@@ -200,7 +218,8 @@ void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, cons
             for (int q = 0; q < hw; q++) {
                 size_t e = ((size_t)i * c + ch) * hw + q;
                 double xhat = (x[e] - (double)mean[ch]) * rstd[ch];
-                dx[e] += (float)((double)gamma[ch] * rstd[ch] * (dy[e] - sdy / m - xhat * sdyx / m));
+                dx[e] +=
+                    (float)((double)gamma[ch] * rstd[ch] * (dy[e] - sdy / m - xhat * sdyx / m));
             }
     }
 }
@@ -286,7 +305,8 @@ void linear_forward_ref(float *y, const float *x, const float *w, const float *b
     for (int r = 0; r < n; r++)
         for (int o = 0; o < fo; o++) {
             double acc = b ? b[o] : 0.0;
-            for (int i = 0; i < fi; i++) acc += (double)x[(size_t)r * fi + i] * w[(size_t)o * fi + i];
+            for (int i = 0; i < fi; i++)
+                acc += (double)x[(size_t)r * fi + i] * w[(size_t)o * fi + i];
             y[(size_t)r * fo + o] = (float)acc;
         }
 }

@@ -15,16 +15,16 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
                          const float *w, const ConvShape *s);
 void conv_transpose2d_forward_ref(float *y, const float *x, const float *w, const float *b,
                                   const ConvShape *s);
-void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float *dy,
-                                   const float *x, const float *w, const ConvShape *s);
+void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                   const float *w, const ConvShape *s);
 
 void batchnorm2d_forward_train_ref(float *y, float *mean, float *rstd, float *running_mean,
                                    float *running_var, const float *x, const float *gamma,
                                    const float *beta, int n, int c, int hw, float momentum,
                                    float eps);
 void batchnorm2d_forward_eval_ref(float *y, const float *x, const float *gamma, const float *beta,
-                                  const float *running_mean, const float *running_var, int n,
-                                  int c, int hw, float eps);
+                                  const float *running_mean, const float *running_var, int n, int c,
+                                  int hw, float eps);
 void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
                                     const float *x, const float *mean, const float *rstd,
                                     const float *gamma, int n, int c, int hw);
