@@ -3,6 +3,7 @@
  * and a moving average (loss curves). Text uses cairo's toy API with DejaVu Sans. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cairo.h>
@@ -350,15 +351,35 @@ static void draw_series(cairo_t *cr, const Axes *a, const double *v, int n, int 
     cairo_stroke(cr);
 }
 
-/* Trailing moving average over the last `window` finite values (fewer at the start). */
+/* Centred moving average over `window` values (narrower at the ends, non-finite values
+ * skipped): unlike a trailing one it does not lag behind a fast-falling loss. */
 static void moving_average(const double *v, int n, int window, double *out) {
-    double sum = 0;
-    int count = 0;
-    for (int i = 0; i < n; i++) {
-        if (isfinite(v[i])) sum += v[i], count++;
-        if (i >= window && isfinite(v[i - window])) sum -= v[i - window], count--;
-        out[i] = count > 0 ? sum / count : NAN;
+    double *sum = malloc(((size_t)n + 1) * sizeof(double));
+    int *cnt = malloc(((size_t)n + 1) * sizeof(int));
+    if (!sum || !cnt) {
+        for (int i = 0; i < n; i++) out[i] = v[i];
+        free(sum);
+        free(cnt);
+        return;
     }
+    sum[0] = 0;
+    cnt[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int ok = isfinite(v[i]);
+        sum[i + 1] = sum[i] + (ok ? v[i] : 0);
+        cnt[i + 1] = cnt[i] + ok;
+    }
+    for (int i = 0; i < n; i++) {
+        /* the window stays symmetric, narrowing towards the ends */
+        int half = window / 2;
+        if (half > i) half = i;
+        if (half > n - 1 - i) half = n - 1 - i;
+        int lo = i - half, hi = i + half + 1;
+        int c = cnt[hi] - cnt[lo];
+        out[i] = c > 0 ? (sum[hi] - sum[lo]) / c : NAN;
+    }
+    free(sum);
+    free(cnt);
 }
 
 int plot_curve_png(const char *path, const float *y, int n, const char *title,
