@@ -59,6 +59,7 @@ int cmd_train(int argc, char **argv) {
         {"guidance", OPT_FLOAT, &c.guidance, "class: guidance scale gamma of the sample grids", -100, 100, 0},
         {"figure-epochs", OPT_STR, &fig, "epochs after which figures are drawn, e.g. 1,5", 0, -1, 0},
         {"eval-n", OPT_INT, &c.eval_n, "denoiser: test images for the per-epoch test MSE", 1, 10000, 0},
+        {"sigma-table-n", OPT_INT, &c.table_n, "denoiser: test images for the MSE-per-sigma table (0 = skip)", 0, 10000, 0},
         {"no-progress", OPT_FLAG, &no_progress, "plain log lines instead of a status line", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);

@@ -36,6 +36,7 @@ void train_config_defaults(TrainConfig *c, UnetKind kind) {
     c->p_uncond = 0.1f;
     c->guidance = 5.0f;
     c->eval_n = 10000;
+    c->table_n = 10000;
     c->n_grid = 40;
     if (kind == UNET_DENOISER) {
         c->width = 128;
@@ -489,11 +490,12 @@ int train_run(const TrainConfig *c) {
             if (c->kind == UNET_DENOISER) {
                 if (fig_denoise(c->out_dir, m, test_f, e, c->sigma, c->seed + 99) != 0 ||
                     fig_ood(c->out_dir, m, test_f, e, c->seed + 98) != 0) { free(cfg_text); goto done; }
-                cJSON *per = cJSON_AddObjectToObject(ej, "test_mse_per_sigma");
-                for (int j = 0; j < N_FIG_SIGMAS; j++) {
+                int n_table = c->table_n < test.n ? c->table_n : test.n;
+                cJSON *per = n_table > 0 ? cJSON_AddObjectToObject(ej, "test_mse_per_sigma") : NULL;
+                for (int j = 0; per && j < N_FIG_SIGMAS; j++) {
                     char key[16];
                     snprintf(key, sizeof key, "%.1f", (double)FIG_SIGMAS[j]);
-                    cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, test_f, n_eval, FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
+                    cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, test_f, n_table, FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
                 }
             } else {
                 double ts = now_seconds();

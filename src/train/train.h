@@ -30,6 +30,7 @@ typedef struct {
     int fig_epochs[TRAIN_MAX_FIG_EPOCHS]; /* epochs after which figures are drawn */
     int n_fig_epochs;
     int eval_n;             /* test images for the denoiser's per-epoch test MSE */
+    int table_n;            /* test images for its per-sigma MSE table at figure epochs (0 = none) */
     int n_grid;             /* samples in the time model's grids */
     int progress;           /* 1 = redraw a status line (terminal), 0 = plain log lines */
 } TrainConfig;
