@@ -652,7 +652,7 @@ static void test_adam(void **state) {
     float p[P] = {5e-4f, -1.25e-3f, 2e-3f, 3e-4f, 1e-3f, 0.0f}, m[P] = {0}, v[P] = {0};
     double pd[P], md[P] = {0}, vd[P] = {0};
     for (int i = 0; i < P; i++) pd[i] = p[i];
-    Adam opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 0};
+    Adam opt = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = 0};
     const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
     int ok = 1;
     for (int t = 1; t <= STEPS; t++) {

@@ -158,7 +158,7 @@ static void run_reference(const char *kind) {
     load_state(&r, "init.");
     float *am = xcalloc(r.m.n_params, sizeof(float)), *av = xcalloc(r.m.n_params, sizeof(float));
     float *adam_loss = read_tensor(&r.f, "adam.loss", NULL);
-    Adam opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 0};
+    Adam opt = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = 0};
     for (int s = 0; s < 5; s++) {
         float l = step_fwd_bwd(&r, 1, dout);
         snprintf(key, sizeof key, "adam.loss[%d]", s);

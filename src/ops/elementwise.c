@@ -14,7 +14,7 @@
  * (absolute error below 1.5e-7, i.e. float rounding level for 1 + erf) on top of a vector exp;
  * we do the same with branch-free code that GCC vectorises under `omp simd`. */
 
-/* e^x for x <= 0 within about 2 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-5
+/* e^x for -87 <= x <= 0 within 1 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-5
  * minimax polynomial for e^r, then scale by 2^n through the exponent bits). */
 static inline float exp_neg(float x) {
     x = x < -87.0f ? -87.0f : x; /* keeps 2^n normal; e^-87 is ~1e-38 */

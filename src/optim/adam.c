@@ -3,26 +3,10 @@
 #include "optim/adam.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-/* PyTorch keeps hyperparameters as Python doubles (0.999, 1e-4); ours are floats, and
- * (double)0.999f differs from 0.999 by 1.3e-5 relative, which shows in 1 - beta2 and in the
- * bias corrections. The shortest decimal that rounds to the float is the value the user
- * wrote, so parse that back as a double. */
-static double decimal_of(float f) {
-    char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
-        if (strtof(buf, NULL) == f) break;
-    }
-    return strtod(buf, NULL);
-}
 
 void adam_step(Adam *opt, float *param, const float *grad, float *m, float *v, size_t count) {
     opt->step += 1;
-    const double b1 = decimal_of(opt->beta1), b2 = decimal_of(opt->beta2);
-    const double lr = decimal_of(opt->lr);
+    const double b1 = opt->beta1, b2 = opt->beta2, lr = opt->lr;
     const double bc1 = 1.0 - pow(b1, (double)opt->step);
     const double bc2 = 1.0 - pow(b2, (double)opt->step);
     /* Scalars enter the tensor kernels as floats, as in PyTorch's CPU kernels. */
@@ -30,7 +14,7 @@ void adam_step(Adam *opt, float *param, const float *grad, float *m, float *v, s
     const float beta2 = (float)b2, one_minus_b2 = (float)(1.0 - b2);
     const float step_size = (float)(lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float eps = opt->eps;
+    const float eps = (float)opt->eps;
 #pragma omp simd
     for (size_t i = 0; i < count; i++) {
         float g = grad[i];

@@ -4,8 +4,11 @@
 
 #include <stddef.h>
 
+/* Hyperparameters are doubles because PyTorch keeps them as Python floats (doubles):
+ * (double)0.999f differs from 0.999 by 1.3e-5 relative, which would show in 1 - beta2
+ * and in the bias corrections. */
 typedef struct {
-    float lr, beta1, beta2, eps;
+    double lr, beta1, beta2, eps;
     long step; /* number of updates done so far */
 } Adam;
 
