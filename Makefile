@@ -1,12 +1,16 @@
 # ddpm: `make` builds ./ddpm, `make test` builds and runs the test suite,
-# `make asan` builds everything with AddressSanitizer + UBSan into build-asan/.
+# `make asan` runs the test suite built with AddressSanitizer + UBSan (build-asan/),
+# `make valgrind` runs short training runs under valgrind memcheck (build-vg/),
+# `make fuzz` builds the libFuzzer harnesses with clang (build-fuzz/), and
+# `make fuzz-run` runs each for FUZZ_SECONDS (or FUZZ_RUNS inputs) from fuzz/corpus/.
 CC      ?= cc
 ARCH    ?= -march=native
 OPT     ?= -O3
+SAN     ?=
 CFLAGS  ?= $(OPT) $(ARCH) -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc \
+CFLAGS  += $(SAN) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc \
            $(shell pkg-config --cflags cairo)
-LDLIBS  += -fopenmp -lopenblas -lpng -lgif -lcjson -lcurl -lcrypto -lz \
+LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -lgif -lcjson -lcurl -lcrypto -lz \
            $(shell pkg-config --libs cairo) -lm
 BUILD   ?= build
 
@@ -18,7 +22,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan clean
+.PHONY: all test asan valgrind fuzz fuzz-harnesses fuzz-run clean
 all: ddpm
 
 ddpm: $(BUILD)/ddpm
@@ -42,12 +46,37 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libddpm.a
 test: $(BUILD)/ddpm $(TESTS)
 	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS)
 
+# Sanitizer findings fail the run: UBSan aborts, LeakSanitizer reports at exit.
 asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	$(MAKE) BUILD=build-asan OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDLIBS="-fsanitize=address,undefined -fopenmp -lopenblas -lpng -lgif -lcjson -lcurl -lcrypto -lz $$(pkg-config --libs cairo) -lm" test
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" test
+
+# Valgrind cannot decode AVX-512, so this build targets plain x86-64.
+valgrind:
+	$(MAKE) BUILD=build-vg OPT=-O1 ARCH= build-vg/ddpm
+	tests/valgrind.sh build-vg/ddpm
+
+FUZZ_NAMES   := idx safetensors config
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 0
+fuzz:
+	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 ARCH= \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link -Wno-pass-failed" \
+	  fuzz-harnesses
+
+fuzz-harnesses: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libddpm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libddpm.a $(LDLIBS)
+
+fuzz-run: fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh build-fuzz $(FUZZ_NAMES)
 
 clean:
-	rm -rf build build-asan ddpm
+	rm -rf build build-asan build-vg build-fuzz ddpm
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

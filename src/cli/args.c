@@ -2,27 +2,45 @@
 #include "cli/args.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
 
+/* strtol and strtod skip leading white space and accept a '+'; a strict number starts with
+ * a digit, or a '-' (or '.') and a digit. */
+static int number_start_ok(const char *s) {
+    if (*s == '-') s++;
+    if (*s == '.') s++;
+    return *s >= '0' && *s <= '9';
+}
+
 int parse_int(const char *what, const char *s, long min, long max, long *out) {
     char *end;
+    if (!number_start_ok(s)) return err_set("%s: '%s' is not an integer", what, s);
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno == ERANGE) return err_set("%s: '%s' is not an integer", what, s);
-    if (v < min || v > max) return err_set("%s: %ld is out of range (%ld..%ld)", what, v, min, max);
+    if (*end) return err_set("%s: '%s' is not an integer", what, s);
+    if (errno == ERANGE || v < min || v > max)
+        return err_set("%s: %s is out of range (%ld..%ld)", what, s, min, max);
     *out = v;
     return 0;
 }
 
 int parse_float(const char *what, const char *s, double min, double max, double *out) {
     char *end;
+    /* no hexadecimal floats, "inf" or "nan": a number the user can read */
+    if (!number_start_ok(s) || strpbrk(s, "xXpP"))
+        return err_set("%s: '%s' is not a number", what, s);
     errno = 0;
     double v = strtod(s, &end);
-    if (!*s || *end || errno == ERANGE || !isfinite(v)) return err_set("%s: '%s' is not a number", what, s);
+    if (*end) return err_set("%s: '%s' is not a number", what, s);
+    if (errno == ERANGE || !isfinite(v)) {
+        if (min <= max) return err_set("%s: %s is out of range (%g..%g)", what, s, min, max);
+        return err_set("%s: %s is too large or too small for a number here", what, s);
+    }
     if (min <= max && (v < min || v > max)) return err_set("%s: %g is out of range (%g..%g)", what, v, min, max);
     *out = v;
     return 0;
@@ -30,8 +48,15 @@ int parse_float(const char *what, const char *s, double min, double max, double 
 
 static int parse_list(const char *what, const char *s, float *fout, int *iout, int cap, double min, double max) {
     int n = 0;
-    char *copy = xstrdup(s), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *copy = xstrdup(s);
+    char *tok = copy;
+    for (;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
+        if (!*tok) {
+            xfree(copy);
+            return err_set("%s: '%s' has an empty item", what, s);
+        }
         if (n >= cap) {
             xfree(copy);
             return err_set("%s: more than %d values", what, cap);
@@ -45,9 +70,10 @@ static int parse_list(const char *what, const char *s, float *fout, int *iout, i
             if (parse_int(what, tok, (long)min, (long)max, &v) != 0) { xfree(copy); return -1; }
             iout[n++] = (int)v;
         }
+        if (!comma) break;
+        tok = comma + 1;
     }
     xfree(copy);
-    if (n == 0) return err_set("%s: empty list", what);
     return n;
 }
 
@@ -99,12 +125,21 @@ int args_parse(int argc, char **argv, int first, Opt *opts, int nopts, const cha
             *(int *)o->dst = (int)v;
             break;
         }
+        case OPT_LONG: {
+            long v = 0;
+            long lo = o->min <= o->max ? (long)o->min : LONG_MIN, hi = o->min <= o->max ? (long)o->max : LONG_MAX;
+            if (parse_int(what, val, lo, hi, &v) != 0) return -1;
+            *(long *)o->dst = v;
+            break;
+        }
         case OPT_U64: {
             char *end;
+            /* strtoull would accept " -1" as 2^64 - 1 */
+            if (*val < '0' || *val > '9') return err_set("%s: '%s' is not a non-negative integer", what, val);
             errno = 0;
-            if (!*val || *val == '-') return err_set("%s: '%s' is not a non-negative integer", what, val);
             unsigned long long v = strtoull(val, &end, 10);
-            if (*end || errno == ERANGE) return err_set("%s: '%s' is not a non-negative integer", what, val);
+            if (*end) return err_set("%s: '%s' is not a non-negative integer", what, val);
+            if (errno == ERANGE) return err_set("%s: %s is out of range (0..%llu)", what, val, (unsigned long long)UINT64_MAX);
             *(uint64_t *)o->dst = (uint64_t)v;
             break;
         }
@@ -127,6 +162,7 @@ int args_parse(int argc, char **argv, int first, Opt *opts, int nopts, const cha
 void args_usage(FILE *f, const char *usage_head, const Opt *opts, int nopts) {
     fprintf(f, "%s\n\nOptions:\n", usage_head);
     for (int i = 0; i < nopts; i++) {
+        if (!opts[i].help) continue;
         const char *arg = opts[i].type == OPT_FLAG ? "" : opts[i].type == OPT_STR ? " S" : " N";
         char left[64];
         snprintf(left, sizeof left, "--%s%s", opts[i].name, arg);

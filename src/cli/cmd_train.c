@@ -1,4 +1,5 @@
-/* ddpm train: options -> TrainConfig -> train_run. */
+/* ddpm train: options -> TrainConfig -> train_run, or a checkpoint's configuration ->
+ * train_run for --resume. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/common.h"
+#include "train/state.h"
 #include "train/train.h"
 
 static const char *HEAD =
@@ -16,31 +18,52 @@ static const char *HEAD =
     "config.json, loss.csv (every step), loss.png, epoch_NNN.safetensors and model.safetensors\n"
     "(weights after every epoch), metrics.json and the figures of the model's part.\n"
     "Defaults: denoiser D 128, batch 256, 5 epochs, lr 1e-4 constant, sigma 0.5;\n"
-    "time/class D 64, batch 128, 20 epochs, lr 1e-3 decaying per epoch to 1e-4, T 300.";
+    "time/class D 64, batch 128, 20 epochs, lr 1e-3 decaying per epoch to 1e-4, T 300.\n"
+    "\n"
+    "The training state (weights, BatchNorm statistics, Adam moments, counters, random\n"
+    "generators, loss history) is saved to RUN/checkpoint.safetensors after every epoch, every\n"
+    "--checkpoint-every steps, and on Ctrl-C or SIGTERM (the first one finishes the current\n"
+    "step, saves and exits; a second one stops at once). `ddpm train --resume RUN` continues\n"
+    "the run, bit for bit as if it had never stopped when the thread count is the same; it\n"
+    "takes the configuration from the checkpoint and accepts only --threads, --data,\n"
+    "--checkpoint-every and --no-progress beside it.";
+
+/* The options that may accompany --resume: they do not change what is computed (but a
+ * different thread count changes the rounding of the sums). */
+static int resume_compatible(const char *name) {
+    static const char *const ok[] = {"resume", "threads", "data", "checkpoint-every", "no-progress",
+                                     "fault-nan-at", "fault-stop-at"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(name, ok[i]) == 0) return 1;
+    return 0;
+}
 
 int cmd_train(int argc, char **argv) {
     const char *model = NULL;
+    int resume = 0;
     /* the model picks the defaults, so find it first */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) model = argv[i + 1];
         else if (strncmp(argv[i], "--model=", 8) == 0) model = argv[i] + 8;
+        if (strcmp(argv[i], "--resume") == 0 || strncmp(argv[i], "--resume=", 9) == 0) resume = 1;
     }
     UnetKind kind = UNET_DENOISER;
     int help = 0;
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) help = 1;
-    if (!model && !help) {
+    if (!model && !help && !resume) {
         fprintf(stderr, "ddpm train: --model is required (denoiser, time or class; see --help)\n");
         return 2;
     }
     if (model && unet_kind_parse(model, &kind) != 0) return cli_fail("train", 2);
     TrainConfig c;
     train_config_defaults(&c, kind);
-    const char *out = NULL, *data = NULL, *fig = NULL;
+    const char *out = NULL, *data = NULL, *fig = NULL, *resume_dir = NULL;
     const char *model_s = NULL;
-    int no_progress = 0;
+    int no_progress = 0, checkpoint_every = 0;
+    long fault_nan_at = 0, fault_stop_at = 0;
     Opt opts[] = {
-        {"model", OPT_STR, &model_s, "denoiser, time or class (required)", 0, -1, 0},
+        {"model", OPT_STR, &model_s, "denoiser, time or class (required unless --resume)", 0, -1, 0},
         {"width", OPT_INT, &c.width, "UNet width D", 1, 1024, 0},
         {"batch", OPT_INT, &c.batch, "batch size", 1, 65536, 0},
         {"epochs", OPT_INT, &c.epochs, "number of epochs", 1, 100000, 0},
@@ -61,35 +84,71 @@ int cmd_train(int argc, char **argv) {
         {"eval-n", OPT_INT, &c.eval_n, "denoiser: test images for the per-epoch test MSE", 1, 10000, 0},
         {"sigma-table-n", OPT_INT, &c.table_n, "denoiser: test images for the MSE-per-sigma table (0 = skip)", 0, 10000, 0},
         {"no-progress", OPT_FLAG, &no_progress, "plain log lines instead of a status line", 0, -1, 0},
+        {"checkpoint-every", OPT_INT, &checkpoint_every, "also save the training state every N steps (0: at epoch ends only)", 0, 1000000000, 0},
+        {"resume", OPT_STR, &resume_dir, "continue the run in this directory from its checkpoint", 0, -1, 0},
+        /* test hooks, not in --help: make step N's loss NaN; stop the process after step N */
+        {"fault-nan-at", OPT_LONG, &fault_nan_at, NULL, 1, 1e15, 0},
+        {"fault-stop-at", OPT_LONG, &fault_stop_at, NULL, 1, 1e15, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("train", 2);
-    if (fig) {
-        int k = parse_int_list("--figure-epochs", fig, c.fig_epochs, TRAIN_MAX_FIG_EPOCHS, 1, 100000);
-        if (k < 0) return cli_fail("train", 2);
-        c.n_fig_epochs = k;
+    char state_path[4200], data_buf[4096], outbuf[256];
+    if (resume_dir) {
+        for (int i = 0; i < n; i++)
+            if (opts[i].seen && !resume_compatible(opts[i].name)) {
+                fprintf(stderr, "ddpm train: --%s cannot be combined with --resume: a resumed run "
+                        "keeps the configuration saved in its checkpoint\n", opts[i].name);
+                return 2;
+            }
+        if (strlen(resume_dir) > 4000) {
+            fprintf(stderr, "ddpm train: --resume: the directory name is too long\n");
+            return 2;
+        }
+        snprintf(state_path, sizeof state_path, "%s/%s", resume_dir, TRAIN_STATE_FILE);
+        int threads = c.threads;
+        if (train_state_read_config(state_path, &c, data_buf, sizeof data_buf) != 0)
+            return cli_fail("train", 1);
+        if (args_find(opts, n, "threads")->seen && threads != c.threads) {
+            fprintf(stderr, "ddpm: note: the run used %d threads and resumes with %d: the result "
+                    "will not be bit-identical to an uninterrupted run\n", c.threads, threads);
+            c.threads = threads;
+        }
+        c.data_dir = data ? data : data_buf[0] ? data_buf : mnist_data_dir(NULL);
+        c.out_dir = resume_dir;
+        c.resume = 1;
+    } else {
+        if (fig) {
+            int k = parse_int_list("--figure-epochs", fig, c.fig_epochs, TRAIN_MAX_FIG_EPOCHS, 1, 100000);
+            if (k < 0) return cli_fail("train", 2);
+            c.n_fig_epochs = k;
+        }
+        if (!args_find(opts, n, "lr-end")->seen && args_find(opts, n, "lr")->seen)
+            c.lr_end = kind == UNET_DENOISER ? c.lr : c.lr * 0.1f;
+        if (c.beta_start > c.beta_end) {
+            fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c.beta_start, (double)c.beta_end);
+            return 2;
+        }
+        c.data_dir = mnist_data_dir(data);
+        if (!out) {
+            time_t now = time(NULL);
+            struct tm tm;
+            localtime_r(&now, &tm);
+            char stamp[32];
+            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+            snprintf(outbuf, sizeof outbuf, "runs/%s-%s", unet_kind_name(kind), stamp);
+            out = outbuf;
+        }
+        c.out_dir = out;
     }
-    if (!args_find(opts, n, "lr-end")->seen && args_find(opts, n, "lr")->seen)
-        c.lr_end = kind == UNET_DENOISER ? c.lr : c.lr * 0.1f;
-    if (c.beta_start > c.beta_end) {
-        fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c.beta_start, (double)c.beta_end);
-        return 2;
-    }
-    c.data_dir = mnist_data_dir(data);
-    char outbuf[256];
-    if (!out) {
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        char stamp[32];
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        snprintf(outbuf, sizeof outbuf, "runs/%s-%s", unet_kind_name(kind), stamp);
-        out = outbuf;
-    }
-    c.out_dir = out;
+    if (!resume_dir || args_find(opts, n, "checkpoint-every")->seen) c.checkpoint_every = checkpoint_every;
+    c.fault_nan_at = fault_nan_at;
+    c.fault_stop_at = fault_stop_at;
     c.progress = !no_progress && isatty(2);
-    if (train_run(&c) != 0) return cli_fail("train", 1);
+    int rc = train_run(&c);
+    if (rc < 0) return cli_fail("train", 1);
+    /* interrupted: the conventional status of a process ended by that signal */
+    if (rc > 0) return 128 + rc;
     return 0;
 }

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  train      train a model: --model denoiser (Part 1), time (Part 2), class (Part 3)\n"
             "  sample     draw samples from a trained time or class model (PNG, IDX, GIF)\n"
             "  denoise    apply a trained denoiser to test digits at several noise levels\n"
+            "  eval       judge samples: FID, precision/recall, digit accuracy, diversity, memorisation\n"
             "  bench      measure training throughput (images per second)\n"
             "  data       data fetch: download and verify the official MNIST files\n"
             "\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
     if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
     if (strcmp(cmd, "denoise") == 0) return cmd_denoise(argc, argv);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "data") == 0) return cmd_data(argc, argv);
     fprintf(stderr, "ddpm: unknown command '%s' (try ddpm --help)\n", cmd);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <zlib.h>
 
@@ -15,6 +16,9 @@
 /* Largest decompressed payload we accept: far above MNIST (47 MB), far below what would
  * exhaust memory on a bad or hostile header. */
 #define IDX_MAX_BYTES ((uint64_t)1 << 30)
+/* A gzip stream's size is unknown until it ends, so its payload buffer starts at most this
+ * large and doubles as data actually arrives: a header that lies costs no memory. */
+#define IDX_FIRST_CHUNK ((size_t)1 << 24)
 #define IDX_TYPE_U8 0x08
 
 /* ---------------------------------------------------------------------------------------
@@ -23,6 +27,7 @@
 typedef struct {
     const char *path;
     FILE *fp;
+    long long size;  /* bytes in the file when known (a regular file or memory), else -1 */
     int gz;          /* 1: inflate through zs */
     int zs_ready;    /* inflateInit2 succeeded */
     int member_done; /* the current gzip member ended (Z_STREAM_END) */
@@ -30,22 +35,15 @@ typedef struct {
     unsigned char in[1 << 16];
 } Source;
 
-static int source_open(Source *s, const char *path) {
-    memset(s, 0, sizeof *s);
-    s->path = path;
-    s->fp = fopen(path, "rb");
-    if (!s->fp) {
-        if (errno == ENOENT) return err_set("%s: no such file", path);
-        return err_set("%s: cannot open: %s", path, strerror(errno));
-    }
-    /* Peek at the first two bytes to choose plain or gzip; they stay in the input. */
+/* Choose plain or gzip from the first two bytes, which stay in the input. */
+static int source_start(Source *s) {
     size_t n = fread(s->in, 1, 2, s->fp);
-    if (ferror(s->fp)) return err_set("%s: read failed: %s", path, strerror(errno));
+    if (ferror(s->fp)) return err_set("%s: read failed: %s", s->path, strerror(errno));
     if (n == 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
         s->gz = 1;
         /* 16 + MAX_WBITS: accept only a gzip wrapper, so a stray zlib stream is an error. */
         if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK)
-            return err_set("%s: cannot start gzip decompression", path);
+            return err_set("%s: cannot start gzip decompression", s->path);
         s->zs_ready = 1;
         s->zs.next_in = s->in;
         s->zs.avail_in = 2;
@@ -53,6 +51,33 @@ static int source_open(Source *s, const char *path) {
         rewind(s->fp);
     }
     return 0;
+}
+
+static int source_open(Source *s, const char *path) {
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->size = -1;
+    s->fp = fopen(path, "rb");
+    if (!s->fp) {
+        if (errno == ENOENT) return err_set("%s: no such file", path);
+        return err_set("%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(s->fp), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return err_set("%s: is a directory, not a file", path);
+        if (S_ISREG(st.st_mode)) s->size = (long long)st.st_size;
+    }
+    return source_start(s);
+}
+
+/* A memory buffer as a file (for the fuzzer); size must be > 0. */
+static int source_open_mem(Source *s, const unsigned char *buf, size_t size, const char *name) {
+    memset(s, 0, sizeof *s);
+    s->path = name;
+    s->size = (long long)size;
+    s->fp = fmemopen((void *)buf, size, "rb");
+    if (!s->fp) return err_set("%s: cannot read from memory: %s", name, strerror(errno));
+    return source_start(s);
 }
 
 static void source_close(Source *s) {
@@ -174,20 +199,43 @@ static void gz_diagnose(Source *s) {
     err_set("%s", first);
 }
 
-static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
-                         const uint32_t *dims_expect) {
-    memset(out, 0, sizeof *out);
-    Source s;
-    if (source_open(&s, path)) {
-        source_close(&s);
-        return -1;
+/* Read count payload bytes into a buffer that grows with the data, so that a gzip file
+ * whose header promises a gigabyte gets that much memory only by holding that much data.
+ * Returns 0 with *data and *got (got < count: the data ended early) or -1. */
+static int read_payload(Source *s, uint64_t count, uint8_t **data, size_t *got) {
+    size_t cap = count < IDX_FIRST_CHUNK ? (size_t)count : IDX_FIRST_CHUNK;
+    uint8_t *buf = xmalloc(cap);
+    size_t len = 0;
+    for (;;) {
+        size_t n;
+        if (source_read(s, buf + len, cap - len, &n)) {
+            xfree(buf);
+            return -1;
+        }
+        len += n;
+        if (len < cap || cap == count) break;
+        size_t ncap = cap > count / 2 ? (size_t)count : cap * 2;
+        uint8_t *nb = xmalloc(ncap);
+        memcpy(nb, buf, len);
+        xfree(buf);
+        buf = nb;
+        cap = ncap;
     }
+    *data = buf;
+    *got = len;
+    return 0;
+}
+
+static int idx_read_impl(Source *src, IdxArray *out, int ndim_expect,
+                         const uint32_t *dims_expect) {
+    Source *s = src;
+    const char *path = s->path;
     int rc = -1;
     unsigned char hdr[4 + 4 * IDX_MAX_DIMS];
     size_t got;
     uint8_t *data = NULL;
 
-    if (source_read(&s, hdr, 4, &got)) goto finish;
+    if (source_read(s, hdr, 4, &got)) goto finish;
     if (got < 4) {
         err_set("%s: truncated: %zu bytes, too short for an IDX header", path, got);
         goto bad_content;
@@ -214,7 +262,7 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
         goto bad_content;
     }
     size_t dim_bytes = 4 * (size_t)ndim;
-    if (source_read(&s, hdr + 4, dim_bytes, &got)) goto finish;
+    if (source_read(s, hdr + 4, dim_bytes, &got)) goto finish;
     if (got < dim_bytes) {
         err_set("%s: truncated: expected %zu bytes of dimensions, got %zu", path, dim_bytes,
                 got);
@@ -246,8 +294,14 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
             }
         }
     }
-    data = xmalloc((size_t)count);
-    if (source_read(&s, data, (size_t)count, &got)) goto finish;
+    /* A plain file must hold the payload it announces: say so before allocating for it. */
+    if (!s->gz && s->size >= 0 && (uint64_t)s->size - (4 + dim_bytes) < count) {
+        err_set("%s: truncated: expected %llu bytes of data after the header, got %llu",
+                path, (unsigned long long)count,
+                (unsigned long long)((uint64_t)s->size - (4 + dim_bytes)));
+        goto bad_content;
+    }
+    if (read_payload(s, count, &data, &got)) goto finish;
     if (got < count) {
         err_set("%s: truncated: expected %llu bytes of data after the header, got %zu", path,
                 (unsigned long long)count, got);
@@ -256,7 +310,7 @@ static int idx_read_impl(const char *path, IdxArray *out, int ndim_expect,
     /* Anything after the data means the header does not describe this file. For gzip this
      * read also runs the stream to its end, so zlib verifies the CRC and length trailer. */
     unsigned char extra;
-    if (source_read(&s, &extra, 1, &got)) goto finish;
+    if (source_read(s, &extra, 1, &got)) goto finish;
     if (got != 0) {
         err_set("%s: unexpected data after the %llu bytes the header describes", path,
                 (unsigned long long)count);
@@ -271,19 +325,43 @@ bad_content:
     /* A content error in a gzip file is often really a damaged stream (deflate decodes
      * garbage happily; only the CRC at the end notices), so read on and report the
      * corruption instead when there is one. */
-    if (s.gz) gz_diagnose(&s);
+    if (s->gz) gz_diagnose(s);
 finish:
     xfree(data);
-    source_close(&s);
+    source_close(s);
     if (rc) memset(out, 0, sizeof *out);
     return rc;
 }
 
-int idx_read(const char *path, IdxArray *out) { return idx_read_impl(path, out, 0, NULL); }
+static int idx_read_path(const char *path, IdxArray *out, int ndim, const uint32_t *dims_expect) {
+    memset(out, 0, sizeof *out);
+    Source s;
+    if (source_open(&s, path)) {
+        source_close(&s);
+        return -1;
+    }
+    return idx_read_impl(&s, out, ndim, dims_expect);
+}
+
+int idx_read(const char *path, IdxArray *out) { return idx_read_path(path, out, 0, NULL); }
 
 int idx_read_expect(const char *path, IdxArray *out, int ndim, const uint32_t *dims_expect) {
     DDPM_CHECK(ndim >= 1 && ndim <= IDX_MAX_DIMS);
-    return idx_read_impl(path, out, ndim, dims_expect);
+    return idx_read_path(path, out, ndim, dims_expect);
+}
+
+int idx_read_mem(const unsigned char *buf, size_t size, const char *name, IdxArray *out, int ndim,
+                 const uint32_t *dims_expect) {
+    memset(out, 0, sizeof *out);
+    DDPM_CHECK(ndim >= 0 && ndim <= IDX_MAX_DIMS);
+    if (!name) name = "(memory)";
+    if (size == 0) return err_set("%s: truncated: 0 bytes, too short for an IDX header", name);
+    Source s;
+    if (source_open_mem(&s, buf, size, name)) {
+        source_close(&s);
+        return -1;
+    }
+    return idx_read_impl(&s, out, ndim, dims_expect);
 }
 
 void idx_free(IdxArray *a) {

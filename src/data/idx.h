@@ -21,6 +21,10 @@ typedef struct {
 int idx_read(const char *path, IdxArray *out);
 /* As idx_read, and also require ndim dimensions; dims_expect[i] == 0 means "any". */
 int idx_read_expect(const char *path, IdxArray *out, int ndim, const uint32_t *dims_expect);
+/* The same checks on a file held in memory (the fuzzer's entry point); ndim 0 accepts any
+ * number of dimensions. name appears in the messages. */
+int idx_read_mem(const unsigned char *buf, size_t size, const char *name, IdxArray *out, int ndim,
+                 const uint32_t *dims_expect);
 void idx_free(IdxArray *a);
 
 /* Write count = prod(dims) bytes as a plain (uncompressed) IDX file, atomically

@@ -5,6 +5,7 @@
 #include "eval/metrics.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -126,6 +127,11 @@ double frechet_distance(const double *mu1, const double *s1, const double *mu2,
     double tr_sqrt = 0.0;
     for (int j = 0; j < f; j++) tr_sqrt += w[j] > 0.0 ? sqrt(w[j]) : 0.0;
     result = d2 + tr1 + tr2 - 2.0 * tr_sqrt;
+    /* Identical fits cancel to round-off, which may come out just below 0. An eigenvalue near
+     * 0 that LAPACK returns with an error of eps (tr s1 + tr s2) moves its square root by up to
+     * the square root of that error, so F of those bound the round-off of the result. */
+    double tol = f * sqrt(DBL_EPSILON * (tr1 + tr2)) + 1e-12;
+    if (result < 0.0 && result > -tol) result = 0.0;
 done:
     xfree(r);
     xfree(t);

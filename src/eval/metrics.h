@@ -15,8 +15,9 @@ void feature_stats(double *mu, double *cov, const float *x, int n, int f);
 /* Frechet distance between N(mu1, s1) and N(mu2, s2) (F-dimensional, s symmetric PSD):
  *   |mu1 - mu2|^2 + tr s1 + tr s2 - 2 tr sqrt(sqrt(s1) s2 sqrt(s1)),
  * with both square roots from LAPACK's symmetric eigendecomposition (dsyevd), negative
- * eigenvalues of round-off clamped to 0. Returns the distance (>= 0 up to round-off), or
- * -1 with err_msg() if LAPACK fails. */
+ * eigenvalues of round-off clamped to 0. Returns the distance (a result below 0 by less than
+ * the round-off bound F sqrt(eps (tr s1 + tr s2)) is returned as 0), or -1 with err_msg() if
+ * LAPACK fails. */
 double frechet_distance(const double *mu1, const double *s1, const double *mu2,
                         const double *s2, int f);
 /* The same between the Gaussian fits of two feature sets a (NA, F) and b (NB, F). */

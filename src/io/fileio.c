@@ -3,8 +3,10 @@
  * full disk is reported instead of leaving a truncated file where good data used to be. */
 #include "io/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -229,7 +231,10 @@ int make_dirs(const char *path) {
         if (mkdir(p, 0777) != 0) {
             int e = errno;
             struct stat st;
-            if (e != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            /* An existing directory is fine whatever mkdir said (a read-only filesystem
+             * answers EROFS even for a directory that is already there). */
+            int is_dir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+            if (!is_dir) {
                 int rc = e == EEXIST
                              ? err_set("%s: cannot create directory: %s exists and is not a "
                                        "directory", path, p)
@@ -244,4 +249,54 @@ int make_dirs(const char *path) {
     }
     xfree(p);
     return 0;
+}
+
+int dir_check_writable(const char *dir) {
+    size_t len = strlen(dir) + 48;
+    char *probe = xmalloc(len);
+    snprintf(probe, len, "%s/.ddpm-write-test.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0666);
+    int rc = 0;
+    if (fd < 0) {
+        int e = errno;
+        rc = e == ENOENT ? err_set("%s: the directory does not exist", dir)
+                         : err_set("%s: cannot write in this directory: %s", dir, strerror(e));
+    } else {
+        close(fd);
+        unlink(probe);
+    }
+    xfree(probe);
+    return rc;
+}
+
+/* NAME.tmp.PID: the pid of the writer, or 0 when name is not such a temporary. */
+static long stale_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name) return 0;
+    const char *d = t + 5;
+    long pid = 0;
+    if (!*d) return 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || pid > 100000000) return 0;
+        pid = pid * 10 + (*d - '0');
+    }
+    return pid;
+}
+
+int atomic_remove_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        long pid = stale_pid(ent->d_name);
+        if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        size_t len = strlen(dir) + strlen(ent->d_name) + 2;
+        char *path = xmalloc(len);
+        snprintf(path, len, "%s/%s", dir, ent->d_name);
+        if (unlink(path) == 0) removed++;
+        xfree(path);
+    }
+    closedir(d);
+    return removed;
 }

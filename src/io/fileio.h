@@ -27,5 +27,11 @@ int write_file_atomic(const char *path, const void *data, size_t bytes);
 int read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *bytes);
 /* mkdir -p; returns 0 or -1 with err_msg(). */
 int make_dirs(const char *path);
+/* Create and remove a probe file in dir, so that a read-only or vanished directory is
+ * reported before hours of work rather than after. Returns 0 or -1 with err_msg(). */
+int dir_check_writable(const char *dir);
+/* Remove the temporaries (NAME.tmp.PID) that writers killed mid-write left in dir, for
+ * processes that no longer exist. Returns how many were removed. */
+int atomic_remove_stale(const char *dir);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "core/common.h"
 #include "io/fileio.h"
@@ -478,13 +479,14 @@ const StEntry *safetensors_find(const StFile *f, const char *name) {
     return NULL;
 }
 
-int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim,
-                         const int64_t *shape) {
+int safetensors_read(const StFile *f, const char *name, StDtype dtype, void *dst, int ndim,
+                     const int64_t *shape) {
     const StEntry *e = safetensors_find(f, name);
     if (!e) return err_set("%s: no tensor named \"%s\"", f->path, name);
-    if (e->dtype != ST_F32)
-        return err_set("%s: tensor \"%s\" is %s, expected F32", f->path, name,
-                       DTYPE_NAMES[e->dtype]);
+    if (!dtype_valid(dtype)) return err_set("internal: invalid dtype %d", (int)dtype);
+    if (e->dtype != dtype)
+        return err_set("%s: tensor \"%s\" is %s, expected %s", f->path, name,
+                       DTYPE_NAMES[e->dtype], DTYPE_NAMES[dtype]);
     int same = e->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = e->shape[i] == shape[i];
     if (!same) {
@@ -497,6 +499,11 @@ int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim
     return 0;
 }
 
+int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim,
+                         const int64_t *shape) {
+    return safetensors_read(f, name, ST_F32, dst, ndim, shape);
+}
+
 const void *safetensors_data(const StFile *f, const StEntry *e) {
     if (!f || !e || !f->buf) return NULL;
     return f->buf + f->data_start + e->offset;
@@ -506,4 +513,117 @@ const char *safetensors_meta(const StFile *f, const char *key) {
     for (int i = 0; i < f->n_meta; i++)
         if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
     return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Integrity digest. */
+
+typedef struct {
+    EVP_MD_CTX *ctx;
+    int ok;
+} Digest;
+
+static void digest_init(Digest *d) {
+    d->ctx = EVP_MD_CTX_new();
+    d->ok = d->ctx && EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) == 1;
+}
+
+static void digest_bytes(Digest *d, const void *p, size_t n) {
+    if (d->ok && n) d->ok = EVP_DigestUpdate(d->ctx, p, n) == 1;
+}
+
+/* A string with its terminating NUL, so that ("ab", "c") and ("a", "bc") differ. */
+static void digest_str(Digest *d, const char *s) { digest_bytes(d, s, strlen(s) + 1); }
+
+static void digest_tensor(Digest *d, const char *name, StDtype dtype, int ndim,
+                          const int64_t *shape, const void *data, size_t bytes) {
+    char dims[ST_MAX_DIMS * 21 + 1];
+    size_t used = 0;
+    dims[0] = 0;
+    for (int i = 0; i < ndim && used < sizeof dims; i++)
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%lld", i ? "," : "",
+                                 (long long)shape[i]);
+    digest_str(d, name);
+    digest_str(d, DTYPE_NAMES[dtype]);
+    digest_str(d, dims);
+    digest_bytes(d, data, bytes);
+}
+
+/* Finish into 64 hex digits + NUL. Returns 0 or -1 with err_msg(). */
+static int digest_final(Digest *d, char hex[ST_DIGEST_HEX_LEN + 1]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (d->ok) d->ok = EVP_DigestFinal_ex(d->ctx, md, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(d->ctx);
+    d->ctx = NULL;
+    if (!d->ok) return err_set("sha256 computation failed (OpenSSL)");
+    for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+int safetensors_write_digest(const char *path, const StTensor *tensors, int n,
+                             const char *const *meta_keys, const char *const *meta_values,
+                             int n_meta, const char *digest_key) {
+    if (n < 0 || n_meta < 0) return err_set("%s: negative tensor or metadata count", path);
+    Digest d;
+    digest_init(&d);
+    for (int i = 0; i < n; i++) {
+        const StTensor *t = &tensors[i];
+        uint64_t bytes;
+        if (!t->name || !dtype_valid(t->dtype) || t->ndim < 0 || t->ndim > ST_MAX_DIMS ||
+            tensor_bytes(t->dtype, t->ndim, t->shape, &bytes) || bytes > SIZE_MAX ||
+            (bytes > 0 && !t->data)) {
+            EVP_MD_CTX_free(d.ctx);
+            /* safetensors_write words the error */
+            return safetensors_write(path, tensors, n, meta_keys, meta_values, n_meta);
+        }
+        digest_tensor(&d, t->name, t->dtype, t->ndim, t->shape, t->data, (size_t)bytes);
+    }
+    for (int i = 0; i < n_meta; i++) {
+        if (!meta_keys[i] || !meta_values[i]) {
+            EVP_MD_CTX_free(d.ctx);
+            return err_set("%s: metadata entry %d has no key or value", path, i);
+        }
+        digest_str(&d, meta_keys[i]);
+        digest_str(&d, meta_values[i]);
+    }
+    char hex[ST_DIGEST_HEX_LEN + 1];
+    if (digest_final(&d, hex)) return err_set("%s: %s", path, err_msg());
+    const char **mk = xcalloc((size_t)n_meta + 1, sizeof(char *));
+    const char **mv = xcalloc((size_t)n_meta + 1, sizeof(char *));
+    for (int i = 0; i < n_meta; i++) {
+        mk[i] = meta_keys[i];
+        mv[i] = meta_values[i];
+    }
+    mk[n_meta] = digest_key;
+    mv[n_meta] = hex;
+    int rc = safetensors_write(path, tensors, n, mk, mv, n_meta + 1);
+    xfree(mk);
+    xfree(mv);
+    return rc;
+}
+
+int safetensors_verify_digest(const StFile *f, const char *digest_key) {
+    const char *want = safetensors_meta(f, digest_key);
+    if (!want) return 1;
+    if (strlen(want) != ST_DIGEST_HEX_LEN)
+        return err_set("%s: integrity check failed: the %s value is not a sha256 (the file "
+                       "is damaged or was edited)", f->path, digest_key);
+    Digest d;
+    digest_init(&d);
+    for (int i = 0; i < f->n; i++) {
+        const StEntry *e = &f->entries[i];
+        digest_tensor(&d, e->name, e->dtype, e->ndim, e->shape, safetensors_data(f, e), e->bytes);
+    }
+    for (int i = 0; i < f->n_meta; i++) {
+        if (strcmp(f->meta_keys[i], digest_key) == 0) continue;
+        digest_str(&d, f->meta_keys[i]);
+        digest_str(&d, f->meta_values[i]);
+    }
+    char hex[ST_DIGEST_HEX_LEN + 1];
+    if (digest_final(&d, hex)) return err_set("%s: %s", f->path, err_msg());
+    if (strcmp(hex, want) != 0)
+        return err_set("%s: integrity check failed: the sha256 of its contents does not match "
+                       "the one recorded in it (the file is damaged or was edited)", f->path);
+    return 0;
 }

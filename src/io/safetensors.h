@@ -55,9 +55,30 @@ const StEntry *safetensors_find(const StFile *f, const char *name);
  * Returns 0 or -1 with err_msg(). */
 int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim,
                          const int64_t *shape);
+/* Copy a tensor of any dtype into dst (e->bytes bytes) after checking dtype and shape.
+ * Returns 0 or -1 with err_msg(). */
+int safetensors_read(const StFile *f, const char *name, StDtype dtype, void *dst, int ndim,
+                     const int64_t *shape);
 /* Pointer to the raw bytes of an entry (little-endian), or NULL. */
 const void *safetensors_data(const StFile *f, const StEntry *e);
 /* Metadata value or NULL. */
 const char *safetensors_meta(const StFile *f, const char *key);
+
+/* Integrity check. The digest is a sha256, as 64 lower-case hex digits, over every tensor in
+ * header order (its name, NUL, dtype name, NUL, its dims in decimal joined by ',', NUL, then
+ * its bytes) followed by every other metadata pair in header order (key, NUL, value, NUL).
+ * It therefore covers the data, the tensor table and the metadata, everything but the
+ * layout of the data section, which the reader checks on its own. */
+#define ST_DIGEST_HEX_LEN 64
+
+/* As safetensors_write, with the digest stored as one more metadata value under
+ * digest_key (appended after the others). */
+int safetensors_write_digest(const char *path, const StTensor *tensors, int n,
+                             const char *const *meta_keys, const char *const *meta_values,
+                             int n_meta, const char *digest_key);
+/* Recompute the digest of an opened file and compare it with the value under digest_key.
+ * Returns 0 when it matches, 1 when the file has no such key, -1 with err_msg() when it
+ * differs or is malformed (the file was damaged or edited). */
+int safetensors_verify_digest(const StFile *f, const char *digest_key);
 
 #endif

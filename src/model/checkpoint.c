@@ -1,18 +1,20 @@
-/* UNet <-> safetensors. */
+/* UNet <-> safetensors, with an integrity digest over the contents. */
 #include "model/checkpoint.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
-#include "io/safetensors.h"
-
 #include <cjson/cJSON.h>
 
-int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
-                    const char *const *values, int n_extra) {
-    StTensor *ts = xcalloc((size_t)m->n_tensors, sizeof(StTensor));
+#include "core/common.h"
+
+int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra, int n_extra_t,
+                         const char *const *keys, const char *const *values, int n_extra) {
+    DDPM_CHECK(n_extra_t >= 0 && n_extra >= 0);
+    int nt = m->n_tensors + n_extra_t;
+    StTensor *ts = xcalloc((size_t)nt, sizeof(StTensor));
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
         ts[i].name = t->name;
@@ -21,7 +23,10 @@ int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
         for (int d = 0; d < t->ndim; d++) ts[i].shape[d] = t->shape[d];
         ts[i].data = unet_tensor_data(m, t);
     }
-    int n_meta = 2 + n_extra;
+    for (int i = 0; i < n_extra_t; i++) ts[m->n_tensors + i] = extra[i];
+    int has_format = 0;
+    for (int i = 0; i < n_extra; i++) has_format |= strcmp(keys[i], CHECKPOINT_FORMAT_KEY) == 0;
+    int n_meta = 2 + n_extra + !has_format;
     const char **mk = xcalloc((size_t)n_meta, sizeof(char *));
     const char **mv = xcalloc((size_t)n_meta, sizeof(char *));
     char width[32];
@@ -34,34 +39,65 @@ int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
         mk[2 + i] = keys[i];
         mv[2 + i] = values[i];
     }
-    int rc = safetensors_write(path, ts, m->n_tensors, mk, mv, n_meta);
+    if (!has_format) {
+        mk[n_meta - 1] = CHECKPOINT_FORMAT_KEY;
+        mv[n_meta - 1] = CHECKPOINT_WEIGHTS_FORMAT;
+    }
+    int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
     xfree(ts);
     xfree(mk);
     xfree(mv);
     return rc;
 }
 
-static int load_tensors(Unet *m, const StFile *f, const char *path) {
+int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
+                    const char *const *values, int n_extra) {
+    return checkpoint_save_with(m, path, NULL, 0, keys, values, n_extra);
+}
+
+int checkpoint_verify(const StFile *f, int require_digest) {
+    int v = safetensors_verify_digest(f, CHECKPOINT_DIGEST_KEY);
+    /* Files that name a ddpm format always carry a digest: without one, the file (or the
+     * digest's key) was damaged. */
+    if (v == 1 && (require_digest || safetensors_meta(f, CHECKPOINT_FORMAT_KEY)))
+        return err_set("%s: has no integrity digest (%s): damaged, or not written by ddpm",
+                       f->path, CHECKPOINT_DIGEST_KEY);
+    return v < 0 ? -1 : 0;
+}
+
+int checkpoint_open(const char *path, StFile *f, int require_digest) {
+    if (safetensors_open(path, f) != 0) return -1;
+    if (checkpoint_verify(f, require_digest) != 0) {
+        safetensors_close(f);
+        return -1;
+    }
+    return 0;
+}
+
+int checkpoint_read_model(Unet *m, const StFile *f) {
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
-        if (safetensors_read_f32(f, t->name, unet_tensor_data(m, t), t->ndim, t->shape) != 0)
-            return -1;
+        float *dst = unet_tensor_data(m, t);
+        if (safetensors_read_f32(f, t->name, dst, t->ndim, t->shape) != 0) return -1;
+        for (size_t k = 0; k < t->count; k++)
+            if (!isfinite(dst[k]))
+                return err_set("%s: tensor \"%s\" holds a non-finite value (%g at index %zu)",
+                               f->path, t->name, (double)dst[k], k);
     }
-    (void)path;
     return 0;
 }
 
 int checkpoint_load_into(Unet *m, const char *path) {
     StFile f;
-    if (safetensors_open(path, &f) != 0) return -1;
-    int rc = load_tensors(m, &f, path);
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
+    int rc = checkpoint_read_model(m, &f);
     safetensors_close(&f);
     return rc;
 }
 
 int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads) {
     StFile f;
-    if (safetensors_open(path, &f) != 0) return -1;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
     const char *kind_s = safetensors_meta(&f, "ddpm.kind");
     const char *width_s = safetensors_meta(&f, "ddpm.width");
     UnetKind kind;
@@ -71,19 +107,19 @@ int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads) {
         goto done;
     }
     if (unet_kind_parse(kind_s, &kind) != 0) {
-        err_set("%s: unknown model kind '%s' in metadata", path, kind_s);
+        err_set("%s: unknown model kind '%.40s' in metadata", path, kind_s);
         goto done;
     }
     char *end;
     long width = strtol(width_s, &end, 10);
-    if (*end || width < 1 || width > 1024) {
-        err_set("%s: bad width '%s' in metadata", path, width_s);
+    if (*width_s < '0' || *width_s > '9' || *end || width < 1 || width > 1024) {
+        err_set("%s: bad width '%.40s' in metadata (1 to 1024)", path, width_s);
         goto done;
     }
     Rng rng;
     rng_seed(&rng, 0);
     if (unet_init(m, kind, (int)width, max_batch, nthreads, &rng) != 0) goto done;
-    if (load_tensors(m, &f, path) != 0) {
+    if (checkpoint_read_model(m, &f) != 0) {
         unet_free(m);
         goto done;
     }
@@ -95,18 +131,42 @@ done:
 
 int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta_end) {
     StFile f;
-    if (safetensors_open(path, &f) != 0) return -1;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
     const char *cfg = safetensors_meta(&f, "ddpm.config");
-    cJSON *j = cfg ? cJSON_Parse(cfg) : NULL;
-    if (j) {
-        const cJSON *t = cJSON_GetObjectItem(j, "T");
-        const cJSON *b0 = cJSON_GetObjectItem(j, "beta_start");
-        const cJSON *b1 = cJSON_GetObjectItem(j, "beta_end");
-        if (cJSON_IsNumber(t)) *T = t->valueint;
-        if (cJSON_IsNumber(b0)) *beta_start = (float)b0->valuedouble;
-        if (cJSON_IsNumber(b1)) *beta_end = (float)b1->valuedouble;
+    int rc = 0;
+    if (cfg) {
+        cJSON *j = cJSON_Parse(cfg);
+        if (!cJSON_IsObject(j)) {
+            rc = err_set("%s: metadata ddpm.config is not a JSON object", path);
+        } else {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "T");
+            const cJSON *b0 = cJSON_GetObjectItemCaseSensitive(j, "beta_start");
+            const cJSON *b1 = cJSON_GetObjectItemCaseSensitive(j, "beta_end");
+            int nT = *T;
+            double nb0 = *beta_start, nb1 = *beta_end;
+            if (t && (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) ||
+                      t->valuedouble < 1 || t->valuedouble > 100000))
+                rc = err_set("%s: ddpm.config: T must be an integer from 1 to 100000", path);
+            else if (t)
+                nT = (int)t->valuedouble;
+            if (rc == 0 && b0) {
+                if (cJSON_IsNumber(b0) && b0->valuedouble > 0 && b0->valuedouble < 1) nb0 = b0->valuedouble;
+                else rc = err_set("%s: ddpm.config: beta_start must be a number in (0, 1)", path);
+            }
+            if (rc == 0 && b1) {
+                if (cJSON_IsNumber(b1) && b1->valuedouble > 0 && b1->valuedouble < 1) nb1 = b1->valuedouble;
+                else rc = err_set("%s: ddpm.config: beta_end must be a number in (0, 1)", path);
+            }
+            if (rc == 0 && nb0 > nb1)
+                rc = err_set("%s: ddpm.config: beta_start %g is larger than beta_end %g", path, nb0, nb1);
+            if (rc == 0) {
+                *T = nT;
+                *beta_start = (float)nb0;
+                *beta_end = (float)nb1;
+            }
+        }
         cJSON_Delete(j);
     }
     safetensors_close(&f);
-    return 0;
+    return rc;
 }

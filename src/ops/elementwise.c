@@ -17,7 +17,10 @@
 /* e^x for -87 <= x <= 0 within 1 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-5
  * minimax polynomial for e^r, then scale by 2^n through the exponent bits). */
 static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x; /* keeps 2^n normal; e^-87 is ~1e-38 */
+    /* keeps 2^n normal (e^-87 is ~1e-38); written so that a NaN also becomes -87: the
+     * float-to-int conversion below is undefined for NaN, and the caller's other terms
+     * still carry the NaN into the result */
+    x = x > -87.0f ? x : -87.0f;
     /* n = round(x / ln 2) by the 1.5 * 2^23 trick: floorf does not vectorise without
      * -fno-trapping-math, this addition does (and is exact for |x / ln 2| < 2^22) */
     const float round_magic = 12582912.0f;
@@ -35,7 +38,7 @@ static inline float exp_neg(float x) {
     union {
         int32_t i;
         float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
+    } scale = {.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23)};
     return p * scale.f;
 }
 

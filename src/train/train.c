@@ -1,11 +1,16 @@
-/* The training loop and the run directory. */
+/* The training step (with its fault check), the epoch loop with its checkpoints and signal
+ * handling, and the run directory. */
+#define _XOPEN_SOURCE 700 /* sigaction's SA_RESTART */
 #include "train/train.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -18,6 +23,7 @@
 #include "model/checkpoint.h"
 #include "ops/ops.h"
 #include "optim/adam.h"
+#include "train/state.h"
 
 #define P MNIST_PIXELS
 
@@ -101,7 +107,8 @@ void trainer_free(Trainer *tr) {
     memset(tr, 0, sizeof *tr);
 }
 
-float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n) {
+/* Forward and loss of one step; backward and update are left to the caller. */
+static float step_forward(Trainer *tr, const float *images, const uint8_t *labels, int n) {
     const TrainConfig *c = &tr->cfg;
     Unet *m = &tr->model;
     DDPM_CHECK(n >= 1 && n <= c->batch);
@@ -130,16 +137,77 @@ float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int 
         tnp = tr->tn;
         ohp = c->kind == UNET_CLASS ? tr->onehot : NULL;
     }
-    const float *out = unet_forward(m, tr->xin, tnp, ohp, n, 1);
-    float loss = mse_forward(&m->ctx, out, tr->target, (int64_t)cnt);
+    unet_forward(m, tr->xin, tnp, ohp, n, 1);
+    /* test hook: a NaN in the output, past the operators, makes this step's loss NaN */
+    if (c->fault_nan_at > 0 && tr->step + 1 == c->fault_nan_at) m->out[0] = NAN;
+    return mse_forward(&m->ctx, m->out, tr->target, (int64_t)cnt);
+}
+
+static void step_backward(Trainer *tr, int n) {
+    Unet *m = &tr->model;
+    const size_t cnt = (size_t)n * P;
     memset(tr->dout, 0, cnt * sizeof(float));
-    mse_backward(&m->ctx, tr->dout, out, tr->target, (int64_t)cnt);
+    mse_backward(&m->ctx, tr->dout, m->out, tr->target, (int64_t)cnt);
     unet_zero_grad(m);
     unet_backward(m, tr->dout);
-    Adam opt = {.lr = tr->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = tr->step};
+}
+
+static void step_update(Trainer *tr) {
+    Unet *m = &tr->model;
+    Adam opt = {.lr = tr->lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = tr->step};
     adam_step(&opt, m->params, m->grads, tr->m, tr->v, m->n_params);
     tr->step = opt.step;
+}
+
+float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n) {
+    float loss = step_forward(tr, images, labels, n);
+    step_backward(tr, n);
+    step_update(tr);
     return loss;
+}
+
+/* The first non-finite gradient: its tensor and index. Returns 0 when all are finite. */
+static int find_nonfinite_grad(const Unet *m, const UnetTensor **bad, size_t *at) {
+    /* x * 0 is 0 for finite x and NaN for inf or NaN, so one sum screens the whole array */
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= m->n_params; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += m->grads[i + k] * 0.0f;
+    for (; i < m->n_params; i++) acc[0] += m->grads[i] * 0.0f;
+    float all = 0.0f;
+    for (int k = 0; k < 8; k++) all += acc[k];
+    if (all == 0.0f) return 0;
+    for (int j = 0; j < m->n_tensors; j++) {
+        const UnetTensor *t = &m->tensors[j];
+        const float *g = unet_tensor_grad(m, t);
+        if (!g) continue;
+        for (size_t k = 0; k < t->count; k++)
+            if (!isfinite(g[k])) {
+                *bad = t;
+                *at = k;
+                return 1;
+            }
+    }
+    *bad = NULL;
+    *at = 0;
+    return 1;
+}
+
+int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels, int n,
+                         float *loss) {
+    *loss = step_forward(tr, images, labels, n);
+    /* checked before the backward pass, which a NaN would only spread through */
+    if (!isfinite(*loss)) return err_set("the loss is %g", (double)*loss);
+    step_backward(tr, n);
+    const UnetTensor *bad;
+    size_t at;
+    if (find_nonfinite_grad(&tr->model, &bad, &at)) {
+        if (!bad) return err_set("a gradient is not finite");
+        return err_set("the gradient of %s is %g at index %zu", bad->name,
+                       (double)unet_tensor_grad(&tr->model, bad)[at], at);
+    }
+    step_update(tr);
+    return 0;
 }
 
 double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
@@ -175,49 +243,20 @@ static float *images_to_float(const MnistSplit *s, int n) {
 }
 
 static void path_join(char *dst, size_t cap, const char *dir, const char *name) {
-    snprintf(dst, cap, "%s/%s", dir, name);
-}
-
-static cJSON *config_json(const TrainConfig *c, const Unet *m) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "model", unet_kind_name(c->kind));
-    cJSON_AddNumberToObject(j, "width", c->width);
-    cJSON_AddNumberToObject(j, "batch", c->batch);
-    cJSON_AddNumberToObject(j, "epochs", c->epochs);
-    cJSON_AddNumberToObject(j, "lr", c->lr);
-    cJSON_AddNumberToObject(j, "lr_end", c->lr_end);
-    cJSON_AddNumberToObject(j, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(j, "threads", c->threads);
-    cJSON_AddStringToObject(j, "data", c->data_dir);
-    cJSON_AddNumberToObject(j, "subset", c->subset);
-    if (c->kind == UNET_DENOISER) {
-        cJSON_AddNumberToObject(j, "sigma", c->sigma);
-    } else {
-        cJSON_AddNumberToObject(j, "T", c->T);
-        cJSON_AddNumberToObject(j, "beta_start", c->beta_start);
-        cJSON_AddNumberToObject(j, "beta_end", c->beta_end);
-    }
-    if (c->kind == UNET_CLASS) {
-        cJSON_AddNumberToObject(j, "p_uncond", c->p_uncond);
-        cJSON_AddNumberToObject(j, "guidance", c->guidance);
-    }
-    cJSON *fe = cJSON_AddArrayToObject(j, "figure_epochs");
-    for (int i = 0; i < c->n_fig_epochs; i++) cJSON_AddItemToArray(fe, cJSON_CreateNumber(c->fig_epochs[i]));
-    cJSON_AddNumberToObject(j, "parameters", (double)m->n_params);
-    cJSON_AddNumberToObject(j, "forward_macs_per_image", unet_forward_macs(m));
-    return j;
+    int n = snprintf(dst, cap, "%s/%s", dir, name);
+    DDPM_CHECK(n > 0 && (size_t)n < cap); /* train_run bounds the directory's length */
 }
 
 /* loss.csv holds every step so far; rewritten whole (atomically) after each epoch. */
-static int write_loss_csv(const char *path, const float *loss, const float *lr, const int *epoch,
-                          long n) {
+static int write_loss_csv(const char *path, const TrainProgress *p) {
     AtomicFile af;
     if (atomic_open(&af, path) != 0) return -1;
     char line[96];
     int len = snprintf(line, sizeof line, "step,epoch,lr,loss\n");
     if (atomic_write(&af, line, (size_t)len) != 0) goto fail;
-    for (long i = 0; i < n; i++) {
-        len = snprintf(line, sizeof line, "%ld,%d,%.6g,%.8g\n", i + 1, epoch[i], (double)lr[i], (double)loss[i]);
+    for (long i = 0; i < p->step; i++) {
+        len = snprintf(line, sizeof line, "%ld,%ld,%.6g,%.8g\n", i + 1, i / p->steps_per_epoch + 1,
+                       (double)p->lr[i], (double)p->loss[i]);
         if (atomic_write(&af, line, (size_t)len) != 0) goto fail;
     }
     return atomic_commit(&af);
@@ -344,190 +383,396 @@ static int fig_samples(const char *dir, Trainer *tr, int epoch) {
     return rc;
 }
 
-int train_run(const TrainConfig *c) {
-    int rc = -1;
-    MnistSplit train = {0}, test = {0};
-    float *train_f = NULL, *test_f = NULL, *batch = NULL;
-    float *loss_log = NULL, *lr_log = NULL;
-    int *epoch_log = NULL;
-    uint32_t *perm = NULL;
-    uint8_t *blabels = NULL;
-    cJSON *metrics = NULL, *epochs_json = NULL;
+/* ---- signals ---------------------------------------------------------------------------- */
+
+/* The first SIGINT or SIGTERM received during train_run (0: none), and how many arrived.
+ * A signal handler can only talk to the loop through flags like these; lock-free atomics
+ * are safe in a handler, and two signals handled at once by two threads still count as two. */
+static atomic_int g_signal;
+static atomic_int g_signal_count;
+
+static void on_signal(int sig) {
+    if (atomic_fetch_add(&g_signal_count, 1) > 0) {
+        /* a second signal: stop at once; atomic writes leave only a temporary file behind */
+        static const char msg[] = "\nddpm train: second interrupt: stopping now, without saving; "
+                                  "the last checkpoint is intact\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(128 + sig);
+    }
+    atomic_store(&g_signal, sig);
+}
+
+typedef struct {
+    struct sigaction intr, term, xfsz;
+} SavedSignals;
+
+static void signals_install(SavedSignals *saved) {
+    atomic_store(&g_signal, 0);
+    atomic_store(&g_signal_count, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* a write in progress resumes instead of failing with EINTR */
+    sigaction(SIGINT, &sa, &saved->intr);
+    sigaction(SIGTERM, &sa, &saved->term);
+    /* Past a file size limit (ulimit -f) a write must fail with EFBIG and be reported, not
+     * kill the process with SIGXFSZ. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGXFSZ, &ign, &saved->xfsz);
+}
+
+static void signals_restore(const SavedSignals *saved) {
+    sigaction(SIGINT, &saved->intr, NULL);
+    sigaction(SIGTERM, &saved->term, NULL);
+    sigaction(SIGXFSZ, &saved->xfsz, NULL);
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+/* Longest run directory name: every path built from it must fit in RUN_PATH_CAP. */
+#define RUN_DIR_MAX 900
+#define RUN_PATH_CAP 1024
+
+typedef struct {
+    const TrainConfig *c;
     Trainer tr;
-    int have_tr = 0;
-    char path[1024];
+    TrainProgress p;
+    MnistSplit train, test;
+    float *train_f, *test_f; /* (n_train, 784), (n_test, 784) in [0, 1] */
+    int n_train, n_eval;
+    char *cfg_text;          /* the configuration JSON, stored in every weights file */
+    cJSON *metrics;          /* metrics.json */
+    char state_path[RUN_PATH_CAP];
+    long saved_step;         /* step of the last checkpoint written or loaded; -1: none */
+    double t_start;          /* this process's start of training */
+} Run;
 
-    if (mnist_load(c->data_dir, 1, &train) != 0) goto done;
-    if (mnist_load(c->data_dir, 0, &test) != 0) goto done;
-    int n_train = c->subset > 0 && c->subset < train.n ? c->subset : train.n;
-    int n_eval = c->eval_n > 0 && c->eval_n < test.n ? c->eval_n : test.n;
-    train_f = images_to_float(&train, n_train);
-    test_f = images_to_float(&test, test.n);
-    if (make_dirs(c->out_dir) != 0) goto done;
-    if (trainer_init(&tr, c) != 0) goto done;
-    have_tr = 1;
-    Unet *m = &tr.model;
+static void run_path(const Run *r, char *dst, const char *name) {
+    int n = snprintf(dst, RUN_PATH_CAP, "%s/%s", r->c->out_dir, name);
+    DDPM_CHECK(n > 0 && n < RUN_PATH_CAP); /* out_dir is at most RUN_DIR_MAX bytes */
+}
 
-    cJSON *cfg = config_json(c, m);
-    path_join(path, sizeof path, c->out_dir, "config.json");
-    int jrc = json_save(path, cfg);
-    char *cfg_text = cJSON_PrintUnformatted(cfg);
+/* Save the training state as it stands in r->p (the caller set epoch, epoch_step and the
+ * data generator). */
+static int run_save_state(Run *r) {
+    r->p.wall_seconds += now_seconds() - r->t_start;
+    r->t_start = now_seconds();
+    free(r->p.metrics);
+    r->p.metrics = cJSON_PrintUnformatted(r->metrics);
+    DDPM_CHECK(r->p.metrics != NULL);
+    if (train_state_save(r->state_path, &r->tr, &r->p, r->cfg_text) != 0) return -1;
+    r->saved_step = r->p.step;
+    return 0;
+}
+
+static void run_free(Run *r, int have_tr) {
+    if (have_tr) trainer_free(&r->tr);
+    train_progress_free(&r->p);
+    mnist_free(&r->train);
+    mnist_free(&r->test);
+    xfree(r->train_f);
+    xfree(r->test_f);
+    free(r->cfg_text);
+    cJSON_Delete(r->metrics);
+}
+
+/* Everything after the last step of epoch e: evaluation, weights, loss curve, figures,
+ * metrics. Rewrites the same files when redone after a resume. */
+static int run_epoch_end(Run *r, int e, double epoch_time) {
+    const TrainConfig *c = r->c;
+    TrainProgress *p = &r->p;
+    Unet *m = &r->tr.model;
+    const int spe = p->steps_per_epoch;
+    const long first = (long)(e - 1) * spe, step = p->step;
+    char path[RUN_PATH_CAP];
+    double epoch_loss = 0;
+    for (long i = first; i < step; i++) epoch_loss += p->loss[i];
+    /* mean of the last 100 steps (or 50 for Part 1's figure) of this epoch */
+    int tail = spe < 100 ? spe : 100;
+    double last100 = 0, last50 = 0;
+    for (int i = 0; i < tail; i++) last100 += p->loss[step - 1 - i];
+    int tail50 = spe < 50 ? spe : 50;
+    for (int i = 0; i < tail50; i++) last50 += p->loss[step - 1 - i];
+    cJSON *ej = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ej, "epoch", e);
+    cJSON_AddNumberToObject(ej, "lr", r->tr.lr);
+    cJSON_AddNumberToObject(ej, "mean_loss", epoch_loss / spe);
+    cJSON_AddNumberToObject(ej, "mean_loss_last100", last100 / tail);
+    cJSON_AddNumberToObject(ej, "mean_loss_last50", last50 / tail50);
+    cJSON_AddNumberToObject(ej, "seconds", epoch_time);
+    cJSON_AddNumberToObject(ej, "images_per_second", r->n_train / epoch_time);
+    char msg[256];
+    int ml = snprintf(msg, sizeof msg, "epoch %d done in %.0f s: mean loss %.5f, last 100 steps %.5f",
+                      e, epoch_time, epoch_loss / spe, last100 / tail);
+    if (c->kind == UNET_DENOISER) {
+        double mse = denoiser_test_mse(m, r->test_f, r->n_eval, c->sigma, c->seed + 777, NULL, NULL);
+        cJSON_AddNumberToObject(ej, "test_mse", mse);
+        snprintf(msg + ml, sizeof msg - (size_t)ml, ", test MSE at sigma %.2g: %.5f", (double)c->sigma, mse);
+    }
+    fprintf(stderr, "%s\n", msg);
+
+    /* weights: epoch_NNN.safetensors and model.safetensors (the latest) */
+    char ebuf[16], sbuf[24], name[64];
+    snprintf(ebuf, sizeof ebuf, "%d", e);
+    snprintf(sbuf, sizeof sbuf, "%ld", step);
+    const char *keys[3] = {"ddpm.epoch", "ddpm.step", "ddpm.config"};
+    const char *vals[3] = {ebuf, sbuf, r->cfg_text};
+    snprintf(name, sizeof name, "epoch_%03d.safetensors", e);
+    run_path(r, path, name);
+    int rc = -1;
+    if (checkpoint_save(m, path, keys, vals, 3) != 0) goto done;
+    run_path(r, path, "model.safetensors");
+    if (checkpoint_save(m, path, keys, vals, 3) != 0) goto done;
+    run_path(r, path, "loss.csv");
+    if (write_loss_csv(path, p) != 0) goto done;
+    run_path(r, path, "loss.png");
+    char title[128];
+    snprintf(title, sizeof title, "Training loss, %s model (D=%d, batch %d)", unet_kind_name(c->kind), c->width, c->batch);
+    if (plot_curve_png(path, p->loss, (int)step, title, "step", "MSE loss", 50, 1) != 0) goto done;
+
+    if (is_fig_epoch(c, e) || e == c->epochs) {
+        if (c->kind == UNET_DENOISER) {
+            if (fig_denoise(c->out_dir, m, r->test_f, e, c->sigma, c->seed + 99) != 0 ||
+                fig_ood(c->out_dir, m, r->test_f, e, c->seed + 98) != 0)
+                goto done;
+            int n_table = c->table_n < r->test.n ? c->table_n : r->test.n;
+            cJSON *per = n_table > 0 ? cJSON_AddObjectToObject(ej, "test_mse_per_sigma") : NULL;
+            for (int j = 0; per && j < N_FIG_SIGMAS; j++) {
+                char key[16];
+                snprintf(key, sizeof key, "%.1f", (double)FIG_SIGMAS[j]);
+                cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, r->test_f, n_table, FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
+            }
+        } else {
+            double ts = now_seconds();
+            if (fig_samples(c->out_dir, &r->tr, e) != 0) goto done;
+            fprintf(stderr, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
+        }
+    }
+    cJSON *epochs_json = cJSON_GetObjectItemCaseSensitive(r->metrics, "epochs");
+    /* after a resume the entry of a redone epoch replaces the one saved before */
+    while (cJSON_GetArraySize(epochs_json) >= e) cJSON_DeleteItemFromArray(epochs_json, e - 1);
+    cJSON_AddItemToArray(epochs_json, ej);
+    ej = NULL;
+    p->train_seconds += epoch_time;
+    double wall = p->wall_seconds + now_seconds() - r->t_start;
+    cJSON_DeleteItemFromObjectCaseSensitive(r->metrics, "train_seconds");
+    cJSON_DeleteItemFromObjectCaseSensitive(r->metrics, "wall_seconds");
+    cJSON_AddNumberToObject(r->metrics, "train_seconds", p->train_seconds);
+    cJSON_AddNumberToObject(r->metrics, "wall_seconds", wall);
+    run_path(r, path, "metrics.json");
+    if (json_save(path, r->metrics) != 0) goto done;
+    rc = 0;
+done:
+    cJSON_Delete(ej);
+    return rc;
+}
+
+/* Load data, build the trainer, and either start the run directory or load its state. */
+static int run_setup(Run *r, int *have_tr) {
+    const TrainConfig *c = r->c;
+    char path[RUN_PATH_CAP];
+    if (strlen(c->out_dir) > RUN_DIR_MAX)
+        return err_set("%.60s...: the run directory's name is longer than %d bytes", c->out_dir,
+                       RUN_DIR_MAX);
+    run_path(r, r->state_path, TRAIN_STATE_FILE);
+    if (c->resume) {
+        struct stat st;
+        if (stat(c->out_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return err_set("%s: no such run directory to resume", c->out_dir);
+        if (stat(r->state_path, &st) != 0)
+            return err_set("%s: no training checkpoint to resume from (%s is missing)",
+                           c->out_dir, TRAIN_STATE_FILE);
+    } else {
+        if (make_dirs(c->out_dir) != 0) return -1;
+        struct stat st;
+        if (stat(r->state_path, &st) == 0)
+            return err_set("%s: already holds a training run (%s): continue it with "
+                           "--resume %s, or choose another --out", c->out_dir, TRAIN_STATE_FILE,
+                           c->out_dir);
+    }
+    if (dir_check_writable(c->out_dir) != 0) return -1;
+    if (mnist_load(c->data_dir, 1, &r->train) != 0) return -1;
+    if (mnist_load(c->data_dir, 0, &r->test) != 0) return -1;
+    r->n_train = c->subset > 0 && c->subset < r->train.n ? c->subset : r->train.n;
+    r->n_eval = c->eval_n > 0 && c->eval_n < r->test.n ? c->eval_n : r->test.n;
+    r->train_f = images_to_float(&r->train, r->n_train);
+    r->test_f = images_to_float(&r->test, r->test.n);
+    if (trainer_init(&r->tr, c) != 0) return -1;
+    *have_tr = 1;
+    train_progress_init(&r->p, c, r->n_train);
+    cJSON *cfg = train_config_to_json(c, &r->tr.model);
+    r->cfg_text = cJSON_PrintUnformatted(cfg);
+    DDPM_CHECK(r->cfg_text != NULL);
+    int rc = 0;
+    if (c->resume) {
+        int removed = atomic_remove_stale(c->out_dir);
+        if (removed > 0)
+            fprintf(stderr, "ddpm: removed %d temporary file%s left by an interrupted write\n",
+                    removed, removed == 1 ? "" : "s");
+        rc = train_state_load(r->state_path, &r->tr, &r->p);
+        if (rc == 0) {
+            r->saved_step = r->p.step;
+            r->metrics = cJSON_Parse(r->p.metrics);
+        }
+    } else {
+        run_path(r, path, "config.json");
+        rc = json_save(path, cfg);
+        r->metrics = cJSON_CreateObject();
+        r->saved_step = -1;
+    }
     cJSON_Delete(cfg);
-    if (jrc != 0) {
-        free(cfg_text);
-        goto done;
+    if (rc != 0) return -1;
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r->metrics, "epochs"))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(r->metrics, "epochs");
+        cJSON_AddArrayToObject(r->metrics, "epochs");
     }
-    fprintf(stderr, "ddpm: training %s model, width %d, %zu parameters, %d images, batch %d, %d epochs, %d threads -> %s\n",
-            unet_kind_name(c->kind), c->width, m->n_params, n_train, c->batch, c->epochs,
-            c->threads, c->out_dir);
-    if (c->kind == UNET_DENOISER && fig_noising(c->out_dir, train_f) != 0) {
-        free(cfg_text);
-        goto done;
-    }
+    const Unet *m = &r->tr.model;
+    if (c->resume)
+        fprintf(stderr, "ddpm: resuming %s model, width %d, at epoch %d step %d of %d (step %ld "
+                "in all), %d threads -> %s\n", unet_kind_name(c->kind), c->width,
+                r->p.epoch <= c->epochs ? r->p.epoch : c->epochs, r->p.epoch_step,
+                r->p.steps_per_epoch, r->p.step, c->threads, c->out_dir);
+    else
+        fprintf(stderr, "ddpm: training %s model, width %d, %zu parameters, %d images, batch %d, "
+                "%d epochs, %d threads -> %s\n", unet_kind_name(c->kind), c->width, m->n_params,
+                r->n_train, c->batch, c->epochs, c->threads, c->out_dir);
+    if (!c->resume && c->kind == UNET_DENOISER && fig_noising(c->out_dir, r->train_f) != 0)
+        return -1;
+    return 0;
+}
 
-    const int steps_per_epoch = (n_train + c->batch - 1) / c->batch;
-    const long total_steps = (long)steps_per_epoch * c->epochs;
-    loss_log = xmalloc((size_t)total_steps * sizeof(float));
-    lr_log = xmalloc((size_t)total_steps * sizeof(float));
-    epoch_log = xmalloc((size_t)total_steps * sizeof(int));
-    perm = xmalloc((size_t)n_train * sizeof(uint32_t));
+static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+/* Training stopped on a fault at global step `step` (1-based) of epoch e. */
+static int run_fault(const Run *r, long step, int e, int s) {
+    char why[600];
+    snprintf(why, sizeof why, "%s", err_msg());
+    if (r->saved_step >= 0)
+        return err_set("training stopped at step %ld (epoch %d, step %d of %d): %s; nothing was "
+                       "saved after it, and the last good checkpoint, %s, holds step %ld",
+                       step, e, s, r->p.steps_per_epoch, why, r->state_path, r->saved_step);
+    return err_set("training stopped at step %ld (epoch %d, step %d of %d): %s; no checkpoint "
+                   "had been written yet", step, e, s, r->p.steps_per_epoch, why);
+}
+
+int train_run(const TrainConfig *c) {
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.saved_step = -1;
+    int have_tr = 0, rc = -1;
+    uint32_t *perm = NULL;
+    float *batch = NULL;
+    uint8_t *blabels = NULL;
+    SavedSignals saved;
+    signals_install(&saved);
+    if (run_setup(&r, &have_tr) != 0) goto done;
+
+    TrainProgress *p = &r.p;
+    const int spe = p->steps_per_epoch;
+    if (p->epoch > c->epochs) {
+        fprintf(stderr, "ddpm: the run in %s is already complete (%d epochs)\n", c->out_dir, c->epochs);
+        rc = 0;
+        goto done;
+    }
+    perm = xmalloc((size_t)r.n_train * sizeof(uint32_t));
     batch = xmalloc((size_t)c->batch * P * sizeof(float));
     blabels = xmalloc((size_t)c->batch);
-    Rng data_rng;
-    rng_seed(&data_rng, c->seed ^ 0xD1B54A32D192ED03ULL);
-    metrics = cJSON_CreateObject();
-    epochs_json = cJSON_AddArrayToObject(metrics, "epochs");
     /* per-epoch LR factor: lr_end = lr * gamma^epochs */
-    double gamma = c->epochs > 0 ? pow((double)c->lr_end / (double)c->lr, 1.0 / c->epochs) : 1.0;
-    const double t_start = now_seconds();
-    double train_time = 0;
-    long step = 0;
+    double gamma = pow((double)c->lr_end / (double)c->lr, 1.0 / c->epochs);
+    r.t_start = now_seconds();
 
-    for (int e = 1; e <= c->epochs; e++) {
-        tr.lr = (float)((double)c->lr * pow(gamma, e - 1));
-        rng_permutation(&data_rng, perm, (uint32_t)n_train);
-        double te = now_seconds(), last_print = 0;
-        double epoch_loss = 0;
-        for (int s = 0; s < steps_per_epoch; s++) {
-            int b0 = s * c->batch, n = n_train - b0 < c->batch ? n_train - b0 : c->batch;
+    for (int e = p->epoch; e <= c->epochs; e++) {
+        Trainer *tr = &r.tr;
+        tr->lr = (float)((double)c->lr * pow(gamma, e - 1));
+        /* The permutation comes from the generator as it was at the epoch's start, so a
+         * resumed epoch visits the images in the same order. */
+        Rng next_rng = p->data_rng;
+        rng_permutation(&next_rng, perm, (uint32_t)r.n_train);
+        double te = now_seconds() - p->epoch_seconds, last_print = 0;
+        for (int s = p->epoch_step; s < spe; s++) {
+            int b0 = s * c->batch, n = r.n_train - b0 < c->batch ? r.n_train - b0 : c->batch;
             for (int i = 0; i < n; i++) {
                 uint32_t k = perm[b0 + i];
-                memcpy(batch + (size_t)i * P, train_f + (size_t)k * P, P * sizeof(float));
-                blabels[i] = train.labels[k];
+                memcpy(batch + (size_t)i * P, r.train_f + (size_t)k * P, P * sizeof(float));
+                blabels[i] = r.train.labels[k];
             }
-            float loss = trainer_step(&tr, batch, blabels, n);
-            if (!isfinite(loss)) {
-                err_set("training diverged: loss is %g at step %ld (epoch %d); the last good weights are in %s",
-                        (double)loss, step + 1, e, c->out_dir);
-                free(cfg_text);
+            float loss;
+            if (trainer_step_checked(tr, batch, blabels, n, &loss) != 0) {
+                if (c->progress) fprintf(stderr, "\n");
+                run_fault(&r, p->step + 1, e, s + 1);
                 goto done;
             }
-            loss_log[step] = loss;
-            lr_log[step] = tr.lr;
-            epoch_log[step] = e;
-            step++;
-            epoch_loss += loss;
+            p->loss[p->step] = loss;
+            p->lr[p->step] = tr->lr;
+            p->step++;
+            p->epoch = e;
+            p->epoch_step = s + 1;
             double now = now_seconds();
             double el = now - te;
-            if (now - last_print > (c->progress ? 0.5 : 30.0) || s == steps_per_epoch - 1) {
+            if (now - last_print > (c->progress ? 0.5 : 30.0) || s == spe - 1) {
                 last_print = now;
                 double done_imgs = (double)(b0 + n);
                 double ips = done_imgs / el;
-                double left_imgs = (double)n_train * (c->epochs - e) + (n_train - done_imgs);
+                double left_imgs = (double)r.n_train * (c->epochs - e) + (r.n_train - done_imgs);
                 char eta[32];
                 fmt_duration(eta, sizeof eta, left_imgs / ips);
                 fprintf(stderr, "%sepoch %d/%d  step %d/%d  loss %.5f  %.1f img/s  left %s%s",
-                        c->progress ? "\r" : "", e, c->epochs, s + 1, steps_per_epoch,
-                        (double)loss, ips, eta, c->progress ? "   " : "\n");
+                        c->progress ? "\r" : "", e, c->epochs, s + 1, spe, (double)loss, ips, eta,
+                        c->progress ? "   " : "\n");
+            }
+            if (c->fault_stop_at == p->step) {
+                raise(SIGSTOP);
+                /* A signal sent while stopped may be handled by another thread a moment
+                 * after this one runs on; give it that moment, so tests are exact. */
+                const struct timespec tick = {0, 10000000};
+                for (int i = 0; i < 100 && !atomic_load(&g_signal); i++) nanosleep(&tick, NULL);
+            }
+            int every = c->checkpoint_every > 0 && p->step % c->checkpoint_every == 0 && s + 1 < spe;
+            int sig = atomic_load(&g_signal);
+            if (sig || every) {
+                p->epoch_seconds = now_seconds() - te;
+                if (run_save_state(&r) != 0) goto done;
+            }
+            if (sig) {
+                if (c->progress) fprintf(stderr, "\n");
+                fprintf(stderr, "ddpm train: interrupted by %s after step %ld (epoch %d, step %d "
+                        "of %d); the training state is saved in %s; continue with: ddpm train "
+                        "--resume %s\n", signal_name(sig), p->step, e, s + 1, spe,
+                        r.state_path, c->out_dir);
+                rc = sig;
+                goto done;
             }
         }
         double epoch_time = now_seconds() - te;
-        train_time += epoch_time;
         if (c->progress) fprintf(stderr, "\n");
-        /* mean of the last 100 steps (or 50 for Part 1's figure) of this epoch */
-        int tail = steps_per_epoch < 100 ? steps_per_epoch : 100;
-        double last100 = 0, last50 = 0;
-        for (int i = 0; i < tail; i++) last100 += loss_log[step - 1 - i];
-        int tail50 = steps_per_epoch < 50 ? steps_per_epoch : 50;
-        for (int i = 0; i < tail50; i++) last50 += loss_log[step - 1 - i];
-        cJSON *ej = cJSON_CreateObject();
-        cJSON_AddNumberToObject(ej, "epoch", e);
-        cJSON_AddNumberToObject(ej, "lr", tr.lr);
-        cJSON_AddNumberToObject(ej, "mean_loss", epoch_loss / steps_per_epoch);
-        cJSON_AddNumberToObject(ej, "mean_loss_last100", last100 / tail);
-        cJSON_AddNumberToObject(ej, "mean_loss_last50", last50 / tail50);
-        cJSON_AddNumberToObject(ej, "seconds", epoch_time);
-        cJSON_AddNumberToObject(ej, "images_per_second", n_train / epoch_time);
-        char msg[256];
-        int ml = snprintf(msg, sizeof msg, "epoch %d done in %.0f s: mean loss %.5f, last 100 steps %.5f",
-                          e, epoch_time, epoch_loss / steps_per_epoch, last100 / tail);
-        if (c->kind == UNET_DENOISER) {
-            double mse = denoiser_test_mse(m, test_f, n_eval, c->sigma, c->seed + 777, NULL, NULL);
-            cJSON_AddNumberToObject(ej, "test_mse", mse);
-            snprintf(msg + ml, sizeof msg - (size_t)ml, ", test MSE at sigma %.2g: %.5f", (double)c->sigma, mse);
+        if (run_epoch_end(&r, e, epoch_time) != 0) goto done;
+        p->epoch = e + 1;
+        p->epoch_step = 0;
+        p->epoch_seconds = 0;
+        p->data_rng = next_rng;
+        if (run_save_state(&r) != 0) goto done;
+        int sig = atomic_load(&g_signal);
+        if (sig && e < c->epochs) {
+            fprintf(stderr, "ddpm train: interrupted by %s after step %ld (end of epoch %d); "
+                    "the training state is saved in %s; continue with: ddpm train --resume %s\n",
+                    signal_name(sig), p->step, e, r.state_path, c->out_dir);
+            rc = sig;
+            goto done;
         }
-        fprintf(stderr, "%s\n", msg);
-
-        /* weights: epoch_NNN.safetensors and model.safetensors (the latest) */
-        char ebuf[16], sbuf[24], name[64];
-        snprintf(ebuf, sizeof ebuf, "%d", e);
-        snprintf(sbuf, sizeof sbuf, "%ld", step);
-        const char *keys[3] = {"ddpm.epoch", "ddpm.step", "ddpm.config"};
-        const char *vals[3] = {ebuf, sbuf, cfg_text};
-        snprintf(name, sizeof name, "epoch_%03d.safetensors", e);
-        path_join(path, sizeof path, c->out_dir, name);
-        if (checkpoint_save(m, path, keys, vals, 3) != 0) { free(cfg_text); goto done; }
-        path_join(path, sizeof path, c->out_dir, "model.safetensors");
-        if (checkpoint_save(m, path, keys, vals, 3) != 0) { free(cfg_text); goto done; }
-        path_join(path, sizeof path, c->out_dir, "loss.csv");
-        if (write_loss_csv(path, loss_log, lr_log, epoch_log, step) != 0) { free(cfg_text); goto done; }
-        path_join(path, sizeof path, c->out_dir, "loss.png");
-        char title[128];
-        snprintf(title, sizeof title, "Training loss, %s model (D=%d, batch %d)", unet_kind_name(c->kind), c->width, c->batch);
-        if (plot_curve_png(path, loss_log, (int)step, title, "step", "MSE loss", 50, 1) != 0) { free(cfg_text); goto done; }
-
-        if (is_fig_epoch(c, e) || e == c->epochs) {
-            if (c->kind == UNET_DENOISER) {
-                if (fig_denoise(c->out_dir, m, test_f, e, c->sigma, c->seed + 99) != 0 ||
-                    fig_ood(c->out_dir, m, test_f, e, c->seed + 98) != 0) { free(cfg_text); goto done; }
-                int n_table = c->table_n < test.n ? c->table_n : test.n;
-                cJSON *per = n_table > 0 ? cJSON_AddObjectToObject(ej, "test_mse_per_sigma") : NULL;
-                for (int j = 0; per && j < N_FIG_SIGMAS; j++) {
-                    char key[16];
-                    snprintf(key, sizeof key, "%.1f", (double)FIG_SIGMAS[j]);
-                    cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, test_f, n_table, FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
-                }
-            } else {
-                double ts = now_seconds();
-                if (fig_samples(c->out_dir, &tr, e) != 0) { free(cfg_text); goto done; }
-                fprintf(stderr, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
-            }
-        }
-        cJSON_AddItemToArray(epochs_json, ej);
-        cJSON_ReplaceItemInObject(metrics, "train_seconds", cJSON_CreateNumber(train_time));
-        cJSON_ReplaceItemInObject(metrics, "wall_seconds", cJSON_CreateNumber(now_seconds() - t_start));
-        if (!cJSON_GetObjectItem(metrics, "train_seconds")) {
-            cJSON_AddNumberToObject(metrics, "train_seconds", train_time);
-            cJSON_AddNumberToObject(metrics, "wall_seconds", now_seconds() - t_start);
-        }
-        path_join(path, sizeof path, c->out_dir, "metrics.json");
-        if (json_save(path, metrics) != 0) { free(cfg_text); goto done; }
     }
-    free(cfg_text);
-    fprintf(stderr, "ddpm: done in %.0f s; results in %s\n", now_seconds() - t_start, c->out_dir);
+    fprintf(stderr, "ddpm: done in %.0f s; results in %s\n", p->wall_seconds, c->out_dir);
     rc = 0;
 done:
-    if (have_tr) trainer_free(&tr);
-    mnist_free(&train);
-    mnist_free(&test);
-    xfree(train_f);
-    xfree(test_f);
-    xfree(batch);
-    xfree(loss_log);
-    xfree(lr_log);
-    xfree(epoch_log);
+    signals_restore(&saved);
     xfree(perm);
+    xfree(batch);
     xfree(blabels);
-    cJSON_Delete(metrics);
+    run_free(&r, have_tr);
     return rc;
 }

@@ -33,12 +33,22 @@ typedef struct {
     int table_n;            /* test images for its per-sigma MSE table at figure epochs (0 = none) */
     int n_grid;             /* samples in the time model's grids */
     int progress;           /* 1 = redraw a status line (terminal), 0 = plain log lines */
+    int checkpoint_every;   /* also save the training state every N steps (0: epoch ends only) */
+    int resume;             /* continue the run in out_dir from its checkpoint.safetensors */
+    long fault_nan_at;      /* test hook: make step N's loss NaN (0: off) */
+    long fault_stop_at;     /* test hook: raise SIGSTOP after step N (0: off) */
 } TrainConfig;
 
 /* Defaults of the SPEC for a kind (Part 1, 2 or 3). */
 void train_config_defaults(TrainConfig *c, UnetKind kind);
 
-/* The full run. Returns 0 or -1 with err_msg(). */
+/* The full run, or its continuation when c->resume is set. The training state is saved to
+ * out_dir/checkpoint.safetensors (train/state.h) at every epoch end, every checkpoint_every
+ * steps, and when SIGINT or SIGTERM arrives: the first finishes the current step, saves and
+ * returns; a second one ends the process at once. A non-finite loss or gradient stops the run
+ * before the optimizer applies it, leaving the last checkpoint as it was.
+ * Returns 0 when the run is complete, -1 with err_msg() on an error, or the number of the
+ * signal that interrupted it (the checkpoint is then written and a resume hint printed). */
 int train_run(const TrainConfig *c);
 
 /* One optimisation step state, shared by train_run and the benchmark. */
@@ -65,6 +75,11 @@ void trainer_free(Trainer *tr);
 /* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class).
  * Returns the loss. */
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
+/* The same, but a non-finite loss or gradient is caught before the update: then nothing is
+ * changed but the BatchNorm running statistics and the noise generator, and -1 is returned
+ * with err_msg() saying what was non-finite. Returns 0 and the loss in *loss otherwise. */
+int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels, int n,
+                         float *loss);
 
 /* Test MSE of a denoiser at noise level sigma over n images (evaluation mode), with noise
  * from a generator seeded by seed; denoised (n, 784) receives the outputs if non-NULL. */
