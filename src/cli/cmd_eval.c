@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/common.h"
 #include "data/idx.h"
 #include "data/mnist.h"
@@ -43,26 +44,6 @@ static const char *HEAD =
     "one column per guidance scale); for a denoiser it reports the test MSE and PSNR per sigma.\n"
     "--samples reads images (N, 28, 28) from an IDX file, --labels the requested digits (N).\n"
     "Definitions: docs/EVAL.md.";
-
-typedef struct {
-    double t0;
-    int last_pct;
-} Progress;
-
-static void on_progress(void *user, int done, int total) {
-    Progress *p = user;
-    int pct = (int)(100.0 * done / total);
-    if (pct != p->last_pct && (pct % 10 == 0 || done == total)) {
-        p->last_pct = pct;
-        fprintf(stderr, "\rsampling: %3d%%  (%.0f s)", pct, now_seconds() - p->t0);
-        if (done == total) fprintf(stderr, "\n");
-    }
-}
-
-static uint8_t to_u8(float v) {
-    float c = v < 0 ? 0 : v > 1 ? 1 : v;
-    return (uint8_t)lrintf(c * 255.0f);
-}
 
 static void dims_text(char *dst, size_t cap, const IdxArray *a) {
     size_t o = (size_t)snprintf(dst, cap, "(");
@@ -192,19 +173,19 @@ static void draw(Unet *m, const Schedule *s, const int *labels, int n, float g, 
                  float *out) {
     Rng rng;
     rng_seed(&rng, seed);
-    Progress pr = {.t0 = now_seconds(), .last_pct = -1};
+    SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
     SampleRequest req = {.n = n, .labels = labels, .guidance = g,
-                         .progress = isatty(2) ? on_progress : NULL, .progress_user = &pr};
+                         .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr};
     double t0 = now_seconds();
     ddpm_sample(m, s, &rng, &req, out);
     fprintf(stderr, "%d samples in %.1f s\n", n, now_seconds() - t0);
     /* quantised as an IDX file would hold them, so --ckpt and --samples agree */
-    for (size_t i = 0; i < (size_t)n * P; i++) out[i] = (float)to_u8(out[i]) / 255.0f;
+    for (size_t i = 0; i < (size_t)n * P; i++) out[i] = (float)pixel_to_u8(out[i]) / 255.0f;
 }
 
 static int save_idx(const char *path, const float *imgs, const int *labels, int n) {
     uint8_t *b = xmalloc((size_t)n * P);
-    for (size_t i = 0; i < (size_t)n * P; i++) b[i] = to_u8(imgs[i]);
+    for (size_t i = 0; i < (size_t)n * P; i++) b[i] = pixel_to_u8(imgs[i]);
     uint32_t dims[3] = {(uint32_t)n, 28, 28};
     int rc = idx_write_u8(path, b, 3, dims);
     if (rc == 0 && labels) {

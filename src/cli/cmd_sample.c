@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/common.h"
 #include "data/idx.h"
 #include "data/mnist.h"
@@ -31,11 +32,6 @@ static const char *HEAD =
     "per guidance scale (FILE-g<G>.png). --idx writes the images as an IDX file (MNIST format,\n"
     "unsigned bytes) and, for class models, the labels beside it (FILE with -labels).";
 
-static uint8_t to_u8(float v) {
-    float c = v < 0 ? 0 : v > 1 ? 1 : v;
-    return (uint8_t)lrintf(c * 255.0f);
-}
-
 /* "a/b.idx" -> "a/b-labels.idx"; without an extension, append "-labels". */
 static void labels_path(char *dst, size_t cap, const char *path) {
     const char *slash = strrchr(path, '/');
@@ -54,21 +50,6 @@ static void suffixed(char *dst, size_t cap, const char *path, const char *suffix
         snprintf(dst, cap, "%.*s%s%s", (int)(dot - path), path, suffix, dot);
     else
         snprintf(dst, cap, "%s%s", path, suffix);
-}
-
-typedef struct {
-    double t0;
-    int last_pct;
-} Progress;
-
-static void on_progress(void *user, int done, int total) {
-    Progress *p = user;
-    int pct = (int)(100.0 * done / total);
-    if (pct != p->last_pct && (pct % 10 == 0 || done == total)) {
-        p->last_pct = pct;
-        fprintf(stderr, "\rsampling: %3d%%  (%.0f s)", pct, now_seconds() - p->t0);
-        if (done == total) fprintf(stderr, "\n");
-    }
 }
 
 static int write_grid(const char *path, const float *imgs, int n, int cols, const int *labels,
@@ -172,10 +153,10 @@ int cmd_sample(int argc, char **argv) {
         float g = n_sweep ? sweep[k] : guidance;
         Rng rng;
         rng_seed(&rng, seed);
-        Progress pr = {.t0 = now_seconds(), .last_pct = -1};
+        SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
         SampleRequest req = {.n = n, .labels = labels, .guidance = g,
                              .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
-                             .progress = isatty(2) ? on_progress : NULL, .progress_user = &pr};
+                             .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr};
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;
@@ -203,7 +184,7 @@ int cmd_sample(int argc, char **argv) {
     }
     if (idx) {
         bytes = xmalloc((size_t)n * P);
-        for (size_t i = 0; i < (size_t)n * P; i++) bytes[i] = to_u8(imgs[i]);
+        for (size_t i = 0; i < (size_t)n * P; i++) bytes[i] = pixel_to_u8(imgs[i]);
         uint32_t dims[3] = {(uint32_t)n, 28, 28};
         if (idx_write_u8(idx, bytes, 3, dims) != 0) goto done;
         printf("wrote %s\n", idx);
@@ -227,7 +208,7 @@ int cmd_sample(int argc, char **argv) {
                 const float *src = frames + ((size_t)f * n + i) * P;
                 for (int y = 0; y < 28; y++)
                     for (int x = 0; x < 28; x++)
-                        fb[(size_t)f * W * H + (size_t)(pad + gy * (28 + pad) + y) * W + pad + gx * (28 + pad) + x] = to_u8(src[y * 28 + x]);
+                        fb[(size_t)f * W * H + (size_t)(pad + gy * (28 + pad) + y) * W + pad + gx * (28 + pad) + x] = pixel_to_u8(src[y * 28 + x]);
             }
         int grc = gif_write_gray(gif, fb, nf, W, H, 6, 200);
         xfree(fb);
