@@ -22,27 +22,6 @@
 
 static char g_dir[64];
 
-static void rm_rf(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                char sub[4096];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/ddpm_test_idx_XXXXXX");
@@ -51,7 +30,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    rm_rf(g_dir);
+    test_rm_rf(g_dir);
     return 0;
 }
 

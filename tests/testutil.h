@@ -10,6 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -48,6 +52,31 @@ static inline double max_abs(const float *x, size_t n) {
 static inline const char *test_data_dir(void) {
     const char *d = getenv("DDPM_DATA");
     return d && *d ? d : "../shared/data/mnist";
+}
+
+/* Remove a file or a directory tree (tests' scratch directories). */
+static inline void test_rm_rf(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d))) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+                size_t len = strlen(path) + 1 + strlen(e->d_name) + 1;
+                char *sub = malloc(len);
+                if (!sub) continue;
+                snprintf(sub, len, "%s/%s", path, e->d_name);
+                test_rm_rf(sub);
+                free(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
 }
 
 #endif
