@@ -22,7 +22,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan valgrind fuzz fuzz-harnesses fuzz-run clean
+.PHONY: all test test-browser asan valgrind fuzz fuzz-harnesses fuzz-run clean
 all: ddpm
 
 ddpm: $(BUILD)/ddpm
@@ -45,6 +45,11 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libddpm.a
 # Runs every test program (and the CLI end-to-end tests) and prints "N passed, N failed".
 test: $(BUILD)/ddpm $(TESTS)
 	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS)
+
+# The report page of a tiny reproduction in headless Chromium (needs the chromium package;
+# .ci/run installs it): images load, no console errors, no sideways scrolling; screenshots.
+test-browser: $(BUILD)/ddpm
+	DDPM_BIN=$(BUILD)/ddpm tests/report_browser.sh $(BUILD)/browser
 
 # Sanitizer findings fail the run: UBSan aborts, LeakSanitizer reports at exit.
 asan:

@@ -84,6 +84,44 @@ static void test_bad_options(void **state) {
     expect_error("--sigmas: 'a' is not a number", "%s denoise --ckpt x --sigmas 0.1,a", NULL);
     expect_error("--text", "%s sample --ckpt x --text 12a", NULL);
     expect_error("--digit: 12 is out of range", "%s sample --ckpt x --digit 12", NULL);
+    expect_error("cannot be combined with --sample", "%s bench --profile --sample", NULL);
+    expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
+    expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
+    expect_error("contradict", "%s reproduce --quick --profile tiny", NULL);
+    /* a directory that holds another profile's reproduction is not mixed with this one */
+    char dir[400], file[500], cmd[700];
+    snprintf(dir, sizeof dir, "%s/repro", tmpdir);
+    mkdir(dir, 0755);
+    snprintf(file, sizeof file, "%s/reproduce.json", dir);
+    write_bytes(file, "{\"profile\": \"tiny\"}", 19);
+    snprintf(cmd, sizeof cmd, "%%s reproduce --quick --out %s", dir);
+    expect_error("holds a 'tiny' reproduction, not 'quick'", cmd, NULL);
+    write_bytes(file, "[1, 2]", 6);
+    expect_error("not a reproduction record", cmd, NULL);
+}
+
+/* bench --profile: a row for every layer of the model and the totals, then the throughput. */
+static void test_bench_profile(void **state) {
+    (void)state;
+    char *out;
+    int st = run(&out, "%s bench --model class --width 4 --batch 4 --steps 2 --warmup 0 --threads 2 --profile", bin());
+    printf("%s", out);
+    assert_int_equal(st, 0);
+    const char *layers[] = {"enc0.0", "enc0.1", "down1.0", "down1.1", "down1.2", "down2.0",
+                            "down2.1", "down2.2", "unflat", "up1.0", "up1.1", "up1.2",
+                            "up2.0", "up2.1", "up2.2", "dec.0", "dec.1", "\nout "};
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%s ", layers[i]);
+        assert_non_null(strstr(out, want));
+    }
+    assert_non_null(strstr(out, "convT 8>8 7x7")); /* unflat at D 4: 2D -> 2D, 1x1 -> 7x7 */
+    assert_non_null(strstr(out, "totals per step: conv"));
+    assert_non_null(strstr(out, "noise, loss and Adam"));
+    const char *last = out + strlen(out) - 1;
+    while (last > out && last[-1] != '\n') last--;
+    assert_non_null(strstr(last, " img/s"));
+    free(out);
 }
 
 static void test_bad_data(void **state) {
@@ -290,6 +328,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_bad_data),
+        cmocka_unit_test(test_bench_profile),
         cmocka_unit_test(test_train_denoiser_tiny),
         cmocka_unit_test(test_sample_outputs),
     };

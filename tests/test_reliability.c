@@ -389,6 +389,59 @@ static void test_resume_bit_identical(void **state) {
     assert_true(log_has(tp("resume.log"), "already complete"));
 }
 
+/* ---- ddpm reproduce continues where it stopped -------------------------------------------- */
+
+#define REPRO "reproduce --profile tiny --threads 1 --no-progress"
+
+/* A tiny reproduction interrupted in its first training stage (SIGINT after step 3) and run
+ * again: the stopped stage resumes from its checkpoint, and the three models and the samples
+ * equal those of an uninterrupted reproduction byte for byte. A finished reproduction run
+ * once more skips every stage. */
+static void test_reproduce_resume(void **state) {
+    (void)state;
+    const char *ref = tp("repro_ref"), *dir = tp("repro_stop"), *log = tp("repro.log");
+    const char *data = test_data_dir();
+    int rc = run_sync(log, 600, REPRO " --out %s --data %s", ref, data);
+    if (rc != 0) show_log(log);
+    assert_int_equal(rc, 0);
+    assert_true(log_has(log, "open "));
+
+    pid_t pid = spawn(log, 0, REPRO " --out %s --data %s --fault-stop-at 3", dir, data);
+    assert_int_equal(wait_stopped(pid, 120), 0);
+    kill(pid, SIGINT);
+    kill(pid, SIGCONT);
+    rc = wait_exit(pid, 120);
+    show_log(log);
+    assert_int_equal(rc, 130);
+    char want[700];
+    snprintf(want, sizeof want, "ddpm reproduce --profile tiny --out %s` continues", dir);
+    assert_true(log_has(log, want));
+    assert_false(exists(tp("repro_stop/part2")));
+
+    rc = run_sync(log, 600, REPRO " --out %s --data %s", dir, data);
+    show_log(log);
+    assert_int_equal(rc, 0);
+    assert_true(log_has(log, "continuing the tiny reproduction"));
+    assert_true(log_has(log, "resuming denoiser model"));
+    const char *files[] = {"part1/model.safetensors", "part2/model.safetensors",
+                           "part3/model.safetensors", "part1/loss.csv",
+                           "samples/part2-samples.idx", "samples/part3-digits.idx"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/%s", dir, files[i]);
+        snprintf(b, sizeof b, "%s/%s", ref, files[i]);
+        printf("  compare %s\n", a);
+        assert_true(same_file(a, b));
+    }
+    assert_true(exists(tp("repro_stop/index.html")));
+
+    rc = run_sync(log, 600, REPRO " --out %s --data %s", dir, data);
+    assert_int_equal(rc, 0);
+    assert_true(log_has(log, "[3/7] Part 3: train the digit-conditioned DDPM (D 4, 1 epoch): done earlier, skipped"));
+    assert_true(log_has(log, "[6/7] evaluate the three models with ddpm eval: done earlier, skipped"));
+    assert_false(log_has(log, "resuming"));
+}
+
 /* ---- signals ------------------------------------------------------------------------------ */
 
 /* A real Ctrl-C at an unplanned moment of a long run: exit 130, the resume hint, and a
@@ -1319,6 +1372,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_arguments),
         cmocka_unit_test(test_malformed_idx),
         cmocka_unit_test(test_resume_bit_identical),
+        cmocka_unit_test(test_reproduce_resume),
         cmocka_unit_test(test_nan_injection),
         cmocka_unit_test(test_malformed_checkpoints),
         cmocka_unit_test(test_sigint),

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -20,7 +21,9 @@ static const char *HEAD =
     "median throughput as a last line '<number> img/s'. Width and batch default to the\n"
     "model's SPEC defaults. --sample times the 300-step DDPM sampler instead (batch B; for\n"
     "a class model guided, with conditional and unconditional passes in one forward of 2B),\n"
-    "timing K reverse steps per repeat and extrapolating to all T steps.";
+    "timing K reverse steps per repeat and extrapolating to all T steps. --profile adds a\n"
+    "table of every layer's time per step, forward and backward, with the convolutions'\n"
+    "GFLOP/s and share of the machine's SGEMM peak (measured first, same thread count).";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -30,6 +33,85 @@ static int cmp_double(const void *a, const void *b) {
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof(double), cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* SGEMM peak of this machine for the way the convolutions use it: every thread runs its
+ * own single-threaded 512^3 SGEMMs. Best of 5 rounds, in GFLOP/s over all threads. */
+static double sgemm_peak(int threads) {
+    const int n = 512, rounds = 5, reps = 4;
+    size_t sz = (size_t)n * n;
+    float *mem = xcalloc(3 * sz * (size_t)threads, sizeof(float));
+    for (size_t i = 0; i < 3 * sz * (size_t)threads; i++) mem[i] = (float)(i % 7) * 0.125f;
+    double best = 0;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_seconds();
+#pragma omp parallel num_threads(threads)
+        {
+            float *a = mem + 3 * sz * (size_t)omp_get_thread_num(), *b = a + sz, *c = b + sz;
+            for (int k = 0; k < reps; k++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
+                            0.0f, c, n);
+        }
+        double g = 2.0 * n * n * (double)n * reps * threads / (now_seconds() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    xfree(mem);
+    return best;
+}
+
+/* Multiply-adds of one image through a unit's convolution (index UNET_NUM_UNITS: the
+ * output conv). */
+static double unit_macs(const Unet *m, int i) {
+    if (i == UNET_NUM_UNITS) return (double)m->width * MNIST_PIXELS * 9;
+    const UnetUnit *u = &m->units[i];
+    if (u->transposed) return (double)u->ci * u->hin * u->hin * u->co * u->k * u->k;
+    return (double)u->co * u->hout * u->hout * u->ci * u->k * u->k;
+}
+
+/* The per-layer table of `steps` profiled training steps of batch B, each step taking
+ * step_s seconds on median. */
+static void print_profile(const Unet *m, const UnetProfile *p, int steps, int batch,
+                          double step_s, double peak) {
+    printf("\nper-layer profile, ms per step (median step %.1f ms); GFLOP/s and %% of the %.0f GFLOP/s SGEMM peak\n",
+           step_s * 1e3, peak);
+    printf("%-8s %-22s %8s %7s %5s %8s %7s %5s %7s %7s %7s %7s %6s\n", "layer", "shape", "conv fw",
+           "GF/s", "peak", "conv bw", "GF/s", "peak", "bn fw", "bn bw", "gelu fw", "gelu bw", "share");
+    double sum_fw = 0, sum_bw = 0, conv = 0, bn = 0, gelu = 0;
+    for (int i = 0; i <= UNET_NUM_UNITS; i++) {
+        char name[16], shape[32];
+        if (i < UNET_NUM_UNITS) {
+            const UnetUnit *u = &m->units[i];
+            snprintf(name, sizeof name, "%s", u->name);
+            snprintf(shape, sizeof shape, "%s %d>%d %dx%d", u->transposed ? "convT" : "conv", u->ci,
+                     u->co, u->hout, u->hout);
+        } else {
+            snprintf(name, sizeof name, "out");
+            snprintf(shape, sizeof shape, "conv %d>1 28x28", m->width);
+        }
+        const double *f = p->fwd[i], *b = p->bwd[i];
+        double flops = 2.0 * unit_macs(m, i) * batch;
+        double bflops = (i == 0 ? 1.0 : 2.0) * flops; /* enc0.0 has no input gradient */
+        double cf = f[UNET_PROF_CONV] / steps, cb = b[UNET_PROF_CONV] / steps;
+        double gf = cf > 0 ? flops / cf / 1e9 : 0, gb = cb > 0 ? bflops / cb / 1e9 : 0;
+        double row_fw = (f[0] + f[1] + f[2]) / steps, row_bw = (b[0] + b[1] + b[2]) / steps;
+        sum_fw += row_fw;
+        sum_bw += row_bw;
+        conv += cf + cb;
+        bn += (f[UNET_PROF_BN] + b[UNET_PROF_BN]) / steps;
+        gelu += (f[UNET_PROF_GELU] + b[UNET_PROF_GELU]) / steps;
+        printf("%-8s %-22s %8.2f %7.1f %4.0f%% %8.2f %7.1f %4.0f%% %7.2f %7.2f %7.2f %7.2f %5.1f%%\n",
+               name, shape, cf * 1e3, gf, 100 * gf / peak, cb * 1e3, gb, 100 * gb / peak,
+               f[UNET_PROF_BN] / steps * 1e3, b[UNET_PROF_BN] / steps * 1e3,
+               f[UNET_PROF_GELU] / steps * 1e3, b[UNET_PROF_GELU] / steps * 1e3,
+               100 * (row_fw + row_bw) / step_s);
+    }
+    double tf = p->total_fwd / steps, tb = p->total_bwd / steps;
+    double rest = step_s - tf - tb;
+    printf("totals per step: conv %.1f ms (%.0f%%), BatchNorm %.1f ms (%.0f%%), GELU %.1f ms (%.0f%%),\n",
+           conv * 1e3, 100 * conv / step_s, bn * 1e3, 100 * bn / step_s, gelu * 1e3, 100 * gelu / step_s);
+    printf("  FCBlocks/conditioning/concat/pooling/zeroing %.1f ms forward + %.1f ms backward (%.0f%%),\n",
+           (tf - sum_fw) * 1e3, (tb - sum_bw) * 1e3, 100 * (tf - sum_fw + tb - sum_bw) / step_s);
+    printf("  noise, loss and Adam %.1f ms (%.0f%%)\n", rest * 1e3, 100 * rest / step_s);
 }
 
 /* Sampling throughput: `steps` repeats of k reverse steps on a batch of B samples, each
@@ -75,6 +157,7 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
 int cmd_bench(int argc, char **argv) {
     const char *model = "time";
     int width = 0, batch = 0, threads = 2, steps = 5, warmup = 1, sample = 0, sample_steps = 10;
+    int profile = 0;
     Opt opts[] = {
         {"model", OPT_STR, &model, "denoiser, time or class (default time)", 0, -1, 0},
         {"width", OPT_INT, &width, "UNet width D", 1, 1024, 0},
@@ -84,6 +167,7 @@ int cmd_bench(int argc, char **argv) {
         {"warmup", OPT_INT, &warmup, "untimed steps first (default 1)", 0, 100000, 0},
         {"sample", OPT_FLAG, &sample, "time the DDPM sampler instead of training", 0, -1, 0},
         {"sample-steps", OPT_INT, &sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
+        {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
@@ -97,7 +181,12 @@ int cmd_bench(int argc, char **argv) {
     if (batch) c.batch = batch;
     c.threads = threads;
     printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
+    if (sample && profile) {
+        err_set("--profile times training steps; it cannot be combined with --sample");
+        return cli_fail("bench", 2);
+    }
     if (sample) return bench_sample(&c, kind, steps, warmup, sample_steps);
+    double peak = profile ? sgemm_peak(threads) : 0;
     Trainer tr;
     if (trainer_init(&tr, &c) != 0) return cli_fail("bench", 1);
     Rng rng;
@@ -110,6 +199,9 @@ int cmd_bench(int argc, char **argv) {
     printf("bench: %s model, width %d, batch %d, %d threads, %zu parameters, %.3g GFLOP per image per step (3x forward)\n",
            model, c.width, c.batch, threads, tr.model.n_params, 6.0 * unet_forward_macs(&tr.model) / 1e9);
     for (int i = 0; i < warmup; i++) trainer_step(&tr, imgs, labels, c.batch);
+    UnetProfile prof;
+    memset(&prof, 0, sizeof prof);
+    if (profile) tr.model.prof = &prof;
     for (int i = 0; i < steps; i++) {
         double t0 = now_seconds();
         trainer_step(&tr, imgs, labels, c.batch);
@@ -120,6 +212,12 @@ int cmd_bench(int argc, char **argv) {
     double med = median(dt, steps);
     double gflops = 6.0 * unet_forward_macs(&tr.model) * c.batch / med / 1e9;
     printf("median step %.3f s, %.1f GFLOP/s\n", med, gflops);
+    if (profile) {
+        double mean = 0;
+        for (int i = 0; i < steps; i++) mean += dt[i] / steps;
+        tr.model.prof = NULL;
+        print_profile(&tr.model, &prof, steps, c.batch, mean, peak);
+    }
     printf("%.1f img/s\n", c.batch / med);
     xfree(dt);
     xfree(imgs);

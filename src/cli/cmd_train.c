@@ -68,7 +68,7 @@ int cmd_train(int argc, char **argv) {
         {"batch", OPT_INT, &c.batch, "batch size", 1, 65536, 0},
         {"epochs", OPT_INT, &c.epochs, "number of epochs", 1, 100000, 0},
         {"lr", OPT_FLOAT, &c.lr, "Adam learning rate (first epoch)", 1e-12, 10, 0},
-        {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate of the last epoch (exponential decay per epoch)", 1e-12, 10, 0},
+        {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate reached after the last epoch (lr x gamma^epochs, gamma applied per epoch)", 1e-12, 10, 0},
         {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
         {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
         {"out", OPT_STR, &out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  sample     draw samples from a trained time or class model (PNG, IDX, GIF)\n"
             "  denoise    apply a trained denoiser to test digits at several noise levels\n"
             "  eval       judge samples: FID, precision/recall, digit accuracy, diversity, memorisation\n"
+            "  reproduce  the whole write-up: train Parts 1-3, sample, evaluate, write a report page\n"
             "  bench      measure training throughput (images per second)\n"
             "  data       data fetch: download and verify the official MNIST files\n"
             "\n"
@@ -51,6 +52,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "denoise") == 0) return cmd_denoise(argc, argv);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
+    if (strcmp(cmd, "reproduce") == 0) return cmd_reproduce(argc, argv);
     if (strcmp(cmd, "data") == 0) return cmd_data(argc, argv);
     fprintf(stderr, "ddpm: unknown command '%s' (try ddpm --help)\n", cmd);
     return 2;

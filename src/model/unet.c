@@ -365,6 +365,26 @@ double unet_forward_macs(const Unet *m) {
 
 void unet_zero_grad(Unet *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
+/* ---- profiling ---------------------------------------------------------------------- */
+
+/* Start of a timed interval (0 when not profiling). */
+static double prof_now(const Unet *m) { return m->prof ? now_seconds() : 0.0; }
+
+/* Adds the time since *t to *slot and restarts the interval at now. */
+static void prof_lap(const Unet *m, double *slot, double *t) {
+    if (!m->prof) return;
+    double now = now_seconds();
+    *slot += now - *t;
+    *t = now;
+}
+
+/* The profile row of a unit, or NULL when not profiling. */
+static double *prof_row(const Unet *m, const UnetUnit *u, int backward) {
+    if (!m->prof) return NULL;
+    int i = (int)(u - m->units);
+    return backward ? m->prof->bwd[i] : m->prof->fwd[i];
+}
+
 /* ---- forward ----------------------------------------------------------------------- */
 
 /* y = gamma (x - mean) rstd + beta per channel: BatchNorm's output recomputed in backward
@@ -385,11 +405,13 @@ static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train
     ConvShape s = unit_shape(u, n);
     int hw = u->hout * u->hout;
     int64_t count = (int64_t)n * u->co * hw;
+    double *row = prof_row(m, u, 0), t = prof_now(m);
     u->input = in;
     if (u->transposed)
         conv_transpose2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
     else
         conv2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
+    if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
     if (train)
         batchnorm2d_forward_train(&m->ctx, m->s1, u->mean, u->rstd, u->running_mean,
                                   u->running_var, u->conv_out, u->gamma, u->beta, n, u->co, hw,
@@ -397,7 +419,9 @@ static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train
     else
         batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
                                  u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
+    if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
     gelu_forward(&m->ctx, u->act, m->s1, count);
+    if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
 }
 
 static void fc_forward(Unet *m, UnetFc *f, const float *in, int n) {
@@ -420,6 +444,7 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     DDPM_CHECK(n >= 1 && n <= m->max_batch);
     const int D = m->width;
     UnetUnit *U = m->units;
+    double t_pass = prof_now(m);
     m->last_train = train;
     m->last_n = n;
     memcpy(m->x, x, (size_t)n * IMG * IMG * sizeof(float));
@@ -458,7 +483,12 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     unit_forward(m, &U[U_DEC_0], m->cat3, n, train);
     unit_forward(m, &U[U_DEC_1], U[U_DEC_0].act, n, train);
     ConvShape so = out_shape(m, n);
+    double t = prof_now(m);
     conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
+    if (m->prof) {
+        prof_lap(m, &m->prof->fwd[UNET_NUM_UNITS][UNET_PROF_CONV], &t);
+        m->prof->total_fwd += t - t_pass;
+    }
     return m->out;
 }
 
@@ -471,13 +501,16 @@ static void zero(float *p, size_t count) { memset(p, 0, count * sizeof(float)); 
 static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out, int n) {
     int hw = u->hout * u->hout;
     size_t count = (size_t)n * (size_t)u->co * (size_t)hw;
+    double *row = prof_row(m, u, 1), t = prof_now(m);
     if (m->last_train)
         bn_apply(&m->ctx, m->s1, u->conv_out, u->mean, u->rstd, u->gamma, u->beta, n, u->co, hw);
     else
         batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
                                  u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
+    if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
     zero(m->s2, count);
     gelu_backward(&m->ctx, m->s2, d_out, m->s1, (int64_t)count);
+    if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
     zero(m->s1, count);
     if (m->last_train)
         batchnorm2d_backward_train(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
@@ -486,11 +519,13 @@ static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out,
         batchnorm2d_backward_eval(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
                                   u->running_mean, u->running_var, u->gamma, n, u->co, hw,
                                   1e-5f);
+    if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
     ConvShape s = unit_shape(u, n);
     if (u->transposed)
         conv_transpose2d_backward(&m->ctx, d_in, u->dw, u->db, m->s1, u->input, u->w, &s);
     else
         conv2d_backward(&m->ctx, d_in, u->dw, u->db, m->s1, u->input, u->w, &s);
+    if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
 }
 
 static void fc_backward(Unet *m, UnetFc *f, const float *in, const float *dout, int n) {
@@ -528,9 +563,11 @@ void unet_backward(Unet *m, const float *dout) {
 #define SWAP() (t = p, p = q, q = t)
 
     /* output conv, dec.1, dec.0 */
+    double t_pass = prof_now(m), t_out = t_pass;
     ConvShape so = out_shape(m, n);
     zero(p, N * D_ * 784);
     conv2d_backward(&m->ctx, p, m->out_dw, m->out_db, dout, U[U_DEC_1].act, m->out_w, &so);
+    if (m->prof) prof_lap(m, &m->prof->bwd[UNET_NUM_UNITS][UNET_PROF_CONV], &t_out);
     zero(q, N * D_ * 784);
     unit_backward(m, &U[U_DEC_1], q, p, n);
     SWAP();
@@ -589,5 +626,6 @@ void unet_backward(Unet *m, const float *dout) {
     zero(p, N * D_ * 784);
     unit_backward(m, &U[U_ENC0_1], p, m->g_a, n);
     unit_backward(m, &U[U_ENC0_0], NULL, p, n);
+    if (m->prof) m->prof->total_bwd += now_seconds() - t_pass;
 #undef SWAP
 }

@@ -54,6 +54,16 @@ typedef struct {
     float *h, *g, *out; /* (N, fo) pre-GELU, post-GELU, output */
 } UnetFc;
 
+/* Per-layer timing for `ddpm bench --profile`: seconds accumulated over the profiled
+ * passes, per unit (index UNET_NUM_UNITS is the plain output conv) and phase. */
+enum { UNET_PROF_CONV, UNET_PROF_BN, UNET_PROF_GELU, UNET_PROF_PHASES };
+typedef struct {
+    double fwd[UNET_NUM_UNITS + 1][UNET_PROF_PHASES];
+    double bwd[UNET_NUM_UNITS + 1][UNET_PROF_PHASES];
+    double total_fwd, total_bwd; /* whole passes: the rest is FCBlocks, conditioning, concat,
+                                    pooling and zeroing */
+} UnetProfile;
+
 typedef struct {
     UnetKind kind;
     int width;     /* D */
@@ -97,6 +107,7 @@ typedef struct {
     float *g_fc_a, *g_fc_b;       /* (N, 2D) FCBlock scratch */
     float *g_film_scale, *g_film_shift; /* (N, 2D) */
 
+    UnetProfile *prof; /* NULL unless profiling: then every pass adds its timings */
     int last_train; /* mode of the last forward: 1 training, 0 evaluation */
     int last_n;
 
