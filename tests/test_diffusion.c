@@ -142,6 +142,122 @@ static void test_sampler_reproducible(void **state) {
     }
 }
 
+/* DDIM's update with the true noise: from x_t it lands exactly on the same image noised to
+ * level t_prev (and on x0 itself for t_prev = -1), whatever the jump; with eta 1 and a
+ * one-step jump its noise has the DDPM posterior's variance. */
+static void test_ddim_step(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
+    enum { N = 257 };
+    float x0[N], eps[N], xt[N], got[N], want[N], z[N];
+    Rng r;
+    rng_seed(&r, 5);
+    rng_fill_normal(&r, x0, N);
+    rng_fill_normal(&r, eps, N);
+    rng_fill_normal(&r, z, N);
+    const int jumps[][2] = {{299, 150}, {150, 149}, {40, -1}, {299, -1}, {5, 0}};
+    for (int j = 0; j < 5; j++) {
+        int t = jumps[j][0], tp = jumps[j][1];
+        schedule_add_noise(&s, xt, x0, eps, t, N);
+        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, N);
+        if (tp >= 0) schedule_add_noise(&s, want, x0, eps, tp, N);
+        else memcpy(want, x0, sizeof want);
+        char label[64];
+        snprintf(label, sizeof label, "ddim eta 0, %d -> %d", t, tp);
+        assert_true(check_tensor(label, got, want, N, 2e-4, 1e-4));
+    }
+    /* eta 1, t -> t-1, with x_t = eps = 0: the result is sigma z, sigma^2 the posterior's
+     * variance beta_t (1 - abar_{t-1}) / (1 - abar_t) */
+    float zero[N] = {0};
+    const int t = 120;
+    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, N);
+    double var = s.beta[t] * (1 - s.abar[t - 1]) / (1 - s.abar[t]);
+    for (int i = 0; i < N; i++) want[i] = (float)(sqrt(var) * z[i]);
+    assert_true(check_tensor("ddim eta 1 noise = posterior std", got, want, N, 1e-7, 1e-5));
+    /* eta 0 ignores z: the same call with other noise gives the same result */
+    schedule_add_noise(&s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, N);
+    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, N);
+    assert_memory_equal(got, want, sizeof got);
+    schedule_free(&s);
+}
+
+static void test_ddim_steps(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
+    int st[300];
+    schedule_ddim_steps(&s, 1, st);
+    assert_int_equal(st[0], 299);
+    schedule_ddim_steps(&s, 300, st);
+    for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
+    schedule_ddim_steps(&s, 50, st);
+    assert_int_equal(st[0], 0);
+    assert_int_equal(st[49], 299);
+    for (int i = 1; i < 50; i++) assert_true(st[i] - st[i - 1] == 6 || st[i] - st[i - 1] == 7);
+    /* the command-line words */
+    SampleRequest q = {0};
+    assert_int_equal(sampler_choose(&q, &s, "ddim", 0, -1), 0);
+    assert_int_equal(q.ddim_steps, 50);
+    assert_true(q.ddim_eta == 0.0f);
+    assert_int_equal(sampler_choose(&q, &s, "ddim", 20, 0.5f), 0);
+    assert_int_equal(q.ddim_steps, 20);
+    assert_int_equal(sampler_choose(&q, &s, "ddpm", 0, -1), 0);
+    assert_int_equal(q.ddim_steps, 0);
+    assert_int_equal(sampler_choose(&q, &s, "ddim", 301, -1), -1);
+    assert_non_null(strstr(err_msg(), "1 to T = 300"));
+    assert_int_equal(sampler_choose(&q, &s, "ddpm", 50, -1), -1);
+    assert_int_equal(sampler_choose(&q, &s, "ddpm", 0, 0.0f), -1);
+    assert_int_equal(sampler_choose(&q, &s, "euler", 0, -1), -1);
+    assert_non_null(strstr(err_msg(), "unknown sampler 'euler'"));
+    schedule_free(&s);
+}
+
+static void count_steps(void *user, int done, int total) {
+    (void)total;
+    *(int *)user = done;
+}
+
+/* The DDIM sampler: K network passes per chunk, deterministic for eta 0 (two seeds differ
+ * only through the starting noise, so the same seed gives the same images), and the same
+ * images whatever the chunk size (eta 0 draws nothing after the start noise). */
+static void test_ddim_sampler(void **state) {
+    (void)state;
+    Unet small, big;
+    Rng init;
+    rng_seed(&init, 3);
+    assert_int_equal(unet_init(&small, UNET_CLASS, 4, 4, 1, &init), 0); /* chunks of 2 */
+    rng_seed(&init, 3);
+    assert_int_equal(unet_init(&big, UNET_CLASS, 4, 16, 1, &init), 0);  /* one chunk */
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 40, 1e-4f, 0.02f), 0);
+    enum { n = 5 };
+    int labels[n] = {1, 2, 3, -1, 7}, steps = 0;
+    float a[n * 784], b[n * 784], c[n * 784];
+    SampleRequest req = {.n = n, .labels = labels, .guidance = 2.0f, .ddim_steps = 8,
+                         .progress = count_steps, .progress_user = &steps};
+    Rng r;
+    rng_seed(&r, 21);
+    ddpm_sample(&small, &s, &r, &req, a);
+    assert_int_equal(steps, 3 * 8); /* 3 chunks of at most 2, 8 steps each */
+    rng_seed(&r, 21);
+    ddpm_sample(&big, &s, &r, &req, b);
+    assert_int_equal(steps, 8);
+    assert_true(check_tensor("ddim: chunk size does not matter", a, b, n * 784, 1e-5, 1e-4));
+    rng_seed(&r, 21);
+    ddpm_sample(&big, &s, &r, &req, c);
+    assert_memory_equal(b, c, sizeof b);
+    /* eta 1 draws noise on the way: another result from the same start */
+    req.ddim_eta = 1.0f;
+    rng_seed(&r, 21);
+    ddpm_sample(&big, &s, &r, &req, c);
+    assert_memory_not_equal(b, c, sizeof b);
+    schedule_free(&s);
+    unet_free(&small);
+    unet_free(&big);
+}
+
 static int setup(void **state) {
     (void)state;
     if (safetensors_open("tests/data/ref_schedule.safetensors", &ref) != 0) {
@@ -165,6 +281,9 @@ int main(void) {
         cmocka_unit_test(test_reverse_step),
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_sampler_reproducible),
+        cmocka_unit_test(test_ddim_step),
+        cmocka_unit_test(test_ddim_steps),
+        cmocka_unit_test(test_ddim_sampler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

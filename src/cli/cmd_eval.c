@@ -169,13 +169,14 @@ static int eval_denoiser(Unet *m, const char *ckpt, const float *sig, int ns, co
 }
 
 /* Draw n samples from a time or class model; class labels cycle through 0-9. */
-static void draw(Unet *m, const Schedule *s, const int *labels, int n, float g, uint64_t seed,
-                 float *out) {
+static void draw(Unet *m, const Schedule *s, const SampleRequest *sampler, const int *labels,
+                 int n, float g, uint64_t seed, float *out) {
     Rng rng;
     rng_seed(&rng, seed);
     SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
     SampleRequest req = {.n = n, .labels = labels, .guidance = g,
-                         .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr};
+                         .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
+                         .ddim_steps = sampler->ddim_steps, .ddim_eta = sampler->ddim_eta};
     double t0 = now_seconds();
     ddpm_sample(m, s, &rng, &req, out);
     fprintf(stderr, "%d samples in %.1f s\n", n, now_seconds() - t0);
@@ -210,6 +211,10 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *samples = NULL, *labels_path = NULL, *json = NULL, *judge_path = NULL;
     const char *data = NULL, *guid_s = "5", *sig_s = "0,0.2,0.4,0.5,0.6,0.8,1.0", *save = NULL;
     int n = 1000, threads = 2, batch = 128, n_test = 10000, n_train = 60000, judge_only = 0;
+    int ddim_steps = 0;
+    float eta = -1.0f;
+    const char *sampler = "ddpm";
+    SampleRequest sampler_req = {0};
     uint64_t seed = 1;
     JudgeConfig jc;
     judge_config_defaults(&jc);
@@ -233,6 +238,9 @@ int cmd_eval(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "seed of sampling and of the reference subsets (default 1)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "--ckpt: images per forward pass (default 128)", 2, 65536, 0},
+        {"sampler", OPT_STR, &sampler, "--ckpt: ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
+        {"steps", OPT_INT, &ddim_steps, "--ckpt, ddim: reverse steps (default 50)", 1, 100000, 0},
+        {"eta", OPT_FLOAT, &eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
@@ -289,6 +297,13 @@ int cmd_eval(int argc, char **argv) {
         float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
         if (checkpoint_schedule(ckpt, &T, &b0, &b1) != 0) goto done;
         if (schedule_init(&sched, T, b0, b1) != 0) goto done;
+        if (sampler_choose(&sampler_req, &sched, sampler, ddim_steps, eta) != 0) goto done;
+        char sdesc[80];
+        if (sampler_req.ddim_steps)
+            snprintf(sdesc, sizeof sdesc, "DDIM, %d steps, eta %g", sampler_req.ddim_steps, (double)sampler_req.ddim_eta);
+        else
+            snprintf(sdesc, sizeof sdesc, "DDPM, %d steps", sched.T);
+        cJSON_AddStringToObject(doc, "sampler", sdesc);
         count = n;
     }
     if (!judge_path) {
@@ -337,7 +352,7 @@ int cmd_eval(int argc, char **argv) {
             else snprintf(name, sizeof name, "samples");
             fprintf(stderr, "eval: drawing %d samples%s%s\n", count, cls ? ", guidance " : "",
                     cls ? name + 2 : "");
-            draw(&m, &sched, labels, count, cls ? guid[k] : 0.0f, seed, images);
+            draw(&m, &sched, &sampler_req, labels, count, cls ? guid[k] : 0.0f, seed, images);
             if (save) {
                 if (runs > 1) {
                     const char *sl = strrchr(save, '/'), *dot = strrchr(save, '.');

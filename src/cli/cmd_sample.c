@@ -68,7 +68,9 @@ int cmd_sample(int argc, char **argv) {
     const char *sweep_s = NULL;
     int n = 40, digit = -1, per_digit = 4, threads = 2, batch = 128, gif_every = 5;
     uint64_t seed = 1;
-    float guidance = 5.0f;
+    float guidance = 5.0f, eta = -1.0f;
+    const char *sampler = "ddpm";
+    int steps = 0;
     Opt opts[] = {
         {"ckpt", OPT_STR, &ckpt, "weights of a time or class model (.safetensors), required", 0, -1, 0},
         {"n", OPT_INT, &n, "number of samples (default 40)", 1, 1000000, 0},
@@ -82,6 +84,9 @@ int cmd_sample(int argc, char **argv) {
         {"text", OPT_STR, &text, "class: a string of digits to write as one image", 0, -1, 0},
         {"guidance", OPT_FLOAT, &guidance, "class: guidance scale gamma (default 5)", -100, 100, 0},
         {"sweep", OPT_STR, &sweep_s, "class: one grid per guidance scale, e.g. 0,1,2,3,5", 0, -1, 0},
+        {"sampler", OPT_STR, &sampler, "ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
+        {"steps", OPT_INT, &steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
+        {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "images per forward pass (default 128)", 2, 65536, 0},
     };
@@ -130,6 +135,9 @@ int cmd_sample(int argc, char **argv) {
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
     if (checkpoint_schedule(ckpt, &T, &b0, &b1) != 0) goto done;
     if (schedule_init(&s, T, b0, b1) != 0) goto done;
+    SampleRequest base = {0};
+    if (sampler_choose(&base, &s, sampler, steps, eta) != 0) goto done;
+    const int K = sampler_steps(&s, &base);
 
     int cols = 10, grid_per_digit = 0;
     if (cls) {
@@ -146,7 +154,7 @@ int cmd_sample(int argc, char **argv) {
             labels[i] = text ? text[i] - '0' : digit >= 0 ? digit : i / per_digit;
     }
     imgs = xmalloc((size_t)n * P * sizeof(float));
-    int nf = gif ? sampler_n_frames(s.T, gif_every) : 0;
+    int nf = gif ? sampler_n_frames(K, gif_every) : 0;
     if (gif) frames = xmalloc((size_t)nf * n * P * sizeof(float));
     int n_runs = n_sweep ? n_sweep : 1;
     for (int k = 0; k < n_runs; k++) {
@@ -156,11 +164,13 @@ int cmd_sample(int argc, char **argv) {
         SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
         SampleRequest req = {.n = n, .labels = labels, .guidance = g,
                              .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
-                             .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr};
+                             .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
+                             .ddim_steps = base.ddim_steps, .ddim_eta = base.ddim_eta};
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;
-        fprintf(stderr, "%d samples in %.1f s (%.2f img/s, %d steps%s)\n", n, dt, n / dt, s.T,
+        fprintf(stderr, "%d samples in %.1f s (%.2f img/s, %d %s steps%s)\n", n, dt, n / dt, K,
+                base.ddim_steps ? "DDIM" : "DDPM",
                 cls ? ", guided: 2 forward images per sample" : "");
         char path[1024], title[160];
         if (n_sweep) {
@@ -177,7 +187,7 @@ int cmd_sample(int argc, char **argv) {
             if (cls)
                 snprintf(title, sizeof title, "%s, guidance %g", digit >= 0 ? "Samples of one digit" : "Samples of every digit", (double)g);
             else
-                snprintf(title, sizeof title, "Samples from pure noise, T=%d", s.T);
+                snprintf(title, sizeof title, base.ddim_steps ? "Samples from pure noise, DDIM %d steps" : "Samples from pure noise, T=%d", K);
             if (write_grid(path, imgs, n, cols, labels, grid_per_digit, title) != 0) goto done;
         }
         printf("wrote %s\n", path);

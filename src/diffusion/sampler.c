@@ -10,18 +10,53 @@ void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float 
     for (size_t i = 0; i < count; i++) eps[i] = eps_u[i] + gamma * (eps_c[i] - eps_u[i]);
 }
 
-int sampler_n_frames(int T, int frame_every) {
+int sampler_n_frames(int steps, int frame_every) {
     if (frame_every <= 0) return 0;
     /* frame 0: start noise; then after steps frame_every, 2 frame_every, ...; and the end */
-    return 1 + (T + frame_every - 1) / frame_every;
+    return 1 + (steps + frame_every - 1) / frame_every;
+}
+
+int sampler_steps(const Schedule *s, const SampleRequest *req) {
+    return req->ddim_steps > 0 ? req->ddim_steps : s->T;
+}
+
+int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int steps, float eta) {
+    if (strcmp(name, "ddpm") == 0) {
+        if (steps != 0 && steps != s->T)
+            return err_set("--steps %d: the DDPM sampler takes all T = %d steps (use --sampler ddim "
+                           "for fewer)", steps, s->T);
+        if (eta >= 0.0f) return err_set("--eta is for --sampler ddim");
+        req->ddim_steps = 0;
+        return 0;
+    }
+    if (strcmp(name, "ddim") != 0) return err_set("--sampler: unknown sampler '%s' (expected ddpm or ddim)", name);
+    if (steps == 0) steps = s->T < 50 ? s->T : 50;
+    if (steps < 1 || steps > s->T)
+        return err_set("--steps %d: DDIM takes 1 to T = %d steps", steps, s->T);
+    if (eta < 0.0f) eta = 0.0f;
+    if (!(eta <= 1.0f)) return err_set("--eta %g: out of range (0..1)", (double)eta);
+    req->ddim_steps = steps;
+    req->ddim_eta = eta;
+    return 0;
 }
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
-    const int P = MNIST_PIXELS, T = s->T;
+    const int P = MNIST_PIXELS, T = s->T, K = sampler_steps(s, req);
     const int guided = m->kind == UNET_CLASS;
+    /* the timesteps visited, latest first */
+    int *ts = xmalloc((size_t)K * sizeof(int));
+    if (req->ddim_steps > 0) {
+        DDPM_CHECK(K <= T);
+        int *asc = xmalloc((size_t)K * sizeof(int));
+        schedule_ddim_steps(s, K, asc);
+        for (int i = 0; i < K; i++) ts[i] = asc[K - 1 - i];
+        xfree(asc);
+    } else {
+        for (int i = 0; i < K; i++) ts[i] = T - 1 - i;
+    }
     const int chunk = guided ? m->max_batch / 2 : m->max_batch;
     DDPM_CHECK(chunk >= 1);
-    const int nf = sampler_n_frames(T, req->frame_every);
+    const int nf = sampler_n_frames(K, req->frame_every);
     const size_t chunk_floats = (size_t)chunk * P;
     float *x = xmalloc(chunk_floats * sizeof(float));          /* (chunk, 784) current x_t */
     float *xin = xmalloc(2 * chunk_floats * sizeof(float));    /* (2 chunk, 784) model input */
@@ -29,7 +64,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     float *z = xmalloc(chunk_floats * sizeof(float));
     float *tn = xmalloc(2 * (size_t)chunk * sizeof(float));
     float *onehot = xcalloc(2 * (size_t)chunk * UNET_NUM_CLASSES, sizeof(float));
-    int total_steps = ((req->n + chunk - 1) / chunk) * T, done = 0;
+    int total_steps = ((req->n + chunk - 1) / chunk) * K, done = 0;
 
     for (int start = 0; start < req->n; start += chunk) {
         int c = req->n - start < chunk ? req->n - start : chunk;
@@ -43,7 +78,8 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             }
         int fi = 0;
         if (nf) memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
-        for (int t = T - 1; t >= 0; t--) {
+        for (int k = 0; k < K; k++) {
+            const int t = ts[k], t_prev = k + 1 < K ? ts[k + 1] : -1;
             float tv = (float)t / (float)T;
             for (int i = 0; i < nb; i++) tn[i] = tv;
             memcpy(xin, x, (size_t)c * P * sizeof(float));
@@ -55,10 +91,16 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             } else {
                 memcpy(eps, o, (size_t)c * P * sizeof(float));
             }
-            if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
-            schedule_reverse_step(s, x, x, eps, z, t, c * P);
-            int steps_done = T - t;
-            if (nf && (steps_done % req->frame_every == 0 || t == 0))
+            if (req->ddim_steps > 0) {
+                /* fresh noise only where the step adds some, so eta 0 draws nothing */
+                if (req->ddim_eta > 0 && t_prev >= 0) rng_fill_normal(rng, z, (size_t)c * P);
+                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, c * P);
+            } else {
+                if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
+                schedule_reverse_step(s, x, x, eps, z, t, c * P);
+            }
+            int steps_done = k + 1;
+            if (nf && (steps_done % req->frame_every == 0 || steps_done == K))
                 memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
             done++;
             if (req->progress) req->progress(req->progress_user, done, total_steps);
@@ -66,6 +108,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
         DDPM_CHECK(!nf || fi == nf);
         memcpy(out + (size_t)start * P, x, (size_t)c * P * sizeof(float));
     }
+    xfree(ts);
     xfree(x);
     xfree(xin);
     xfree(eps);

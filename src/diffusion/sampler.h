@@ -21,15 +21,26 @@ typedef struct {
     float *frames;      /* (n_frames, n, 784) when frame_every > 0, see sampler_n_frames */
     SampleProgress progress;
     void *progress_user;
+    int ddim_steps; /* 0: the SPEC's DDPM sampler over all T steps; K > 0: DDIM over K steps */
+    float ddim_eta; /* DDIM: 0 deterministic, 1 ancestral-like */
 } SampleRequest;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
 void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count);
 
-/* Frames recorded for T steps: the start noise, every frame_every-th step, and the end. */
-int sampler_n_frames(int T, int frame_every);
+/* Frames recorded for a sampler of `steps` reverse steps (T for DDPM, K for DDIM): the
+ * start noise, every frame_every-th step, and the end. */
+int sampler_n_frames(int steps, int frame_every);
+/* Reverse steps the request takes with this schedule. */
+int sampler_steps(const Schedule *s, const SampleRequest *req);
 
-/* Draw req->n samples into out (N, 784), images in data scale (not clamped).
+/* Sets req's sampler from the command-line words: name "ddpm" (steps 0 or T, eta not given)
+ * or "ddim" (steps 1..T, 0 meaning min(50, T); eta 0..1, negative meaning not given: 0).
+ * Returns 0, or -1 with err_msg(). */
+int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int steps, float eta);
+
+/* Draw req->n samples into out (N, 784), images in data scale (not clamped), with DDPM or,
+ * when req->ddim_steps > 0, DDIM.
  * The model runs in evaluation mode in chunks of max_batch (max_batch / 2 with guidance). */
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out);
 

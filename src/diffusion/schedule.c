@@ -67,3 +67,29 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
         x_prev[i] = (float)v;
     }
 }
+
+void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
+                        const float *z, int t, int t_prev, float eta, int count) {
+    DDPM_CHECK(t >= 0 && t < s->T && t_prev >= -1 && t_prev < t);
+    double ab = s->abar[t], ab_prev = schedule_abar(s, t_prev);
+    double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
+    double sigma = (double)eta * sqrt((1.0 - ab_prev) / (1.0 - ab)) * sqrt(1.0 - ab / ab_prev);
+    double dir2 = 1.0 - ab_prev - sigma * sigma;
+    double dir = dir2 > 0 ? sqrt(dir2) : 0.0, a_prev = sqrt(ab_prev);
+    int noisy = sigma > 0;
+    for (int i = 0; i < count; i++) {
+        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i];
+        double v = a_prev * x0 + dir * (double)eps[i];
+        if (noisy) v += sigma * (double)z[i];
+        x_prev[i] = (float)v;
+    }
+}
+
+void schedule_ddim_steps(const Schedule *s, int K, int *steps) {
+    DDPM_CHECK(K >= 1 && K <= s->T);
+    if (K == 1) {
+        steps[0] = s->T - 1;
+        return;
+    }
+    for (int i = 0; i < K; i++) steps[i] = (int)floor((double)i * (s->T - 1) / (K - 1) + 0.5);
+}

@@ -30,4 +30,17 @@ void schedule_add_noise(const Schedule *s, float *xt, const float *x0, const flo
 void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
                            const float *z, int t, int count);
 
+/* One DDIM step (Song et al. 2021, eq. 12) from step t to an earlier step t_prev (-1: the
+ * clean image): x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), then
+ *   x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
+ *   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
+ * eta 0 is deterministic (z ignored); eta 1 with t_prev = t - 1 has the DDPM posterior's
+ * variance. x_prev may alias xt. */
+void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
+                        const float *z, int t, int t_prev, float eta, int count);
+
+/* The K steps a DDIM sampler visits, evenly spread over 0..T-1 and ending at T-1:
+ * steps[i] = round(i (T - 1) / (K - 1)) for K > 1 ({T - 1} for K = 1). K <= T. */
+void schedule_ddim_steps(const Schedule *s, int K, int *steps);
+
 #endif
