@@ -85,6 +85,7 @@ static void test_bad_options(void **state) {
     expect_error("--text", "%s sample --ckpt x --text 12a", NULL);
     expect_error("--digit: 12 is out of range", "%s sample --ckpt x --digit 12", NULL);
     expect_error("cannot be combined with --sample", "%s bench --profile --sample", NULL);
+    expect_error("unknown noise schedule 'quad'", "%s train --model time --schedule quad", NULL);
     expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
     expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
     expect_error("contradict", "%s reproduce --quick --profile tiny", NULL);
@@ -279,12 +280,22 @@ static void test_sample_outputs(void **state) {
     assert_int_equal(a.dims[0], 6);
     idx_free(&a);
 
-    st = run(&out, "%s train --model class %s --data %s --out %s/class --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
+    /* the class model with the cosine schedule, which its weights file carries to sample */
+    st = run(&out, "%s train --model class %s --schedule cosine --data %s --out %s/class --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
     printf("%s", out);
     free(out);
     assert_int_equal(st, 0);
     snprintf(d, sizeof d, "%s/class", tmpdir);
     assert_true(file_nonempty(d, "samples_epoch1.png"));
+    st = run(&out, "grep -c '\"schedule\":[[:space:]]*\"cosine\"' %s/config.json", d);
+    free(out);
+    assert_int_equal(st, 0);
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --sampler ddim --steps 4 --n 3 --out %s/ddim.png --gif %s/ddim.gif --gif-every 1", bin(), d, tmpdir, tmpdir);
+    printf("%s", out);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "4 DDIM steps"));
+    assert_non_null(strstr(out, "(5 frames)")); /* the start and after each of 4 steps */
+    free(out);
     st = run(&out, "%s sample --ckpt %s/model.safetensors --digit 7 --n 3 --out %s/c.png --idx %s/c.idx", bin(), d, tmpdir, tmpdir);
     printf("%s", out);
     free(out);

@@ -142,6 +142,44 @@ static void test_sampler_reproducible(void **state) {
     }
 }
 
+/* The cosine schedule against its closed form abar_t = f(t + 1) / f(0) (step t here is the
+ * paper's t + 1), f(u) = cos^2((u / T + s) / (1 + s) pi / 2), where no beta is clipped; betas
+ * grow, the last is clipped at 0.999, and abar ends near zero. */
+static void test_cosine_schedule(void **state) {
+    (void)state;
+    ScheduleKind k;
+    assert_int_equal(schedule_kind_parse("cosine", &k), 0);
+    assert_int_equal(k, SCHEDULE_COSINE);
+    assert_string_equal(schedule_kind_name(k), "cosine");
+    assert_int_equal(schedule_kind_parse("quadratic", &k), -1);
+    assert_non_null(strstr(err_msg(), "unknown noise schedule 'quadratic'"));
+    Schedule s;
+    const int T = 300;
+    assert_int_equal(schedule_init_kind(&s, SCHEDULE_COSINE, T, 1e-4f, 0.02f), 0);
+    const double pi = 3.14159265358979323846, off = 0.008;
+    double f0 = pow(cos(off / (1 + off) * pi / 2), 2);
+    int clipped = 0;
+    for (int t = 0; t < T; t++) {
+        if (t > 0) assert_true(s.beta[t] >= s.beta[t - 1]);
+        assert_true(s.beta[t] > 0 && s.beta[t] <= 0.999);
+        if (s.beta[t] == 0.999) {
+            clipped++;
+            continue;
+        }
+        double f = pow(cos(((double)(t + 1) / T + off) / (1 + off) * pi / 2), 2);
+        if (!clipped && fabs(s.abar[t] - f / f0) > 1e-12) fail_msg("abar[%d] = %.15g, want %.15g", t, s.abar[t], f / f0);
+    }
+    assert_int_equal(clipped, 1); /* f(T) = 0 exactly: the last beta would be 1 */
+    assert_true(s.abar[T - 1] < 1e-5);
+    assert_true(fabs(s.abar[0] - (1 - s.beta[0])) < 1e-15);
+    /* halfway, more of the image is left than with the linear schedule */
+    Schedule lin;
+    assert_int_equal(schedule_init(&lin, T, 1e-4f, 0.02f), 0);
+    assert_true(s.abar[T / 2] > lin.abar[T / 2]);
+    schedule_free(&lin);
+    schedule_free(&s);
+}
+
 /* DDIM's update with the true noise: from x_t it lands exactly on the same image noised to
  * level t_prev (and on x0 itself for t_prev = -1), whatever the jump; with eta 1 and a
  * one-step jump its noise has the DDPM posterior's variance. */
@@ -281,6 +319,7 @@ int main(void) {
         cmocka_unit_test(test_reverse_step),
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_sampler_reproducible),
+        cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_ddim_step),
         cmocka_unit_test(test_ddim_steps),
         cmocka_unit_test(test_ddim_sampler),

@@ -295,8 +295,9 @@ int cmd_eval(int argc, char **argv) {
         }
         int T = SCHEDULE_DEFAULT_T;
         float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
-        if (checkpoint_schedule(ckpt, &T, &b0, &b1) != 0) goto done;
-        if (schedule_init(&sched, T, b0, b1) != 0) goto done;
+        ScheduleKind sk;
+        if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
+        if (schedule_init_kind(&sched, sk, T, b0, b1) != 0) goto done;
         if (sampler_choose(&sampler_req, &sched, sampler, ddim_steps, eta) != 0) goto done;
         char sdesc[80];
         if (sampler_req.ddim_steps)

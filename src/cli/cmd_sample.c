@@ -133,8 +133,9 @@ int cmd_sample(int argc, char **argv) {
     /* the schedule the checkpoint was trained with (the SPEC's unless its config says otherwise) */
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
-    if (checkpoint_schedule(ckpt, &T, &b0, &b1) != 0) goto done;
-    if (schedule_init(&s, T, b0, b1) != 0) goto done;
+    ScheduleKind sk;
+    if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
+    if (schedule_init_kind(&s, sk, T, b0, b1) != 0) goto done;
     SampleRequest base = {0};
     if (sampler_choose(&base, &s, sampler, steps, eta) != 0) goto done;
     const int K = sampler_steps(&s, &base);

@@ -39,7 +39,7 @@ static int resume_compatible(const char *name) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *model = NULL;
+    const char *model = NULL, *schedule = "linear";
     int resume = 0;
     /* the model picks the defaults, so find it first */
     for (int i = 2; i < argc; i++) {
@@ -76,6 +76,7 @@ int cmd_train(int argc, char **argv) {
         {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
         {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
+        {"schedule", OPT_STR, &schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},
         {"p-uncond", OPT_FLOAT, &c.p_uncond, "class: probability of training without the label", 0, 1, 0},
@@ -130,6 +131,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c.beta_start, (double)c.beta_end);
             return 2;
         }
+        if (schedule_kind_parse(schedule, &c.schedule) != 0) return cli_fail("train", 2);
         c.data_dir = mnist_data_dir(data);
         if (!out) {
             time_t now = time(NULL);

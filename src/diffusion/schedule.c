@@ -1,17 +1,40 @@
-/* Linear beta schedule and the DDPM forward (noising) and reverse (sampling) updates,
- * with the coefficients computed in double. */
+/* Linear and cosine noise schedules and the DDPM forward (noising) and reverse (sampling)
+ * updates, with the coefficients computed in double. */
 #include "diffusion/schedule.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "core/common.h"
 
+const char *schedule_kind_name(ScheduleKind k) { return k == SCHEDULE_COSINE ? "cosine" : "linear"; }
+
+int schedule_kind_parse(const char *s, ScheduleKind *out) {
+    if (strcmp(s, "linear") == 0) *out = SCHEDULE_LINEAR;
+    else if (strcmp(s, "cosine") == 0) *out = SCHEDULE_COSINE;
+    else return err_set("unknown noise schedule '%s' (expected linear or cosine)", s);
+    return 0;
+}
+
 int schedule_init(Schedule *s, int T, float beta_start, float beta_end) {
+    return schedule_init_kind(s, SCHEDULE_LINEAR, T, beta_start, beta_end);
+}
+
+/* Nichol & Dhariwal's f(u) = cos^2(((u / T) + s) / (1 + s) pi / 2); abar(u) = f(u) / f(0),
+ * u = 0 the clean image. */
+static double cosine_f(int u, int T) {
+    const double off = 0.008;
+    double c = cos(((double)u / T + off) / (1.0 + off) * 1.5707963267948966); /* pi / 2 */
+    return c * c;
+}
+
+int schedule_init_kind(Schedule *s, ScheduleKind kind, int T, float beta_start, float beta_end) {
     s->beta = s->alpha = s->abar = NULL;
     if (T < 1 || T > 100000) return err_set("--T %d out of range (1..100000)", T);
     if (!(beta_start > 0.0f && beta_end < 1.0f && beta_start <= beta_end))
         return err_set("beta range %g..%g impossible (need 0 < start <= end < 1)",
                        (double)beta_start, (double)beta_end);
+    s->kind = kind;
     s->T = T;
     s->beta_start = beta_start;
     s->beta_end = beta_end;
@@ -23,6 +46,11 @@ int schedule_init(Schedule *s, int T, float beta_start, float beta_end) {
         /* linspace as torch/numpy compute it: start + t * step, step = (end - start) / (T - 1) */
         double step = T > 1 ? ((double)beta_end - (double)beta_start) / (double)(T - 1) : 0.0;
         s->beta[t] = (double)beta_start + step * (double)t;
+        if (kind == SCHEDULE_COSINE) {
+            /* step t here is step t + 1 of the paper, whose step 0 is the clean image */
+            double b = 1.0 - cosine_f(t + 1, T) / cosine_f(t, T);
+            s->beta[t] = b < 0.999 ? b : 0.999;
+        }
         s->alpha[t] = 1.0 - s->beta[t];
         prod *= s->alpha[t];
         s->abar[t] = prod;

@@ -3,7 +3,16 @@
 #ifndef DDPM_SCHEDULE_H
 #define DDPM_SCHEDULE_H
 
+/* linear: betas linspace(beta_start, beta_end, T) as in the SPEC; cosine: Nichol & Dhariwal
+ * (2021), abar following cos^2 of the position in the schedule, offset s = 0.008, betas
+ * clipped at 0.999 (the beta range is not used). */
+typedef enum { SCHEDULE_LINEAR = 0, SCHEDULE_COSINE = 1 } ScheduleKind;
+
+const char *schedule_kind_name(ScheduleKind k);
+int schedule_kind_parse(const char *s, ScheduleKind *out); /* 0, or -1 with err_msg() */
+
 typedef struct {
+    ScheduleKind kind;
     int T;
     float beta_start, beta_end;
     double *beta;  /* (T) linspace(beta_start, beta_end, T) */
@@ -15,8 +24,10 @@ typedef struct {
 #define SCHEDULE_DEFAULT_BETA_START 1e-4f
 #define SCHEDULE_DEFAULT_BETA_END 0.02f
 
-/* Returns 0, or -1 with err_msg() for an impossible T or beta range. */
+/* Returns 0, or -1 with err_msg() for an impossible T or beta range. schedule_init is the
+ * linear schedule. */
 int schedule_init(Schedule *s, int T, float beta_start, float beta_end);
+int schedule_init_kind(Schedule *s, ScheduleKind kind, int T, float beta_start, float beta_end);
 void schedule_free(Schedule *s);
 /* abar(t) with abar(-1) = 1. */
 double schedule_abar(const Schedule *s, int t);

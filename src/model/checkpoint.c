@@ -130,6 +130,13 @@ done:
 }
 
 int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta_end) {
+    ScheduleKind k;
+    return checkpoint_schedule_kind(path, &k, T, beta_start, beta_end);
+}
+
+int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
+                             float *beta_end) {
+    *kind = SCHEDULE_LINEAR;
     StFile f;
     if (checkpoint_open(path, &f, 0) != 0) return -1;
     const char *cfg = safetensors_meta(&f, "ddpm.config");
@@ -157,6 +164,9 @@ int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta
                 if (cJSON_IsNumber(b1) && b1->valuedouble > 0 && b1->valuedouble < 1) nb1 = b1->valuedouble;
                 else rc = err_set("%s: ddpm.config: beta_end must be a number in (0, 1)", path);
             }
+            const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "schedule");
+            if (rc == 0 && sk && (!cJSON_IsString(sk) || schedule_kind_parse(sk->valuestring, kind) != 0))
+                rc = err_set("%s: ddpm.config: schedule must be \"linear\" or \"cosine\"", path);
             if (rc == 0 && nb0 > nb1)
                 rc = err_set("%s: ddpm.config: beta_start %g is larger than beta_end %g", path, nb0, nb1);
             if (rc == 0) {

@@ -4,6 +4,7 @@
 #ifndef DDPM_CHECKPOINT_H
 #define DDPM_CHECKPOINT_H
 
+#include "diffusion/schedule.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
 
@@ -40,6 +41,9 @@ int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads);
  * leaves the arguments unchanged when the file does not say. Returns 0, or -1 with
  * err_msg() when the file is unreadable or the values it gives are invalid. */
 int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta_end);
+/* The same with the schedule's kind ("schedule" in ddpm.config; linear when absent). */
+int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
+                             float *beta_end);
 
 /* Load tensors into an existing model (names and shapes must match). */
 int checkpoint_load_into(Unet *m, const char *path);

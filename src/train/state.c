@@ -58,6 +58,7 @@ cJSON *train_config_to_json(const TrainConfig *c, const Unet *m) {
         cJSON_AddNumberToObject(j, "sigma_table_n", c->table_n);
     } else {
         cJSON_AddNumberToObject(j, "T", c->T);
+        cJSON_AddStringToObject(j, "schedule", schedule_kind_name(c->schedule));
         cJSON_AddNumberToObject(j, "beta_start", c->beta_start);
         cJSON_AddNumberToObject(j, "beta_end", c->beta_end);
     }
@@ -153,6 +154,13 @@ int train_config_from_json(const char *text, const char *what, TrainConfig *c, c
             goto done;
         if (c->beta_start > c->beta_end) {
             err_set("%s: the configuration's beta_start is larger than its beta_end", what);
+            goto done;
+        }
+        /* absent in runs made before the cosine schedule existed: linear */
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "schedule");
+        c->schedule = SCHEDULE_LINEAR;
+        if (sk && (!cJSON_IsString(sk) || schedule_kind_parse(sk->valuestring, &c->schedule) != 0)) {
+            err_set("%s: the configuration's \"schedule\" must be \"linear\" or \"cosine\"", what);
             goto done;
         }
     }

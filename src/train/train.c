@@ -71,7 +71,7 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
     if (unet_init(&tr->model, c->kind, c->width, c->batch, c->threads, &init_rng) != 0) return -1;
-    if (schedule_init(&tr->sched, c->T, c->beta_start, c->beta_end) != 0) {
+    if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
         return -1;
     }

@@ -24,6 +24,7 @@ typedef struct {
     int subset;             /* train on the first `subset` images (0 = all) */
     float sigma;            /* denoiser noise level */
     int T;
+    ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
