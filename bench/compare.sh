@@ -35,21 +35,25 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 ./ddpm bench --model time --width 4 --batch 2 --steps 1 --warmup 0 | grep '^BLAS'
 /usr/bin/python3 -c 'import torch; print("PyTorch", torch.__version__, "oneDNN", torch.backends.mkldnn.is_available())'
-printf '%-9s %-6s %-5s %-6s %-28s %-28s %s\n' model width batch mode "ddpm img/s (median)" "PyTorch img/s (median)" ratio
+printf '%-9s %-6s %-5s %-6s %-22s %-22s %-7s %s\n' model width batch mode "ddpm img/s (median)" "PyTorch img/s (median)" ratio "peak RSS ddpm / PyTorch (MiB)"
 for model in $models; do
     if [ "$model" = denoiser ]; then width=128; batch=256; steps=3; else width=64; batch=128; steps=5; fi
     for mode in train $([ $sample = 1 ] && [ $model != denoiser ] && echo sample); do
         extra=""; [ "$mode" = sample ] && extra="--sample --sample-steps 10" && steps=3
-        ours=(); theirs=()
+        ours=(); theirs=(); rss_o=0; rss_t=0
         for r in $(seq "$reps"); do
-            o=$(./ddpm bench --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra | tail -1 | awk '{print $1}')
-            t=$(/usr/bin/python3 tools/torch_bench.py --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra | tail -1 | awk '{print $1}')
+            out_o=$(./ddpm bench --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra)
+            out_t=$(/usr/bin/python3 tools/torch_bench.py --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra)
+            o=$(tail -1 <<< "$out_o" | awk '{print $1}')
+            t=$(tail -1 <<< "$out_t" | awk '{print $1}')
+            rss_o=$(grep -o 'peak RSS [0-9]*' <<< "$out_o" | tail -1 | awk '{print $3}')
+            rss_t=$(grep -o 'peak RSS [0-9]*' <<< "$out_t" | tail -1 | awk '{print $3}')
             echo "  $model $mode rep $r: ddpm $o img/s, PyTorch $t img/s" >&2
             ours+=("$o"); theirs+=("$t")
         done
         mo=$(printf '%s\n' "${ours[@]}" | median)
         mt=$(printf '%s\n' "${theirs[@]}" | median)
         ratio=$(awk -v a="$mo" -v b="$mt" 'BEGIN {printf "%.2fx", a / b}')
-        printf '%-9s %-6s %-5s %-6s %-28s %-28s %s\n' "$model" $width $batch $mode "$mo" "$mt" "$ratio"
+        printf '%-9s %-6s %-5s %-6s %-22s %-22s %-7s %s\n' "$model" $width $batch $mode "$mo" "$mt" "$ratio" "$rss_o / $rss_t"
     done
 done

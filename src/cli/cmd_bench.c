@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -24,6 +25,13 @@ static const char *HEAD =
     "timing K reverse steps per repeat and extrapolating to all T steps. --profile adds a\n"
     "table of every layer's time per step, forward and backward, with the convolutions'\n"
     "GFLOP/s and share of the machine's SGEMM peak (measured first, same thread count).";
+
+/* Peak resident memory of this process so far, MiB. */
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -144,6 +152,7 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
         printf("repeat %d: %.4f s per reverse step, %.3f img/s for %d steps\n", i + 1, per_step, ips[i], c->T);
         fflush(stdout);
     }
+    printf("peak RSS %.0f MiB\n", peak_rss_mib());
     printf("%.3f img/s\n", median(ips, steps));
     xfree(ips);
     xfree(labels);
@@ -211,7 +220,7 @@ int cmd_bench(int argc, char **argv) {
     }
     double med = median(dt, steps);
     double gflops = 6.0 * unet_forward_macs(&tr.model) * c.batch / med / 1e9;
-    printf("median step %.3f s, %.1f GFLOP/s\n", med, gflops);
+    printf("median step %.3f s, %.1f GFLOP/s; peak RSS %.0f MiB\n", med, gflops, peak_rss_mib());
     if (profile) {
         double mean = 0;
         for (int i = 0; i < steps; i++) mean += dt[i] / steps;
