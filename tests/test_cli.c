@@ -257,7 +257,7 @@ static void test_sample_outputs(void **state) {
     (void)state;
     char *out;
     const char *args = "--width 4 --batch 16 --subset 32 --epochs 1 --T 10 --threads 2 --no-progress";
-    int st = run(&out, "%s train --model time %s --data %s --out %s/time --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
+    int st = run(&out, "%s train --model time %s --ema 0.9 --data %s --out %s/time --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
     printf("%s", out);
     free(out);
     assert_int_equal(st, 0);
@@ -268,8 +268,19 @@ static void test_sample_outputs(void **state) {
     st = run(&out, "%s sample --ckpt %s/model.safetensors --n 6 --out %s/s.png --idx %s/s.idx --gif %s/s.gif --gif-every 3",
              bin(), d, tmpdir, tmpdir, tmpdir);
     printf("%s", out);
-    free(out);
     assert_int_equal(st, 0);
+    /* trained with --ema: sampling takes the moving average, unless told otherwise */
+    assert_non_null(strstr(out, "sampling with the moving average of the weights"));
+    free(out);
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --n 6 --no-ema --out %s/raw.png --idx %s/raw.idx",
+             bin(), d, tmpdir, tmpdir);
+    printf("%s", out);
+    assert_int_equal(st, 0);
+    assert_null(strstr(out, "moving average"));
+    free(out);
+    st = run(&out, "cmp -s %s/s.idx %s/raw.idx", tmpdir, tmpdir);
+    free(out);
+    assert_int_not_equal(st, 0); /* other weights, other samples from the same seed */
     assert_true(file_nonempty(tmpdir, "s.png"));
     assert_true(file_nonempty(tmpdir, "s.gif"));
     char p[400];

@@ -53,8 +53,9 @@ static const char *bin(void) {
 #define TINY_N 64
 #define TINY "--model denoiser --width 4 --subset 64 --batch 16 --eval-n 32 --threads 1 --no-progress --seed 3"
 /* The class model with two threads and a short last batch (60 = 3 x 16 + 12): the most
- * random draws per step and OpenMP reductions, for the bit-exact resume. */
-#define CLASS3 "--model class --width 4 --subset 60 --batch 16 --T 10 --threads 2 --no-progress --seed 5 --epochs 3"
+ * random draws per step and OpenMP reductions, and a moving average of the weights (EMA):
+ * for the bit-exact resume. */
+#define CLASS3 "--model class --width 4 --subset 60 --batch 16 --T 10 --threads 2 --no-progress --seed 5 --epochs 3 --ema 0.9"
 
 static double now(void) {
     struct timespec ts;
@@ -1246,6 +1247,7 @@ static void test_state_roundtrip(void **state) {
     c.T = 10;
     c.threads = 1;
     c.subset = 16;
+    c.ema = 0.75f;
     c.data_dir = data64();
     float *imgs = malloc(8 * 784 * sizeof(float));
     for (int i = 0; i < 8 * 784; i++) imgs[i] = tr_data.images[i] / 255.0f;
@@ -1254,11 +1256,31 @@ static void test_state_roundtrip(void **state) {
     TrainProgress p, q;
     train_progress_init(&p, &c, 16);
     float loss;
+    /* the moving average starts at the initial weights and statistics, then follows
+     * ema <- 0.75 ema + 0.25 value after every step */
+    const size_t np = a.model.n_params, nb = a.model.n_buffers;
+    assert_memory_equal(a.ema, a.model.params, np * sizeof(float));
+    assert_memory_equal(a.ema + np, a.model.buffers, nb * sizeof(float));
+    float *prev = malloc((np + nb) * sizeof(float));
     for (int s = 0; s < 3; s++) {
+        memcpy(prev, a.ema, (np + nb) * sizeof(float));
         assert_int_equal(trainer_step_checked(&a, imgs, tr_data.labels, 8, &loss), 0);
         p.loss[s] = loss;
         p.lr[s] = a.lr;
+        for (size_t i = 0; i < np + nb; i++) {
+            float v = i < np ? a.model.params[i] : a.model.buffers[i - np];
+            float want = 0.75f * prev[i] + 0.25f * v;
+            if (a.ema[i] != want) fail_msg("ema[%zu] = %g, want %g", i, (double)a.ema[i], (double)want);
+        }
     }
+    assert_memory_not_equal(a.ema, a.model.params, np * sizeof(float));
+    /* swapping twice restores both exactly */
+    memcpy(prev, a.model.params, np * sizeof(float));
+    trainer_swap_ema(&a);
+    assert_memory_not_equal(prev, a.model.params, np * sizeof(float));
+    trainer_swap_ema(&a);
+    assert_memory_equal(prev, a.model.params, np * sizeof(float));
+    free(prev);
     p.epoch = 2;
     p.epoch_step = 1;
     p.step = 3;
@@ -1284,6 +1306,8 @@ static void test_state_roundtrip(void **state) {
     assert_memory_equal(a.model.buffers, b.model.buffers, a.model.n_buffers * sizeof(float));
     assert_memory_equal(a.m, b.m, a.model.n_params * sizeof(float));
     assert_memory_equal(a.v, b.v, a.model.n_params * sizeof(float));
+    assert_true(c2.ema == 0.75f);
+    assert_memory_equal(a.ema, b.ema, (np + nb) * sizeof(float));
     assert_memory_equal(&a.noise_rng, &b.noise_rng, sizeof(Rng));
     assert_memory_equal(&p.data_rng, &q.data_rng, sizeof(Rng));
     assert_memory_equal(p.loss, q.loss, 3 * sizeof(float));

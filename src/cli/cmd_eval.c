@@ -211,7 +211,7 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *samples = NULL, *labels_path = NULL, *json = NULL, *judge_path = NULL;
     const char *data = NULL, *guid_s = "5", *sig_s = "0,0.2,0.4,0.5,0.6,0.8,1.0", *save = NULL;
     int n = 1000, threads = 2, batch = 128, n_test = 10000, n_train = 60000, judge_only = 0;
-    int ddim_steps = 0;
+    int ddim_steps = 0, no_ema = 0, used_ema = 0;
     float eta = -1.0f;
     const char *sampler = "ddpm";
     SampleRequest sampler_req = {0};
@@ -238,6 +238,7 @@ int cmd_eval(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "seed of sampling and of the reference subsets (default 1)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "--ckpt: images per forward pass (default 128)", 2, 65536, 0},
+        {"no-ema", OPT_FLAG, &no_ema, "--ckpt: the trained weights, not their moving average", 0, -1, 0},
         {"sampler", OPT_STR, &sampler, "--ckpt: ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
         {"steps", OPT_INT, &ddim_steps, "--ckpt, ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
@@ -283,7 +284,8 @@ int cmd_eval(int argc, char **argv) {
     /* inputs first, so bad ones fail before any long computation */
     if (samples && read_samples(samples, labels_path, &images, &labels, &count) != 0) goto done;
     if (ckpt) {
-        if (checkpoint_load(&m, ckpt, batch, threads) != 0) goto done;
+        if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) goto done;
+        if (used_ema) fprintf(stderr, "eval: the moving average of the weights (EMA; --no-ema for the raw ones)\n");
         have_model = 1;
         if (m.kind == UNET_DENOISER) {
             if (eval_denoiser(&m, ckpt, sig, ns, data, n_test, seed, doc) != 0) goto done;
@@ -305,6 +307,7 @@ int cmd_eval(int argc, char **argv) {
         else
             snprintf(sdesc, sizeof sdesc, "DDPM, %d steps", sched.T);
         cJSON_AddStringToObject(doc, "sampler", sdesc);
+        cJSON_AddBoolToObject(doc, "ema_weights", used_ema);
         count = n;
     }
     if (!judge_path) {

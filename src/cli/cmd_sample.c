@@ -70,7 +70,7 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 1;
     float guidance = 5.0f, eta = -1.0f;
     const char *sampler = "ddpm";
-    int steps = 0;
+    int steps = 0, no_ema = 0, used_ema = 0;
     Opt opts[] = {
         {"ckpt", OPT_STR, &ckpt, "weights of a time or class model (.safetensors), required", 0, -1, 0},
         {"n", OPT_INT, &n, "number of samples (default 40)", 1, 1000000, 0},
@@ -84,6 +84,7 @@ int cmd_sample(int argc, char **argv) {
         {"text", OPT_STR, &text, "class: a string of digits to write as one image", 0, -1, 0},
         {"guidance", OPT_FLOAT, &guidance, "class: guidance scale gamma (default 5)", -100, 100, 0},
         {"sweep", OPT_STR, &sweep_s, "class: one grid per guidance scale, e.g. 0,1,2,3,5", 0, -1, 0},
+        {"no-ema", OPT_FLAG, &no_ema, "use the trained weights, not their moving average (when the file has one)", 0, -1, 0},
         {"sampler", OPT_STR, &sampler, "ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
         {"steps", OPT_INT, &steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
@@ -115,7 +116,8 @@ int cmd_sample(int argc, char **argv) {
     if (sweep_s && (n_sweep = parse_float_list("--sweep", sweep_s, sweep, MAX_SWEEP)) < 0) return cli_fail("sample", 2);
 
     Unet m;
-    if (checkpoint_load(&m, ckpt, batch, threads) != 0) return cli_fail("sample", 1);
+    if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) return cli_fail("sample", 1);
+    if (used_ema) fprintf(stderr, "sampling with the moving average of the weights (EMA; --no-ema for the raw ones)\n");
     int rc = 1;
     int *labels = NULL;
     float *imgs = NULL, *frames = NULL;

@@ -76,6 +76,7 @@ int cmd_train(int argc, char **argv) {
         {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
         {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
+        {"ema", OPT_FLOAT, &c.ema, "keep a moving average of the weights with this decay, e.g. 0.999 (default 0: none); evaluation, figures and sampling use it", 0, 0.999999, 0},
         {"schedule", OPT_STR, &schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},

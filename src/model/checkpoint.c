@@ -95,7 +95,45 @@ int checkpoint_load_into(Unet *m, const char *path) {
     return rc;
 }
 
+int checkpoint_ema_tensors(const Unet *m, const float *ema, StTensor *out, char (*names)[64]) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const UnetTensor *t = &m->tensors[i];
+        snprintf(names[i], 64, "ema.%s", t->name);
+        out[i] = (StTensor){.name = names[i], .dtype = ST_F32, .ndim = t->ndim,
+                            .data = ema + (t->is_buffer ? m->n_params : 0) + t->offset};
+        for (int d = 0; d < t->ndim; d++) out[i].shape[d] = t->shape[d];
+    }
+    return m->n_tensors;
+}
+
+int checkpoint_has_ema(const StFile *f) {
+    for (int i = 0; i < f->n; i++)
+        if (strncmp(f->entries[i].name, "ema.", 4) == 0) return 1;
+    return 0;
+}
+
+int checkpoint_read_ema(const Unet *m, float *ema, const StFile *f) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const UnetTensor *t = &m->tensors[i];
+        char name[64];
+        snprintf(name, sizeof name, "ema.%s", t->name);
+        float *dst = ema + (t->is_buffer ? m->n_params : 0) + t->offset;
+        if (safetensors_read_f32(f, name, dst, t->ndim, t->shape) != 0) return -1;
+        for (size_t k = 0; k < t->count; k++)
+            if (!isfinite(dst[k]))
+                return err_set("%s: tensor \"%s\" holds a non-finite value (%g at index %zu)",
+                               f->path, name, (double)dst[k], k);
+    }
+    return 0;
+}
+
 int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads) {
+    return checkpoint_load_ex(m, path, max_batch, nthreads, 1, NULL);
+}
+
+int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, int use_ema,
+                       int *used_ema) {
+    if (used_ema) *used_ema = 0;
     StFile f;
     if (checkpoint_open(path, &f, 0) != 0) return -1;
     const char *kind_s = safetensors_meta(&f, "ddpm.kind");
@@ -122,6 +160,21 @@ int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads) {
     if (checkpoint_read_model(m, &f) != 0) {
         unet_free(m);
         goto done;
+    }
+    if (use_ema && checkpoint_has_ema(&f)) {
+        /* params then buffers are the model's own two arrays */
+        float *ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
+        int erc = checkpoint_read_ema(m, ema, &f);
+        if (erc == 0) {
+            memcpy(m->params, ema, m->n_params * sizeof(float));
+            memcpy(m->buffers, ema + m->n_params, m->n_buffers * sizeof(float));
+            if (used_ema) *used_ema = 1;
+        }
+        xfree(ema);
+        if (erc != 0) {
+            unet_free(m);
+            goto done;
+        }
     }
     rc = 0;
 done:

@@ -45,6 +45,21 @@ int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta
 int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
                              float *beta_end);
 
+/* The moving averages of a model's tensors (ema: params then buffers, as Trainer.ema) as
+ * tensors named "ema.NAME", for checkpoint_save_with; names holds m->n_tensors strings.
+ * Returns m->n_tensors. */
+int checkpoint_ema_tensors(const Unet *m, const float *ema, StTensor *out, char (*names)[64]);
+/* Whether a file holds moving averages ("ema." tensors). */
+int checkpoint_has_ema(const StFile *f);
+/* Read the "ema." tensors into ema (params then buffers). Returns 0 or -1 with err_msg(). */
+int checkpoint_read_ema(const Unet *m, float *ema, const StFile *f);
+
+/* Like checkpoint_load, choosing the moving averages of the weights when the file holds
+ * them and use_ema is set (*used_ema says which were loaded; may be NULL). checkpoint_load
+ * itself prefers them. */
+int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, int use_ema,
+                       int *used_ema);
+
 /* Load tensors into an existing model (names and shapes must match). */
 int checkpoint_load_into(Unet *m, const char *path);
 /* The same from an opened file. */

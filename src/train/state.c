@@ -52,6 +52,7 @@ cJSON *train_config_to_json(const TrainConfig *c, const Unet *m) {
     cJSON_AddNumberToObject(j, "threads", c->threads);
     cJSON_AddStringToObject(j, "data", c->data_dir ? c->data_dir : "");
     cJSON_AddNumberToObject(j, "subset", c->subset);
+    cJSON_AddNumberToObject(j, "ema", c->ema);
     if (c->kind == UNET_DENOISER) {
         cJSON_AddNumberToObject(j, "sigma", c->sigma);
         cJSON_AddNumberToObject(j, "eval_n", c->eval_n);
@@ -142,6 +143,10 @@ int train_config_from_json(const char *text, const char *what, TrainConfig *c, c
         json_int(j, "checkpoint_every", 1, 0, 1000000000, &c->checkpoint_every, what) < 0)
         goto done;
     c->seed = (uint64_t)seed;
+    /* absent in runs made before EMA existed: none */
+    c->ema = 0;
+    if (cJSON_GetObjectItemCaseSensitive(j, "ema") && json_float(j, "ema", 0, 0.999999, &c->ema, what) < 0)
+        goto done;
     if (kind == UNET_DENOISER) {
         if (json_float(j, "sigma", 0, 100, &c->sigma, what) < 0 ||
             json_int(j, "eval_n", 1, 1, 10000, &c->eval_n, what) < 0 ||
@@ -244,9 +249,10 @@ int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p
     const Unet *m = &tr->model;
     int np = 0;
     for (int i = 0; i < m->n_tensors; i++) np += !m->tensors[i].is_buffer;
-    const int n_extra = 2 * np + 5;
+    const int n_ema = tr->ema ? m->n_tensors : 0;
+    const int n_extra = 2 * np + 5 + n_ema;
     StTensor *ex = xcalloc((size_t)n_extra, sizeof(StTensor));
-    char (*names)[64] = xcalloc((size_t)(2 * np), sizeof *names);
+    char (*names)[64] = xcalloc((size_t)(2 * np + n_ema), sizeof *names);
     int k = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
@@ -271,6 +277,7 @@ int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p
                          .data = p->loss};
     ex[k++] = (StTensor){.name = "train.lr", .dtype = ST_F32, .ndim = 1, .shape = {p->step},
                          .data = p->lr};
+    if (tr->ema) k += checkpoint_ema_tensors(m, tr->ema, ex + k, names + 2 * np);
     DDPM_CHECK(k == n_extra);
 
     char epoch_s[24], step_s[24], seconds[160];
@@ -406,6 +413,7 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
         snprintf(name, sizeof name, "adam.v.%s", t->name);
         if (read_finite(&f, name, tr->v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
     }
+    if (tr->ema && checkpoint_read_ema(m, tr->ema, &f) != 0) goto done;
     int64_t k[N_COUNTERS], noise[N_RNG], data[N_RNG];
     const int64_t kshape[1] = {N_COUNTERS}, rshape[1] = {N_RNG};
     if (safetensors_read(&f, "train.counters", ST_I64, k, 1, kshape) != 0 ||

@@ -88,7 +88,29 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->labels = xcalloc(N, sizeof(int));
     rng_seed(&tr->noise_rng, c->seed * 0x9E3779B97F4A7C15ULL + 17);
     tr->lr = c->lr;
+    if (c->ema > 0) {
+        Unet *m = &tr->model;
+        tr->ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
+        memcpy(tr->ema, m->params, m->n_params * sizeof(float));
+        memcpy(tr->ema + m->n_params, m->buffers, m->n_buffers * sizeof(float));
+    }
     return 0;
+}
+
+void trainer_swap_ema(Trainer *tr) {
+    if (!tr->ema) return;
+    Unet *m = &tr->model;
+    for (size_t i = 0; i < m->n_params; i++) {
+        float t = m->params[i];
+        m->params[i] = tr->ema[i];
+        tr->ema[i] = t;
+    }
+    float *eb = tr->ema + m->n_params;
+    for (size_t i = 0; i < m->n_buffers; i++) {
+        float t = m->buffers[i];
+        m->buffers[i] = eb[i];
+        eb[i] = t;
+    }
 }
 
 void trainer_free(Trainer *tr) {
@@ -104,6 +126,7 @@ void trainer_free(Trainer *tr) {
     xfree(tr->tn);
     xfree(tr->onehot);
     xfree(tr->labels);
+    xfree(tr->ema);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -157,6 +180,13 @@ static void step_update(Trainer *tr) {
     Adam opt = {.lr = tr->lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = tr->step};
     adam_step(&opt, m->params, m->grads, tr->m, tr->v, m->n_params);
     tr->step = opt.step;
+    if (tr->ema) {
+        /* ema <- d ema + (1 - d) value, for the weights and the BatchNorm statistics */
+        const float d = tr->cfg.ema, e = 1.0f - d;
+        for (size_t i = 0; i < m->n_params; i++) tr->ema[i] = d * tr->ema[i] + e * m->params[i];
+        float *eb = tr->ema + m->n_params;
+        for (size_t i = 0; i < m->n_buffers; i++) eb[i] = d * eb[i] + e * m->buffers[i];
+    }
 }
 
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n) {
@@ -490,6 +520,9 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     const int spe = p->steps_per_epoch;
     const long first = (long)(e - 1) * spe, step = p->step;
     char path[RUN_PATH_CAP];
+    StTensor *ema_ts = NULL; /* the moving averages as extra tensors "ema.NAME" */
+    char (*ema_names)[64] = NULL;
+    int n_ema = 0;
     double epoch_loss = 0;
     for (long i = first; i < step; i++) epoch_loss += p->loss[i];
     /* mean of the last 100 steps (or 50 for Part 1's figure) of this epoch */
@@ -509,8 +542,12 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     char msg[256];
     int ml = snprintf(msg, sizeof msg, "epoch %d done in %.0f s: mean loss %.5f, last 100 steps %.5f",
                       e, epoch_time, epoch_loss / spe, last100 / tail);
+    /* evaluation and figures use the moving average of the weights when there is one */
+    int swapped = 0;
     if (c->kind == UNET_DENOISER) {
+        trainer_swap_ema(&r->tr);
         double mse = denoiser_test_mse(m, r->test_f, r->n_eval, c->sigma, c->seed + 777, NULL, NULL);
+        trainer_swap_ema(&r->tr);
         cJSON_AddNumberToObject(ej, "test_mse", mse);
         snprintf(msg + ml, sizeof msg - (size_t)ml, ", test MSE at sigma %.2g: %.5f", (double)c->sigma, mse);
     }
@@ -525,9 +562,14 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     snprintf(name, sizeof name, "epoch_%03d.safetensors", e);
     run_path(r, path, name);
     int rc = -1;
-    if (checkpoint_save(m, path, keys, vals, 3) != 0) goto done;
+    if (r->tr.ema) {
+        ema_ts = xcalloc((size_t)m->n_tensors, sizeof(StTensor));
+        ema_names = xcalloc((size_t)m->n_tensors, sizeof *ema_names);
+        n_ema = checkpoint_ema_tensors(m, r->tr.ema, ema_ts, ema_names);
+    }
+    if (checkpoint_save_with(m, path, ema_ts, n_ema, keys, vals, 3) != 0) goto done;
     run_path(r, path, "model.safetensors");
-    if (checkpoint_save(m, path, keys, vals, 3) != 0) goto done;
+    if (checkpoint_save_with(m, path, ema_ts, n_ema, keys, vals, 3) != 0) goto done;
     run_path(r, path, "loss.csv");
     if (write_loss_csv(path, p) != 0) goto done;
     run_path(r, path, "loss.png");
@@ -536,6 +578,8 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     if (plot_curve_png(path, p->loss, (int)step, title, "step", "MSE loss", 50, 1) != 0) goto done;
 
     if (is_fig_epoch(c, e) || e == c->epochs) {
+        trainer_swap_ema(&r->tr);
+        swapped = 1;
         if (c->kind == UNET_DENOISER) {
             if (fig_denoise(c->out_dir, m, r->test_f, e, c->sigma, c->seed + 99) != 0 ||
                 fig_ood(c->out_dir, m, r->test_f, e, c->seed + 98) != 0)
@@ -552,6 +596,8 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
             if (fig_samples(c->out_dir, &r->tr, e) != 0) goto done;
             fprintf(stderr, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
         }
+        trainer_swap_ema(&r->tr);
+        swapped = 0;
     }
     cJSON *epochs_json = cJSON_GetObjectItemCaseSensitive(r->metrics, "epochs");
     /* after a resume the entry of a redone epoch replaces the one saved before */
@@ -568,6 +614,9 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     if (json_save(path, r->metrics) != 0) goto done;
     rc = 0;
 done:
+    if (swapped) trainer_swap_ema(&r->tr);
+    xfree(ema_ts);
+    xfree(ema_names);
     cJSON_Delete(ej);
     return rc;
 }

@@ -28,6 +28,7 @@ typedef struct {
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
+    float ema;              /* decay of the weights' exponential moving average (0: none) */
     int fig_epochs[TRAIN_MAX_FIG_EPOCHS]; /* epochs after which figures are drawn */
     int n_fig_epochs;
     int eval_n;             /* test images for the denoiser's per-epoch test MSE */
@@ -69,7 +70,13 @@ typedef struct {
     Rng noise_rng;          /* noise, timesteps and label dropout */
     long step;
     float lr;
+    float *ema;             /* (n_params + n_buffers) moving average of params then buffers,
+                               NULL without --ema */
 } Trainer;
+
+/* Exchange the model's weights and BatchNorm statistics with their moving averages (a
+ * no-op without EMA); twice restores them exactly. Evaluation and figures run between. */
+void trainer_swap_ema(Trainer *tr);
 
 int trainer_init(Trainer *tr, const TrainConfig *c);
 void trainer_free(Trainer *tr);
