@@ -189,11 +189,11 @@ int cmd_bench(int argc, char **argv) {
     if (width) c.width = width;
     if (batch) c.batch = batch;
     c.threads = threads;
-    printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
     if (sample && profile) {
         err_set("--profile times training steps; it cannot be combined with --sample");
         return cli_fail("bench", 2);
     }
+    printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
     if (sample) return bench_sample(&c, kind, steps, warmup, sample_steps);
     double peak = profile ? sgemm_peak(threads) : 0;
     Trainer tr;

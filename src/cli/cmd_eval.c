@@ -285,7 +285,6 @@ int cmd_eval(int argc, char **argv) {
     if (samples && read_samples(samples, labels_path, &images, &labels, &count) != 0) goto done;
     if (ckpt) {
         if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) goto done;
-        if (used_ema) fprintf(stderr, "eval: the moving average of the weights (EMA; --no-ema for the raw ones)\n");
         have_model = 1;
         if (m.kind == UNET_DENOISER) {
             if (eval_denoiser(&m, ckpt, sig, ns, data, n_test, seed, doc) != 0) goto done;
@@ -308,6 +307,7 @@ int cmd_eval(int argc, char **argv) {
             snprintf(sdesc, sizeof sdesc, "DDPM, %d steps", sched.T);
         cJSON_AddStringToObject(doc, "sampler", sdesc);
         cJSON_AddBoolToObject(doc, "ema_weights", used_ema);
+        if (used_ema) fprintf(stderr, "eval: the moving average of the weights (EMA; --no-ema for the raw ones)\n");
         count = n;
     }
     if (!judge_path) {

@@ -117,7 +117,6 @@ int cmd_sample(int argc, char **argv) {
 
     Unet m;
     if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) return cli_fail("sample", 1);
-    if (used_ema) fprintf(stderr, "sampling with the moving average of the weights (EMA; --no-ema for the raw ones)\n");
     int rc = 1;
     int *labels = NULL;
     float *imgs = NULL, *frames = NULL;
@@ -156,6 +155,7 @@ int cmd_sample(int argc, char **argv) {
         for (int i = 0; i < n; i++)
             labels[i] = text ? text[i] - '0' : digit >= 0 ? digit : i / per_digit;
     }
+    if (used_ema) fprintf(stderr, "sampling with the moving average of the weights (EMA; --no-ema for the raw ones)\n");
     imgs = xmalloc((size_t)n * P * sizeof(float));
     int nf = gif ? sampler_n_frames(K, gif_every) : 0;
     if (gif) frames = xmalloc((size_t)nf * n * P * sizeof(float));
