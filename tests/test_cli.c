@@ -86,6 +86,8 @@ static void test_bad_options(void **state) {
     expect_error("--digit: 12 is out of range", "%s sample --ckpt x --digit 12", NULL);
     expect_error("cannot be combined with --sample", "%s bench --profile --sample", NULL);
     expect_error("unknown noise schedule 'quad'", "%s train --model time --schedule quad", NULL);
+    expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
+    expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);
     expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
     expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
     expect_error("contradict", "%s reproduce --quick --profile tiny", NULL);
@@ -291,8 +293,9 @@ static void test_sample_outputs(void **state) {
     assert_int_equal(a.dims[0], 6);
     idx_free(&a);
 
-    /* the class model with the cosine schedule, which its weights file carries to sample */
-    st = run(&out, "%s train --model class %s --schedule cosine --data %s --out %s/class --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
+    /* the class model with the cosine schedule and a sinusoidal time embedding, which its
+     * weights file carries to sample */
+    st = run(&out, "%s train --model class %s --schedule cosine --time-embedding 8 --data %s --out %s/class --figure-epochs 1", bin(), args, test_data_dir(), tmpdir);
     printf("%s", out);
     free(out);
     assert_int_equal(st, 0);

@@ -221,10 +221,72 @@ static void test_parameter_counts(void **state) {
     }
 }
 
+/* The sinusoidal time embedding (beyond the SPEC): its features against the closed form,
+ * the parameter count it implies, and the gradients of the weights that read it (t1, t2)
+ * and of one that does not (c1) against central finite differences in training mode. */
+static void test_time_embedding(void **state) {
+    (void)state;
+    float tn[2] = {0.0f, 0.5f}, e[8];
+    unet_time_embedding(e, tn, 2, 4);
+    /* t/T = 0: sin 0 = 0, cos 0 = 1; t/T = 0.5: s = 500, frequencies 1 and 10000^-1/2 */
+    const float want[8] = {0, 0, 1, 1, (float)sin(500.0), (float)sin(5.0), (float)cos(500.0), (float)cos(5.0)};
+    assert_true(check_tensor("embedding features", e, want, 8, 1e-6, 1e-6));
+
+    const int D = 4, E = 6, n = 3;
+    Unet m;
+    Rng rng;
+    rng_seed(&rng, 9);
+    assert_int_equal(unet_init_ex(&m, UNET_CLASS, D, E, n, 1, &rng), 0);
+    const UnetTensor *w1 = unet_find(&m, "t1.fc1.weight");
+    assert_non_null(w1);
+    assert_int_equal(w1->shape[0], 2 * D);
+    assert_int_equal(w1->shape[1], E);
+    Unet s;
+    rng_seed(&rng, 9);
+    assert_int_equal(unet_init(&s, UNET_CLASS, D, n, 1, &rng), 0);
+    /* each of t1 and t2 reads E inputs instead of 1: (E - 1) (2D + D) more weights */
+    assert_int_equal(m.n_params, s.n_params + (size_t)(E - 1) * 3 * D);
+    unet_free(&s);
+    assert_int_equal(unet_init_ex(&s, UNET_CLASS, D, 5, n, 1, &rng), -1);
+    assert_int_equal(unet_init_ex(&s, UNET_DENOISER, D, 6, n, 1, &rng), -1);
+
+    float x[3 * 784], r[3 * 784], t[3] = {0.1f, 0.5f, 0.93f}, oh[30] = {0};
+    rng_fill_normal(&rng, x, 3 * 784);
+    rng_fill_normal(&rng, r, 3 * 784);
+    oh[2] = oh[10 + 7] = 1; /* digits 2 and 7, the third row unconditional */
+    /* loss = sum(out * r), so dloss/dout = r */
+    const float *out = unet_forward(&m, x, t, oh, n, 1);
+    unet_zero_grad(&m);
+    unet_backward(&m, r);
+    (void)out;
+    const char *names[] = {"t1.fc1.weight", "t2.fc1.weight", "t1.fc1.bias", "c1.fc1.weight"};
+    for (int k = 0; k < 4; k++) {
+        const UnetTensor *tt = unet_find(&m, names[k]);
+        float *p = unet_tensor_data(&m, tt), *g = unet_tensor_grad(&m, tt);
+        for (int j = 0; j < 3; j++) {
+            size_t i = (size_t)(j * 7 + k) % tt->count;
+            float keep = p[i], h = 1e-2f;
+            double lp = 0, lm = 0;
+            p[i] = keep + h;
+            out = unet_forward(&m, x, t, oh, n, 1);
+            for (int q = 0; q < 3 * 784; q++) lp += (double)out[q] * r[q];
+            p[i] = keep - h;
+            out = unet_forward(&m, x, t, oh, n, 1);
+            for (int q = 0; q < 3 * 784; q++) lm += (double)out[q] * r[q];
+            p[i] = keep;
+            double fd = (lp - lm) / (2 * h);
+            printf("  %-16s [%zu]: backward %.6f, finite difference %.6f\n", names[k], i, (double)g[i], fd);
+            assert_true(fabs(fd - g[i]) <= 2e-2 * fabs(fd) + 2e-3);
+        }
+    }
+    unet_free(&m);
+}
+
 int main(void) {
     ops_cpu_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parameter_counts),
+        cmocka_unit_test(test_time_embedding),
         cmocka_unit_test(test_reference_denoiser),
         cmocka_unit_test(test_reference_time),
         cmocka_unit_test(test_reference_class),

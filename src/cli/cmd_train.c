@@ -77,6 +77,7 @@ int cmd_train(int argc, char **argv) {
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
         {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
         {"ema", OPT_FLOAT, &c.ema, "keep a moving average of the weights with this decay, e.g. 0.999 (default 0: none); evaluation, figures and sampling use it", 0, 0.999999, 0},
+        {"time-embedding", OPT_INT, &c.time_embedding, "time/class: E sinusoidal features of t in place of the scalar t/T (even; default 0: scalar)", 0, 1024, 0},
         {"schedule", OPT_STR, &schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},
@@ -133,6 +134,12 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
         if (schedule_kind_parse(schedule, &c.schedule) != 0) return cli_fail("train", 2);
+        if (c.time_embedding && (c.time_embedding % 2 || kind == UNET_DENOISER)) {
+            fprintf(stderr, "ddpm train: --time-embedding %d: %s\n", c.time_embedding,
+                    kind == UNET_DENOISER ? "the denoiser has no time input"
+                                          : "the number of features must be even");
+            return 2;
+        }
         c.data_dir = mnist_data_dir(data);
         if (!out) {
             time_t now = time(NULL);

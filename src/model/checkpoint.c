@@ -26,7 +26,7 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     for (int i = 0; i < n_extra_t; i++) ts[m->n_tensors + i] = extra[i];
     int has_format = 0;
     for (int i = 0; i < n_extra; i++) has_format |= strcmp(keys[i], CHECKPOINT_FORMAT_KEY) == 0;
-    int n_meta = 2 + n_extra + !has_format;
+    int n_meta = 2 + n_extra + !has_format + (m->temb > 0);
     const char **mk = xcalloc((size_t)n_meta, sizeof(char *));
     const char **mv = xcalloc((size_t)n_meta, sizeof(char *));
     char width[32];
@@ -40,8 +40,14 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
         mv[2 + i] = values[i];
     }
     if (!has_format) {
-        mk[n_meta - 1] = CHECKPOINT_FORMAT_KEY;
-        mv[n_meta - 1] = CHECKPOINT_WEIGHTS_FORMAT;
+        mk[2 + n_extra] = CHECKPOINT_FORMAT_KEY;
+        mv[2 + n_extra] = CHECKPOINT_WEIGHTS_FORMAT;
+    }
+    char temb[32];
+    if (m->temb > 0) {
+        snprintf(temb, sizeof temb, "%d", m->temb);
+        mk[n_meta - 1] = "ddpm.time_embedding";
+        mv[n_meta - 1] = temb;
     }
     int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
     xfree(ts);
@@ -154,9 +160,19 @@ int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, i
         err_set("%s: bad width '%.40s' in metadata (1 to 1024)", path, width_s);
         goto done;
     }
+    /* the time embedding's width, absent (0: scalar t/T) in files of the SPEC's model */
+    long temb = 0;
+    const char *temb_s = safetensors_meta(&f, "ddpm.time_embedding");
+    if (temb_s) {
+        temb = strtol(temb_s, &end, 10);
+        if (*temb_s < '0' || *temb_s > '9' || *end || temb < 2 || temb > 1024 || temb % 2) {
+            err_set("%s: bad ddpm.time_embedding '%.40s' in metadata (an even number, 2 to 1024)", path, temb_s);
+            goto done;
+        }
+    }
     Rng rng;
     rng_seed(&rng, 0);
-    if (unet_init(m, kind, (int)width, max_batch, nthreads, &rng) != 0) goto done;
+    if (unet_init_ex(m, kind, (int)width, (int)temb, max_batch, nthreads, &rng) != 0) goto done;
     if (checkpoint_read_model(m, &f) != 0) {
         unet_free(m);
         goto done;

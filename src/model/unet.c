@@ -125,7 +125,7 @@ static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_i
     out_idx[1] = (size_t)(table_add(&tb, "out", "bias", 1, 1, 0, 0, 0, 0) - tb.t);
     for (int i = 0; i < UNET_NUM_FC; i++) {
         if (!uses_fc(m->kind, i)) continue;
-        int fi = (i == FC_T1 || i == FC_T2) ? 1 : UNET_NUM_CLASSES;
+        int fi = (i == FC_T1 || i == FC_T2) ? (m->temb ? m->temb : 1) : UNET_NUM_CLASSES;
         int fo = (i == FC_T1 || i == FC_C1) ? 2 * D : D;
         fc_idx[i][0] = (size_t)(table_add(&tb, FC_NAMES[i], "fc1.weight", 2, fo, fi, 0, 0, 0) - tb.t);
         fc_idx[i][1] = (size_t)(table_add(&tb, FC_NAMES[i], "fc1.bias", 1, fo, 0, 0, 0, 0) - tb.t);
@@ -169,8 +169,30 @@ static void init_params(Unet *m, Rng *rng) {
 /* ---- construction ------------------------------------------------------------------ */
 
 int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng) {
+    return unet_init_ex(m, kind, width, 0, max_batch, nthreads, rng);
+}
+
+void unet_time_embedding(float *out, const float *tn, int n, int E) {
+    const int half = E / 2;
+    for (int i = 0; i < n; i++) {
+        double s = 1000.0 * (double)tn[i];
+        for (int k = 0; k < half; k++) {
+            double f = exp(-log(10000.0) * (double)k / (double)half);
+            out[(size_t)i * E + k] = (float)sin(s * f);
+            out[(size_t)i * E + half + k] = (float)cos(s * f);
+        }
+    }
+}
+
+int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
+                 Rng *rng) {
     memset(m, 0, sizeof *m);
     if (width < 1 || width > 1024) return err_set("width %d out of range (1..1024)", width);
+    if (temb != 0 && (temb < 2 || temb > 1024 || temb % 2))
+        return err_set("time embedding %d: an even number from 2 to 1024 (0 = scalar t/T)", temb);
+    if (temb != 0 && kind == UNET_DENOISER)
+        return err_set("the denoiser has no time input: a time embedding needs a time or class model");
+    m->temb = temb;
     if (max_batch < 1 || max_batch > 65536) return err_set("batch %d out of range (1..65536)", max_batch);
     if (nthreads < 1 || nthreads > 1024) return err_set("threads %d out of range (1..1024)", nthreads);
     m->kind = kind;
@@ -202,6 +224,7 @@ int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rn
     size_t D_ = (size_t)D;
     size_t off_x = total; total += N * IMG * IMG;
     size_t off_tn = total; total += N;
+    size_t off_temb = total; total += N * (size_t)temb;
     size_t off_oh = total; total += N * UNET_NUM_CLASSES;
     size_t off_pooled = total; total += N * 2 * D_;
     size_t off_pooled_g = total; total += N * 2 * D_;
@@ -270,7 +293,7 @@ int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rn
         f->name = FC_NAMES[i];
         if (!uses_fc(kind, i)) continue;
         m->n_fc++;
-        f->fi = (i == FC_T1 || i == FC_T2) ? 1 : UNET_NUM_CLASSES;
+        f->fi = (i == FC_T1 || i == FC_T2) ? (temb ? temb : 1) : UNET_NUM_CLASSES;
         f->fo = (i == FC_T1 || i == FC_C1) ? 2 * D : D;
         float **p[4] = {&f->w1, &f->b1, &f->w2, &f->b2};
         float **g[4] = {&f->dw1, &f->db1, &f->dw2, &f->db2};
@@ -284,6 +307,7 @@ int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rn
     }
     m->x = A + off_x;
     m->tn = A + off_tn;
+    m->temb_buf = temb ? A + off_temb : NULL;
     m->onehot = A + off_oh;
     m->pooled = A + off_pooled;
     m->pooled_g = A + off_pooled_g;
@@ -451,8 +475,10 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     if (m->kind != UNET_DENOISER) {
         DDPM_CHECK(tn != NULL);
         memcpy(m->tn, tn, (size_t)n * sizeof(float));
-        fc_forward(m, &m->fc[FC_T1], m->tn, n);
-        fc_forward(m, &m->fc[FC_T2], m->tn, n);
+        if (m->temb) unet_time_embedding(m->temb_buf, m->tn, n, m->temb);
+        const float *tin = m->temb ? m->temb_buf : m->tn;
+        fc_forward(m, &m->fc[FC_T1], tin, n);
+        fc_forward(m, &m->fc[FC_T2], tin, n);
     }
     if (m->kind == UNET_CLASS) {
         DDPM_CHECK(onehot != NULL);
@@ -549,7 +575,7 @@ static const float *condition_backward(Unet *m, float *dx_buf, const float *dy, 
     if (cls) zero(m->g_film_scale, cnt);
     film_backward(&m->ctx, dx_buf, cls ? m->g_film_scale : NULL, m->g_film_shift, dy, x,
                   cls ? m->fc[fc_c].out : NULL, n, c, hw);
-    fc_backward(m, &m->fc[fc_t], m->tn, m->g_film_shift, n);
+    fc_backward(m, &m->fc[fc_t], m->temb ? m->temb_buf : m->tn, m->g_film_shift, n);
     if (cls) fc_backward(m, &m->fc[fc_c], m->onehot, m->g_film_scale, n);
     return dx_buf;
 }

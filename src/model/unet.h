@@ -67,6 +67,7 @@ typedef struct {
 typedef struct {
     UnetKind kind;
     int width;     /* D */
+    int temb;      /* time input: 0 = the SPEC's scalar t/T; E > 0 = E sinusoidal features */
     int max_batch; /* N capacity of every activation buffer */
     int nthreads;
     OpsCtx ctx;
@@ -88,6 +89,7 @@ typedef struct {
     /* activations beyond the units' own, for the max batch */
     float *x;        /* (N, 1, 28, 28) the input of the last forward */
     float *tn;       /* (N, 1) timestep input */
+    float *temb_buf; /* (N, temb) its sinusoidal features when temb > 0 */
     float *onehot;   /* (N, 10) class input */
     float *pooled;   /* (N, 2D) AvgPool output, pre-GELU */
     float *pooled_g; /* (N, 2D) after GELU: input of Unflatten (as (N, 2D, 1, 1)) */
@@ -116,6 +118,14 @@ typedef struct {
 
 /* Build a model: parameters initialised as PyTorch's defaults from rng. Returns 0 or -1. */
 int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng);
+/* The same with a sinusoidal time embedding of temb features (even, 2..1024; 0 = the SPEC's
+ * scalar t/T) feeding the time FCBlocks. */
+int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
+                 Rng *rng);
+
+/* Sinusoidal features of t/T for n inputs: with s = 1000 t/T, half = E / 2 and
+ * f_k = 10000^(-k / half), out[i] = (sin(s f_0) .. sin(s f_{half-1}), cos(s f_0) .. ). */
+void unet_time_embedding(float *out, const float *tn, int n, int E);
 void unet_free(Unet *m);
 
 /* Forward on n <= max_batch images. x (N,1,28,28); tn (N,1) or NULL for the denoiser;

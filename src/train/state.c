@@ -60,6 +60,7 @@ cJSON *train_config_to_json(const TrainConfig *c, const Unet *m) {
     } else {
         cJSON_AddNumberToObject(j, "T", c->T);
         cJSON_AddStringToObject(j, "schedule", schedule_kind_name(c->schedule));
+        cJSON_AddNumberToObject(j, "time_embedding", c->time_embedding);
         cJSON_AddNumberToObject(j, "beta_start", c->beta_start);
         cJSON_AddNumberToObject(j, "beta_end", c->beta_end);
     }
@@ -161,7 +162,11 @@ int train_config_from_json(const char *text, const char *what, TrainConfig *c, c
             err_set("%s: the configuration's beta_start is larger than its beta_end", what);
             goto done;
         }
-        /* absent in runs made before the cosine schedule existed: linear */
+        /* absent in runs made before these options existed: scalar t/T, linear schedule */
+        c->time_embedding = 0;
+        if (cJSON_GetObjectItemCaseSensitive(j, "time_embedding") &&
+            json_int(j, "time_embedding", 0, 0, 1024, &c->time_embedding, what) < 0)
+            goto done;
         const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "schedule");
         c->schedule = SCHEDULE_LINEAR;
         if (sk && (!cJSON_IsString(sk) || schedule_kind_parse(sk->valuestring, &c->schedule) != 0)) {

@@ -70,7 +70,9 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->cfg = *c;
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
-    if (unet_init(&tr->model, c->kind, c->width, c->batch, c->threads, &init_rng) != 0) return -1;
+    if (unet_init_ex(&tr->model, c->kind, c->width, c->time_embedding, c->batch, c->threads,
+                     &init_rng) != 0)
+        return -1;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
         return -1;

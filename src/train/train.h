@@ -25,6 +25,7 @@ typedef struct {
     float sigma;            /* denoiser noise level */
     int T;
     ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
+    int time_embedding;     /* 0: the SPEC's scalar t/T; E: E sinusoidal features */
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
