@@ -11,6 +11,7 @@ BIN=${DDPM_BIN:-./ddpm}
 DATA=${DDPM_DATA:-../shared/data/mnist}
 WORK=${1:-$(mktemp -d /tmp/ddpm-browser-XXXXXX)}
 mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd) # file:// URLs need an absolute path
 rm -rf "$WORK/r" # a finished reproduction would be skipped, not redone
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROME" ] || { echo "report_browser: chromium is not installed (apt-get install chromium)"; exit 1; }
