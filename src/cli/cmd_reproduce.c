@@ -131,10 +131,14 @@ typedef enum { ST_PART1, ST_PART2, ST_PART3, ST_SAMPLES2, ST_SAMPLES3, ST_EVAL, 
 
 static const char *STAGE_NAMES[N_STAGES] = {"part1", "part2", "part3", "samples2", "samples3", "eval", "report"};
 
+/* Forward multiply-adds per image of the profile's three models. */
+typedef struct {
+    double den, tm, cm;
+} ProfileMacs;
+
 /* Multiply-adds of a stage (a training step counts three forwards). */
-static double stage_work(const Profile *p, StageId s) {
-    double den = model_macs(UNET_DENOISER, p->den_width);
-    double tm = model_macs(UNET_TIME, p->dm_width), cm = model_macs(UNET_CLASS, p->dm_width);
+static double stage_work(const Profile *p, const ProfileMacs *pm, StageId s) {
+    const double den = pm->den, tm = pm->tm, cm = pm->cm;
     double den_imgs = (double)(p->den_subset ? p->den_subset : 60000) * p->den_epochs;
     double dm_imgs = (double)(p->dm_subset ? p->dm_subset : 60000) * p->dm_epochs;
     int n_sweep = 1;
@@ -515,7 +519,10 @@ int cmd_reproduce(int argc, char **argv) {
     }
 
     double work[N_STAGES], total = 0;
-    for (int s = 0; s < N_STAGES; s++) total += work[s] = stage_work(x.p, (StageId)s);
+    const ProfileMacs pm = {model_macs(UNET_DENOISER, x.p->den_width),
+                            model_macs(UNET_TIME, x.p->dm_width),
+                            model_macs(UNET_CLASS, x.p->dm_width)};
+    for (int s = 0; s < N_STAGES; s++) total += work[s] = stage_work(x.p, &pm, (StageId)s);
     double remaining = total;
     for (int s = 0; s < N_STAGES; s++)
         if (stage_done(&x, STAGE_NAMES[s])) remaining -= work[s];
