@@ -296,6 +296,55 @@ static void test_ddim_sampler(void **state) {
     unet_free(&big);
 }
 
+/* Guidance 0 and 1 take one network pass per image (the unconditional or the conditional
+ * prediction alone): chunks of max_batch instead of max_batch / 2, and the same images as
+ * the two-pass combination with a gamma one float step away. */
+static void test_guidance_single_pass(void **state) {
+    (void)state;
+    Unet m;
+    Rng init;
+    rng_seed(&init, 5);
+    assert_int_equal(unet_init(&m, UNET_CLASS, 4, 4, 1, &init), 0);
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 30, 1e-4f, 0.02f), 0);
+    enum { n = 4 };
+    int labels[n] = {2, 5, -1, 8}, steps = 0;
+    float a[n * 784], b[n * 784];
+    const float gammas[2] = {0.0f, 1.0f}, near[2] = {1e-9f, nextafterf(1.0f, 2.0f)};
+    for (int i = 0; i < 2; i++) {
+        SampleRequest req = {.n = n, .labels = labels, .guidance = gammas[i], .ddim_steps = 6,
+                             .progress = count_steps, .progress_user = &steps};
+        Rng r;
+        rng_seed(&r, 8);
+        ddpm_sample(&m, &s, &r, &req, a);
+        assert_int_equal(steps, 1 * 6); /* one chunk of 4 */
+        req.guidance = near[i];
+        rng_seed(&r, 8);
+        ddpm_sample(&m, &s, &r, &req, b);
+        assert_int_equal(steps, 2 * 6); /* two chunks of 2 */
+        assert_true(check_tensor("single-pass guidance", a, b, n * 784, 1e-5, 1e-4));
+    }
+    /* and gamma 0 ignores the labels, gamma 1 does not */
+    SampleRequest req = {.n = n, .labels = labels, .guidance = 0.0f, .ddim_steps = 6};
+    int none[n] = {-1, -1, -1, -1};
+    Rng r;
+    rng_seed(&r, 8);
+    ddpm_sample(&m, &s, &r, &req, a);
+    req.labels = none;
+    rng_seed(&r, 8);
+    ddpm_sample(&m, &s, &r, &req, b);
+    assert_memory_equal(a, b, sizeof a);
+    req.guidance = 1.0f;
+    rng_seed(&r, 8);
+    ddpm_sample(&m, &s, &r, &req, a);
+    req.labels = labels;
+    rng_seed(&r, 8);
+    ddpm_sample(&m, &s, &r, &req, b);
+    assert_memory_not_equal(a, b, sizeof a);
+    schedule_free(&s);
+    unet_free(&m);
+}
+
 static int setup(void **state) {
     (void)state;
     if (safetensors_open("tests/data/ref_schedule.safetensors", &ref) != 0) {
@@ -323,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_ddim_step),
         cmocka_unit_test(test_ddim_steps),
         cmocka_unit_test(test_ddim_sampler),
+        cmocka_unit_test(test_guidance_single_pass),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -42,7 +42,11 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int 
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
     const int P = MNIST_PIXELS, T = s->T, K = sampler_steps(s, req);
-    const int guided = m->kind == UNET_CLASS;
+    /* Guidance needs the conditional and the unconditional prediction, one batch of 2 chunk
+     * images; gamma 0 is the unconditional prediction alone and gamma 1 the conditional one,
+     * so those take a single pass (half the work). */
+    const int conditional = m->kind == UNET_CLASS && req->guidance != 0.0f;
+    const int guided = conditional && req->guidance != 1.0f;
     /* the timesteps visited, latest first */
     int *ts = xmalloc((size_t)K * sizeof(int));
     if (req->ddim_steps > 0) {
@@ -71,7 +75,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
         int nb = guided ? 2 * c : c; /* batch through the network */
         rng_fill_normal(rng, x, (size_t)c * P);
         memset(onehot, 0, 2 * (size_t)chunk * UNET_NUM_CLASSES * sizeof(float));
-        if (guided && req->labels)
+        if (conditional && req->labels)
             for (int i = 0; i < c; i++) {
                 int l = req->labels[start + i];
                 if (l >= 0 && l < UNET_NUM_CLASSES) onehot[(size_t)i * UNET_NUM_CLASSES + l] = 1.0f;

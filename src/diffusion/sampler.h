@@ -41,7 +41,9 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int 
 
 /* Draw req->n samples into out (N, 784), images in data scale (not clamped), with DDPM or,
  * when req->ddim_steps > 0, DDIM.
- * The model runs in evaluation mode in chunks of max_batch (max_batch / 2 with guidance). */
+ * The model runs in evaluation mode in chunks of max_batch (max_batch / 2 with guidance:
+ * a class model with gamma other than 0 and 1; gamma 0 runs the unconditional prediction
+ * alone and gamma 1 the conditional one, a single pass each). */
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out);
 
 #endif
