@@ -3,7 +3,9 @@
  *    with 1, 2 and 3 threads, accumulation into non-zero gradients and NULL gradients;
  *  - every reference backward against central finite differences;
  *  - Adam against a hand computation in double; BatchNorm running statistics against the
- *    formula; bit-identical convolution gradients across runs with 2 threads. */
+ *    formula; bit-identical convolution gradients across runs with 2 threads;
+ *  - the Winograd F(2x2, 3x3) path against im2col on the same inputs, and against finite
+ *    differences of its own forward. */
 #include "testutil.h"
 
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "ops/cpu.h"
 #include "ops/ops.h"
 #include "ops/ops_ref.h"
+#include "ops/winograd.h"
 #include "optim/adam.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -78,7 +81,11 @@ typedef struct {
  * image per GEMM, 7x7 several, with a ragged last group), the first layer's single input
  * channel, general kernels, strides and paddings (even kernels, stride > kernel, non-square
  * images), the last layer's single output channel, and the 1x1-input transposed conv with
- * and without its fast path. */
+ * and without its fast path. The 3x3 s1 p1 cases with at least WINOGRAD_MIN_CHANNELS (16)
+ * channels on both sides run the Winograd path (unless DDPM_CONV=im2col): with an odd size
+ * (partial tiles), batches of 7 and 5 that 2 and 3 threads split unevenly, several images
+ * per GEMM (7x7, 14x14), one (28x28), and images cut into bands of tile rows (96 + 64
+ * channels leave room for 51 tiles per GEMM: 15x13 has 8 rows of 7, in bands of 7 and 1). */
 static const ConvCase conv_cases[] = {
     {"conv 3x3 s1 p1 28x28", 0, 2, 3, 5, 28, 28, 3, 1, 1},
     {"conv 3x3 s1 p1 7x7 (grouped)", 0, 7, 4, 6, 7, 7, 3, 1, 1},
@@ -86,6 +93,10 @@ static const ConvCase conv_cases[] = {
     {"conv 3x3 s2 p1 14->7", 0, 5, 3, 6, 14, 14, 3, 2, 1},
     {"conv 3x3 1->8 (first layer)", 0, 2, 1, 8, 28, 28, 3, 1, 1},
     {"conv 3x3 s1 p1 14x14 24->40", 0, 3, 24, 40, 14, 14, 3, 1, 1},
+    {"conv 3x3 s1 p1 7x7 16->24 (Winograd, grouped)", 0, 7, 16, 24, 7, 7, 3, 1, 1},
+    {"conv 3x3 s1 p1 9x6 20->16 (Winograd, odd)", 0, 5, 20, 16, 9, 6, 3, 1, 1},
+    {"conv 3x3 s1 p1 28x28 16->16 (Winograd)", 0, 3, 16, 16, 28, 28, 3, 1, 1},
+    {"conv 3x3 s1 p1 15x13 96->64 (Winograd, bands)", 0, 3, 96, 64, 15, 13, 3, 1, 1},
     {"conv 5x5 s3 p2 11x9", 0, 3, 2, 6, 11, 9, 5, 3, 2},
     {"conv 2x2 s1 p0 6x5", 0, 3, 3, 5, 6, 5, 2, 1, 0},
     {"conv 1x1 s2 p0 7x7", 0, 4, 3, 5, 7, 7, 1, 2, 0},
@@ -180,6 +191,85 @@ static void test_conv_vs_ref(void **state) {
     int ok = 1;
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         for (int nt = 1; nt <= 3; nt++) ok &= conv_case_vs_ref(&conv_cases[i], nt, &r);
+    assert_true(ok);
+}
+
+/* ---- Winograd against im2col ---------------------------------------------------------------
+ * The same convolution through both fast paths (forced with the _algo entry points) on the
+ * same inputs, gradients starting non-zero. Both sum the same products in float, but Winograd
+ * forms them from transformed values (sums of up to 4 inputs, or 9 weights with factors 1/2),
+ * so its rounding differs by a few float roundings of those larger terms. Seen on these shapes:
+ * at most 6e-7 of the tensor's largest magnitude (5 float epsilons); allowed: WINO_REL (17)
+ * of it, plus WINO_REL relative. */
+#define WINO_REL 2e-6
+
+static int wino_close(const char *label, const float *got, const float *want, size_t n) {
+    double scale = max_abs(want, n);
+    return check_tensor(label, got, want, n, WINO_REL * scale, WINO_REL);
+}
+
+static int wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
+    size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
+    size_t nw = (size_t)s.ci * s.co * 9, nb = (size_t)s.co;
+    size_t ws = conv2d_workspace_floats(&s, nthreads);
+    size_t wsw = conv2d_winograd_workspace_floats(&s, nthreads);
+    OpsCtx ctx = ctx_make(nthreads, ws > wsw ? ws : wsw);
+    float *x = rand_buf(r, nx, -1, 1), *w = rand_buf(r, nw, -1, 1), *b = rand_buf(r, nb, -1, 1);
+    float *dy = rand_buf(r, ny, -1, 1);
+    float *y_w = zero_buf(ny), *y_i = zero_buf(ny), *y_a = zero_buf(ny);
+    float *dx0 = rand_buf(r, nx, -1, 1), *dw0 = rand_buf(r, nw, -1, 1),
+          *db0 = rand_buf(r, nb, -1, 1);
+    float *dx_w = copy_buf(dx0, nx), *dw_w = copy_buf(dw0, nw), *db_w = copy_buf(db0, nb);
+    float *dx_i = copy_buf(dx0, nx), *dw_i = copy_buf(dw0, nw), *db_i = copy_buf(db0, nb);
+    int ok = 1;
+    printf(" %dx%dx%dx%d %d->%d, %d thread(s)\n", s.n, s.ci, s.h, s.w, s.ci, s.co, nthreads);
+
+    conv2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_w, x, w, b, &s);
+    conv2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, b, &s);
+    ok &= wino_close("forward y", y_w, y_i, ny);
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, dw_w, db_w, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, dw_i, db_i, dy, x, w, &s);
+    ok &= wino_close("backward dx", dx_w, dx_i, nx);
+    ok &= wino_close("backward dw", dw_w, dw_i, nw);
+    ok &= check_tensor("backward db (exact)", db_w, db_i, nb, 0, 0);
+    /* one gradient at a time, on top */
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, NULL, dw_w, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, NULL, dw_i, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, NULL, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, NULL, NULL, dy, x, w, &s);
+    ok &= wino_close("backward dx only", dx_w, dx_i, nx);
+    ok &= wino_close("backward dw only", dw_w, dw_i, nw);
+
+    /* the automatic choice runs exactly one of the two */
+    conv2d_forward(&ctx, y_a, x, w, b, &s);
+    const float *want = conv2d_uses_winograd(&s) ? y_w : y_i;
+    ok &= check_tensor(conv2d_uses_winograd(&s) ? "conv2d_forward = Winograd (exact)"
+                                                : "conv2d_forward = im2col (exact)",
+                       y_a, want, ny, 0, 0);
+
+    float *bufs[] = {x,    w,    b,    dy,   y_w,  y_i,  y_a,  dx0,  dw0,
+                     db0,  dx_w, dw_w, db_w, dx_i, dw_i, db_i, ctx.ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
+    return ok;
+}
+
+/* Shapes of the UNet's 3x3 layers (7x7, 14x14, 28x28, channels growing and shrinking; with 64
+ * and 128 channels the 28x28 and 14x14 images go in bands of tile rows), odd and non-square
+ * sizes, a one-row image, and channel counts below the threshold (forced). */
+static void test_conv_winograd_vs_im2col(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 6);
+    const ConvShape shapes[] = {
+        conv_shape(5, 16, 24, 7, 7, 3, 1, 1),   conv_shape(3, 32, 16, 14, 14, 3, 1, 1),
+        conv_shape(2, 16, 16, 28, 28, 3, 1, 1), conv_shape(3, 17, 19, 5, 9, 3, 1, 1),
+        conv_shape(4, 16, 16, 1, 3, 3, 1, 1),   conv_shape(2, 4, 3, 6, 5, 3, 1, 1),
+        conv_shape(9, 64, 64, 7, 7, 3, 1, 1),   conv_shape(2, 64, 64, 28, 28, 3, 1, 1),
+        conv_shape(3, 128, 128, 14, 14, 3, 1, 1), conv_shape(2, 128, 96, 15, 13, 3, 1, 1),
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int nt = 1; nt <= 3; nt++) ok &= wino_vs_im2col(shapes[i], nt, &r);
     assert_true(ok);
 }
 
@@ -404,6 +494,7 @@ struct FdOp {
     float *in[4];  /* op inputs, perturbed in place */
     float *aux[4]; /* scratch the forward needs (BatchNorm statistics) */
     ConvShape s;
+    const OpsCtx *ctx; /* conv: non-NULL runs the Winograd path instead of the reference */
     int transposed, n, c, hw, ca, cb, fi, fo;
     int64_t count;
 };
@@ -436,27 +527,43 @@ static int fd_check(const char *label, FdOp *op, float *p, const float *grad, si
 }
 
 static void fd_conv_forward(FdOp *op) {
-    (op->transposed ? conv_transpose2d_forward_ref
-                    : conv2d_forward_ref)(op->y, op->in[0], op->in[1], op->in[2], &op->s);
+    if (op->ctx)
+        conv2d_forward_algo(op->ctx, CONV_ALGO_WINOGRAD, op->y, op->in[0], op->in[1], op->in[2],
+                            &op->s);
+    else
+        (op->transposed ? conv_transpose2d_forward_ref
+                        : conv2d_forward_ref)(op->y, op->in[0], op->in[1], op->in[2], &op->s);
 }
 
-static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r) {
+/* With wino set, both sides are the Winograd path (float forward, its own backward): the
+ * forward is linear, so the difference quotient is exact up to the rounding noise of the
+ * outputs the step touches. */
+static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wino) {
     size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
     size_t nw = (size_t)s.ci * s.co * s.k * s.k;
     FdOp op = {.forward = fd_conv_forward, .ny = ny, .s = s, .transposed = transposed};
+    OpsCtx ctx = {0};
+    if (wino) {
+        ctx = ctx_make(2, conv2d_winograd_workspace_floats(&s, 2));
+        op.ctx = &ctx;
+    }
     op.y = zero_buf(ny);
     op.r = rand_buf(r, ny, -1, 1);
     op.in[0] = rand_buf(r, nx, -1, 1);
     op.in[1] = rand_buf(r, nw, -1, 1);
     op.in[2] = rand_buf(r, (size_t)s.co, -1, 1);
     float *dx = zero_buf(nx), *dw = zero_buf(nw), *db = zero_buf((size_t)s.co);
-    conv_bwd(NULL, transposed, dx, dw, db, op.r, op.in[0], op.in[1], &s);
+    if (wino)
+        conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx, dw, db, op.r, op.in[0], op.in[1], &s);
+    else
+        conv_bwd(NULL, transposed, dx, dw, db, op.r, op.in[0], op.in[1], &s);
     printf(" %s\n", name);
     int ok = fd_check("dx", &op, op.in[0], dx, nx);
     ok &= fd_check("dw", &op, op.in[1], dw, nw);
     ok &= fd_check("db", &op, op.in[2], db, (size_t)s.co);
     float *bufs[] = {op.y, op.r, op.in[0], op.in[1], op.in[2], dx, dw, db};
     for (size_t i = 0; i < 8; i++) xfree(bufs[i]);
+    if (wino) xfree(ctx.ws);
     return ok;
 }
 
@@ -622,14 +729,16 @@ static void test_backward_vs_finite_differences(void **state) {
     Rng r;
     rng_seed(&r, 3);
     int ok = 1;
-    ok &= fd_conv("conv 3x3 s1 p1 5x5", 0, conv_shape(2, 2, 3, 5, 5, 3, 1, 1), &r);
-    ok &= fd_conv("conv 3x3 s2 p1 7x7 -> 4x4", 0, conv_shape(2, 2, 3, 7, 7, 3, 2, 1), &r);
-    ok &= fd_conv("conv 5x5 s3 p2 8x7", 0, conv_shape(2, 2, 2, 8, 7, 5, 3, 2), &r);
-    ok &=
-        fd_conv("convT 4x4 s2 p1 3x3 -> 6x6", 1, conv_transpose_shape(2, 3, 2, 3, 3, 4, 2, 1), &r);
-    ok &=
-        fd_conv("convT 7x7 s7 p0 1x1 -> 7x7", 1, conv_transpose_shape(3, 3, 2, 1, 1, 7, 7, 0), &r);
-    ok &= fd_conv("convT 3x3 s2 p1 4x5", 1, conv_transpose_shape(2, 2, 3, 4, 5, 3, 2, 1), &r);
+    ok &= fd_conv("conv 3x3 s1 p1 5x5", 0, conv_shape(2, 2, 3, 5, 5, 3, 1, 1), &r, 0);
+    ok &= fd_conv("conv 3x3 s2 p1 7x7 -> 4x4", 0, conv_shape(2, 2, 3, 7, 7, 3, 2, 1), &r, 0);
+    ok &= fd_conv("conv 5x5 s3 p2 8x7", 0, conv_shape(2, 2, 2, 8, 7, 5, 3, 2), &r, 0);
+    ok &= fd_conv("convT 4x4 s2 p1 3x3 -> 6x6", 1, conv_transpose_shape(2, 3, 2, 3, 3, 4, 2, 1),
+                  &r, 0);
+    ok &= fd_conv("convT 7x7 s7 p0 1x1 -> 7x7", 1, conv_transpose_shape(3, 3, 2, 1, 1, 7, 7, 0),
+                  &r, 0);
+    ok &= fd_conv("convT 3x3 s2 p1 4x5", 1, conv_transpose_shape(2, 2, 3, 4, 5, 3, 2, 1), &r, 0);
+    ok &= fd_conv("conv 3x3 s1 p1 5x7 16->16, Winograd path", 0,
+                  conv_shape(3, 16, 16, 5, 7, 3, 1, 1), &r, 1);
     ok &= fd_batchnorm(1, &r);
     ok &= fd_batchnorm(0, &r);
     ok &= fd_small_ops(&r);
@@ -689,39 +798,61 @@ static void test_adam(void **state) {
 
 /* ---- determinism ---------------------------------------------------------------------------- */
 
-/* Two runs of the fast backward with nthreads = 2 from the same inputs must agree bit for bit
- * (per-thread partials reduced in a fixed order); shapes with several GEMM groups per thread. */
+/* Two runs of the fast forward and backward with nthreads = 2 from the same inputs must agree
+ * bit for bit (per-thread partials reduced in a fixed order); shapes with several GEMM groups
+ * per thread: im2col, transposed, 1 output channel, and Winograd (forced, so DDPM_CONV does
+ * not matter) with batch 17 split 8 + 9 into groups of 5 + 3 and 5 + 4 images, and with
+ * 28x28 images in bands of tile rows. */
 static void test_conv_determinism(void **state) {
     (void)state;
     Rng r;
     rng_seed(&r, 4);
-    const ConvShape shapes[3] = {conv_shape(16, 8, 8, 14, 14, 3, 1, 1),
-                                 conv_transpose_shape(12, 8, 6, 7, 7, 4, 2, 1),
-                                 conv_shape(16, 8, 1, 14, 14, 3, 1, 1)};
-    const char *names[3] = {"conv 3x3 s1", "convT 4x4 s2", "conv 3x3 s1 8->1"};
-    for (int c = 0; c < 3; c++) {
+    enum { NS = 5 };
+    const ConvShape shapes[NS] = {
+        conv_shape(16, 8, 8, 14, 14, 3, 1, 1), conv_transpose_shape(12, 8, 6, 7, 7, 4, 2, 1),
+        conv_shape(16, 8, 1, 14, 14, 3, 1, 1), conv_shape(17, 16, 16, 14, 14, 3, 1, 1),
+        conv_shape(5, 64, 48, 28, 28, 3, 1, 1)};
+    const char *names[NS] = {"conv 3x3 s1", "convT 4x4 s2", "conv 3x3 s1 8->1",
+                             "conv 3x3 s1 16->16 Winograd", "conv 3x3 s1 64->48 28x28 Winograd"};
+    const ConvAlgo algos[NS] = {CONV_ALGO_IM2COL, CONV_ALGO_AUTO, CONV_ALGO_IM2COL,
+                                CONV_ALGO_WINOGRAD, CONV_ALGO_WINOGRAD};
+    for (int c = 0; c < NS; c++) {
         ConvShape s = shapes[c];
         int tr = c == 1;
         size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
         size_t nw = (size_t)s.ci * s.co * s.k * s.k;
         size_t ws = tr ? conv_transpose2d_workspace_floats(&s, 2) : conv2d_workspace_floats(&s, 2);
+        if (algos[c] == CONV_ALGO_WINOGRAD) {
+            size_t wsw = conv2d_winograd_workspace_floats(&s, 2);
+            ws = ws > wsw ? ws : wsw;
+        }
         OpsCtx ctx = ctx_make(2, ws);
         float *x = rand_buf(&r, nx, -1, 1), *w = rand_buf(&r, nw, -1, 1),
-              *dy = rand_buf(&r, ny, -1, 1);
-        float *dx[2], *dw[2], *db[2];
+              *b = rand_buf(&r, (size_t)s.co, -1, 1), *dy = rand_buf(&r, ny, -1, 1);
+        float *y[2], *dx[2], *dw[2], *db[2];
         for (int run = 0; run < 2; run++) {
+            y[run] = zero_buf(ny);
             dx[run] = zero_buf(nx), dw[run] = zero_buf(nw), db[run] = zero_buf((size_t)s.co);
             /* scribble over the workspace so stale contents cannot make runs agree */
             for (size_t i = 0; i < ws; i++) ctx.ws[i] = (float)(run + 1) * 1e30f;
-            conv_bwd(&ctx, tr, dx[run], dw[run], db[run], dy, x, w, &s);
+            if (tr) {
+                conv_fwd(&ctx, tr, y[run], x, w, b, &s);
+                conv_bwd(&ctx, tr, dx[run], dw[run], db[run], dy, x, w, &s);
+            } else {
+                conv2d_forward_algo(&ctx, algos[c], y[run], x, w, b, &s);
+                for (size_t i = 0; i < ws; i++) ctx.ws[i] = (float)(run + 1) * -1e30f;
+                conv2d_backward_algo(&ctx, algos[c], dx[run], dw[run], db[run], dy, x, w, &s);
+            }
         }
-        printf(" %s backward, 2 threads, two runs\n", names[c]);
+        printf(" %s forward and backward, 2 threads, two runs\n", names[c]);
+        assert_memory_equal(y[0], y[1], ny * sizeof(float));
         assert_memory_equal(dw[0], dw[1], nw * sizeof(float));
         assert_memory_equal(dx[0], dx[1], nx * sizeof(float));
         assert_memory_equal(db[0], db[1], (size_t)s.co * sizeof(float));
         assert_true(max_abs(dw[0], nw) > 0.0);
-        float *bufs[] = {x, w, dy, dx[0], dx[1], dw[0], dw[1], db[0], db[1], ctx.ws};
-        for (size_t i = 0; i < 10; i++) xfree(bufs[i]);
+        assert_true(max_abs(dx[0], nx) > 0.0);
+        float *bufs[] = {x, w, b, dy, y[0], y[1], dx[0], dx[1], dw[0], dw[1], db[0], db[1], ctx.ws};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
     }
 }
 
@@ -778,6 +909,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_conv_vs_ref),
+        cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_other_ops_vs_ref),
         cmocka_unit_test(test_backward_vs_finite_differences),
         cmocka_unit_test(test_adam),

@@ -6,11 +6,17 @@
  * within 1e-5 relative. Two documented exceptions: a convolution bias in front of a
  * training-mode BatchNorm has a true gradient of exactly 0 (the batch mean cancels it), so
  * both sides hold only rounding noise (~1e-8) there, checked with an absolute 1e-6; and
- * Adam, whose eps is 1e-8, turns that noise into steps of up to ~lr, so after 5 steps
- * those biases and the running means that absorb them are compared with an absolute
- * 5e-3 and 2e-3 (the training losses are unaffected: BatchNorm removes the bias). For the
- * same reason (an Adam step is ~lr whatever the gradient's size), every other tensor after
- * the Adam steps also gets an absolute floor of 1e-4 = lr / 10 beside the relative 1e-4. */
+ * Adam, whose eps is 1e-8, turns that noise into steps of up to lr in a direction the noise
+ * picks, so after 5 steps those biases are compared with an absolute 1e-2 (= 2 x 5 x lr: the
+ * two sides may step apart at every step) and the running means that absorb them with 2e-3
+ * (the training losses are unaffected: BatchNorm removes the bias). For the same reason (an
+ * Adam step is ~lr whatever the gradient's size), every other tensor after the Adam steps
+ * also gets an absolute floor of 1e-4 = lr / 10 beside the relative 1e-4, and its few
+ * elements whose first gradient is itself at rounding-noise level (|PyTorch's| < 1e-6, where
+ * the first step lr g / (|g| + eps) is set by the noise) get 2e-3 = 2 lr. Winograd's rounding
+ * (conv.c's 3x3 layers with >= 16 channels) draws other noise than im2col's: with it the
+ * time model's unflat biases differ by 5.2e-3 (im2col 4.9e-3, already near the old 5e-3) and
+ * one class-model up2.0 weight whose first gradient is ~1e-8 by 2.6e-4 (im2col 3.4e-5). */
 #include "testutil.h"
 
 #include <string.h>
@@ -127,6 +133,32 @@ static int check_grads(Ref *r, const char *prefix) {
     return ok;
 }
 
+/* A parameter after the Adam steps (see the top of the file): TOL_T of the largest magnitude
+ * plus 1e-4, and 2e-3 for the elements whose first gradient in PyTorch is below 1e-6. */
+static int check_adam_param(Ref *r, const char *key, const UnetTensor *t, const float *want) {
+    char gkey[160];
+    snprintf(gkey, sizeof gkey, "train.grad.%s", t->name);
+    float *g0 = read_tensor(&r->f, gkey, NULL);
+    const float *got = unet_tensor_data(&r->m, t);
+    float *sel[4];
+    size_t cnt[2] = {0, 0};
+    for (int k = 0; k < 4; k++) sel[k] = xmalloc(t->count * sizeof(float));
+    for (size_t e = 0; e < t->count; e++) {
+        int noise = fabsf(g0[e]) < 1e-6f;
+        sel[2 * noise][cnt[noise]] = got[e];
+        sel[2 * noise + 1][cnt[noise]++] = want[e];
+    }
+    int ok = check_tensor(key, sel[0], sel[1], cnt[0], TOL_T * max_abs(want, t->count) + 1e-4, 0);
+    if (cnt[1]) {
+        char nkey[200];
+        snprintf(nkey, sizeof nkey, "%s, noise-level first grad", key);
+        ok &= check_tensor(nkey, sel[2], sel[3], cnt[1], 2e-3, 0);
+    }
+    for (int k = 0; k < 4; k++) xfree(sel[k]);
+    xfree(g0);
+    return ok;
+}
+
 static void run_reference(const char *kind) {
     Ref r;
     ref_open(&r, kind);
@@ -170,12 +202,14 @@ static void run_reference(const char *kind) {
         snprintf(key, sizeof key, "adam.state.%s", t->name);
         want = read_tensor(&r.f, key, NULL);
         if (is_conv_bias_before_bn(t->name))
-            ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count, 5e-3, 0);
+            ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count, 1e-2, 0);
         else if (strstr(t->name, "running_mean"))
             ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count, 2e-3, 0);
-        else
+        else if (t->is_buffer)
             ok &= check_tensor(key, unet_tensor_data(&r.m, t), want, t->count,
                                TOL_T * max_abs(want, t->count) + 1e-4, 0);
+        else
+            ok &= check_adam_param(&r, key, t, want);
         xfree(want);
     }
 

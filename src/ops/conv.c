@@ -1,6 +1,8 @@
 /* Conv2d and ConvTranspose2d on the CPU: im2col/col2im plus one SGEMM per group of images,
  * OpenMP across the batch, each thread with its own workspace slice and its own weight
- * gradient partial, reduced in a fixed order so results are bit-identical for a fixed nthreads. */
+ * gradient partial, reduced in a fixed order so results are bit-identical for a fixed nthreads.
+ * Conv2d with K 3, stride 1, padding 1 and at least WINOGRAD_MIN_CHANNELS channels on both
+ * sides goes to Winograd F(2x2, 3x3) instead (winograd.c), unless DDPM_CONV=im2col. */
 #include "ops/ops.h"
 
 #include <cblas.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/winograd.h"
 
 /* Both operators are driven as one plain convolution, described by a Geom: it unfolds the
  * "in" side (cin, hin, win) with im2col and produces the "out" side (cout, hout, wout).
@@ -95,10 +98,18 @@ static void check_convt_shape(const ConvShape *s) {
     DDPM_CHECK(t.ho == s->ho && t.wo == s->wo);
 }
 
+/* Enough for either path whenever Winograd may be chosen (whatever DDPM_CONV says), so a
+ * workspace sized once serves both. */
 size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_conv_shape(s);
     Geom g = geom_conv(s);
-    return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+    size_t need = (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+    if (conv_winograd_geometry(s) && s->ci >= WINOGRAD_MIN_CHANNELS &&
+        s->co >= WINOGRAD_MIN_CHANNELS) {
+        size_t wino = conv2d_winograd_workspace_floats(s, nthreads);
+        if (wino > need) need = wino;
+    }
+    return need;
 }
 
 size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
@@ -372,9 +383,21 @@ static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int 
 
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
-void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
-                    const ConvShape *s) {
+/* The algorithm conv2d_forward / conv2d_backward run for s. */
+static ConvAlgo resolve_algo(ConvAlgo algo, const ConvShape *s) {
+    if (algo == CONV_ALGO_AUTO)
+        return conv2d_uses_winograd(s) ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL;
+    if (algo == CONV_ALGO_WINOGRAD) DDPM_CHECK(conv_winograd_geometry(s));
+    return algo;
+}
+
+void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float *x,
+                         const float *w, const float *b, const ConvShape *s) {
     check_conv_shape(s);
+    if (resolve_algo(algo, s) == CONV_ALGO_WINOGRAD) {
+        conv2d_winograd_forward(ctx, y, x, w, b, s);
+        return;
+    }
     Geom g = geom_conv(s);
     Job jb = {0};
     jb.fwd_in = x;
@@ -383,11 +406,13 @@ void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
     run_job(ctx, &jb, &g, s->n, w);
 }
 
-void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
-                     const float *x, const float *w, const ConvShape *s) {
+void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw, float *db,
+                          const float *dy, const float *x, const float *w, const ConvShape *s) {
     check_conv_shape(s);
-    Geom g = geom_conv(s);
-    if (dw || dx) {
+    if (resolve_algo(algo, s) == CONV_ALGO_WINOGRAD) {
+        conv2d_winograd_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (dw || dx) {
+        Geom g = geom_conv(s);
         Job jb = {0};
         if (dw) {
             jb.wg_out = dy;
@@ -401,6 +426,16 @@ void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const f
         run_job(ctx, &jb, &g, s->n, w);
     }
     if (db) bias_grad(ctx, db, dy, s->n, s->co, (size_t)s->ho * (size_t)s->wo);
+}
+
+void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                    const ConvShape *s) {
+    conv2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
+}
+
+void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *w, const ConvShape *s) {
+    conv2d_backward_algo(ctx, CONV_ALGO_AUTO, dx, dw, db, dy, x, w, s);
 }
 
 /* ---- conv_transpose2d -------------------------------------------------------------------- */

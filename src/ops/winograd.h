@@ -1,0 +1,50 @@
+/* Winograd F(2x2, 3x3) for Conv2d with a 3x3 kernel, stride 1 and padding 1: the fast path
+ * beside im2col + SGEMM (conv.c), which conv2d_forward and conv2d_backward choose for such
+ * shapes when both channel counts reach WINOGRAD_MIN_CHANNELS. Same conventions as ops.h:
+ * gradients accumulate, NULL skips, all scratch from ctx->ws, bit-identical results for a
+ * fixed nthreads.
+ *
+ * The environment variable DDPM_CONV=im2col (read once, at the first convolution) turns the
+ * Winograd path off everywhere, for comparisons and as an escape hatch; unset or
+ * DDPM_CONV=auto is the default choice. Any other value is reported once on stderr and
+ * treated as auto.
+ *
+ * This header also exposes the choice itself, so tests and benchmarks can run either path. */
+#ifndef DDPM_OPS_WINOGRAD_H
+#define DDPM_OPS_WINOGRAD_H
+
+#include <stddef.h>
+
+#include "ops/ops.h"
+
+/* Below this many input or output channels the transforms cost more than the 2.25x fewer
+ * multiplies save (and the 1-channel first and last layers make a degenerate GEMM). */
+#define WINOGRAD_MIN_CHANNELS 16
+
+/* 1 if Winograd can compute this conv2d shape at all (K 3, stride 1, padding 1). */
+int conv_winograd_geometry(const ConvShape *s);
+/* 1 if conv2d_forward / conv2d_backward use Winograd for s: the geometry, both channel counts
+ * >= WINOGRAD_MIN_CHANNELS, and DDPM_CONV not set to im2col. */
+int conv2d_uses_winograd(const ConvShape *s);
+
+/* Workspace floats of the Winograd path alone (conv2d_workspace_floats already covers it
+ * whenever conv2d_uses_winograd could hold). s must satisfy conv_winograd_geometry. */
+size_t conv2d_winograd_workspace_floats(const ConvShape *s, int nthreads);
+
+/* The Winograd kernels: forward (b may be NULL) and the input and weight gradients (either
+ * may be NULL); the bias gradient is left to conv2d_backward. */
+void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                             const float *b, const ConvShape *s);
+void conv2d_winograd_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
+                              const float *x, const float *w, const ConvShape *s);
+
+/* conv2d_forward / conv2d_backward with the algorithm named instead of chosen (conv.c).
+ * CONV_ALGO_WINOGRAD needs conv_winograd_geometry(s) and a workspace of at least
+ * conv2d_winograd_workspace_floats; CONV_ALGO_AUTO is what conv2d_forward does. */
+typedef enum { CONV_ALGO_AUTO, CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD } ConvAlgo;
+void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float *x,
+                         const float *w, const float *b, const ConvShape *s);
+void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw, float *db,
+                          const float *dy, const float *x, const float *w, const ConvShape *s);
+
+#endif
