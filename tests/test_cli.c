@@ -87,7 +87,11 @@ static void test_bad_options(void **state) {
     expect_error("cannot be combined with --sample", "%s bench --profile --sample", NULL);
     expect_error("unknown noise schedule 'quad'", "%s train --model time --schedule quad", NULL);
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
+    expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
     expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);
+    expect_error("--attention 5: the attention layers' resolutions are 7, 14 or 7,14", "%s train --model time --attention 5", NULL);
+    expect_error("--attention 7,28: the attention layers' resolutions are 7, 14 or 7,14", "%s bench --attention 7,28", NULL);
+    expect_error("--residual takes no value", "%s train --model time --residual=1", NULL);
     expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
     expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
     expect_error("contradict", "%s reproduce --quick --profile tiny", NULL);
@@ -336,6 +340,75 @@ static void test_sample_outputs(void **state) {
     expect_error("need a class model", "%s sample --ckpt %s --digit 3", p);
 }
 
+/* --dataset fashion: Fashion-MNIST from Debian's dataset-fashion-mnist (or
+ * $DDPM_FASHION_DATA); the run records it, grids are labelled with class names, and the
+ * digit-only tools (--text, the MNIST judge of eval) refuse its weights. */
+static void test_fashion(void **state) {
+    (void)state;
+    const char *env = getenv("DDPM_FASHION_DATA");
+    const char *dir = env && *env ? env : "/usr/share/datasets/fashion-mnist";
+    char *out;
+    int st = run(&out, "%s train --model class --dataset fashion --width 4 --batch 16 --subset 32 --epochs 1 --T 10 "
+                 "--threads 2 --no-progress --out %s/fashion --figure-epochs 1", bin(), tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    char d[400];
+    snprintf(d, sizeof d, "%s/fashion", tmpdir);
+    assert_true(file_nonempty(d, "samples_epoch1.png"));
+    st = run(&out, "grep -c '\"dataset\":[[:space:]]*\"fashion\"' %s/config.json && grep -c '\"data\":[[:space:]]*\"%s\"' %s/config.json", d, dir, d);
+    free(out);
+    assert_int_equal(st, 0);
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --per-digit 1 --out %s/f.png", bin(), d, tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    assert_true(file_nonempty(tmpdir, "f.png"));
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    expect_error("--text writes digits", "%s sample --ckpt %s --text 12", p);
+    expect_error("was trained on fashion; the judge and the reference sets are MNIST's", "%s eval --ckpt %s --n 10", p);
+    /* a run of MNIST records that too */
+    st = run(&out, "grep -c '\"dataset\":[[:space:]]*\"mnist\"' %s/class/config.json", tmpdir);
+    free(out);
+    assert_int_equal(st, 0);
+}
+
+/* The architecture options beyond the SPEC: a tiny class model with residual ConvBlocks and
+ * attention at 7x7 and 14x14 trains, records the options in config.json and its weights, and
+ * `ddpm sample` rebuilds that architecture from the weights alone. */
+static void test_architecture_options(void **state) {
+    (void)state;
+    char *out;
+    const char *args = "--width 4 --batch 16 --subset 32 --epochs 1 --T 10 --threads 2 --no-progress";
+    int st = run(&out, "%s train --model class %s --residual --attention 7,14 --data %s --out %s/arch --figure-epochs 1",
+                 bin(), args, test_data_dir(), tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    char d[400];
+    snprintf(d, sizeof d, "%s/arch", tmpdir);
+    assert_true(file_nonempty(d, "samples_epoch1.png"));
+    st = run(&out, "grep -c '\"residual\":[[:space:]]*true' %s/config.json && grep -c '\"attention\":[[:space:]]*\"7,14\"' %s/config.json", d, d);
+    free(out);
+    assert_int_equal(st, 0);
+    st = run(&out, "%s sample --ckpt %s/model.safetensors --digit 3 --n 4 --out %s/arch.png --idx %s/arch.idx", bin(), d, tmpdir, tmpdir);
+    printf("%s", out);
+    free(out);
+    assert_int_equal(st, 0);
+    assert_true(file_nonempty(tmpdir, "arch.png"));
+    char p[400];
+    snprintf(p, sizeof p, "%s/arch.idx", tmpdir);
+    IdxArray a;
+    assert_int_equal(idx_read(p, &a), 0);
+    assert_int_equal(a.dims[0], 4);
+    idx_free(&a);
+    /* options of the architecture cannot change on --resume */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%%s train --resume %s --residual", d);
+    expect_error("cannot be combined with --resume", cmd, NULL);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-cli-XXXXXX");
@@ -356,6 +429,8 @@ int main(void) {
         cmocka_unit_test(test_bench_profile),
         cmocka_unit_test(test_train_denoiser_tiny),
         cmocka_unit_test(test_sample_outputs),
+        cmocka_unit_test(test_architecture_options),
+        cmocka_unit_test(test_fashion),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "core/common.h"
 #include "diffusion/sampler.h"
+#include "ops/winograd.h"
 #include "train/train.h"
 
 static const char *HEAD =
@@ -24,7 +25,8 @@ static const char *HEAD =
     "a class model guided, with conditional and unconditional passes in one forward of 2B),\n"
     "timing K reverse steps per repeat and extrapolating to all T steps. --profile adds a\n"
     "table of every layer's time per step, forward and backward, with the convolutions'\n"
-    "GFLOP/s and share of the machine's SGEMM peak (measured first, same thread count).";
+    "GFLOP/s and share of the machine's SGEMM peak (measured first, same thread count);\n"
+    "layers marked W run Winograd F(2x2,3x3), whose rate counts direct-convolution FLOPs.";
 
 /* Peak resident memory of this process so far, MiB. */
 static double peak_rss_mib(void) {
@@ -91,8 +93,13 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
         if (i < UNET_NUM_UNITS) {
             const UnetUnit *u = &m->units[i];
             snprintf(name, sizeof name, "%s", u->name);
-            snprintf(shape, sizeof shape, "%s %d>%d %dx%d", u->transposed ? "convT" : "conv", u->ci,
-                     u->co, u->hout, u->hout);
+            int wino = 0;
+            if (!u->transposed) {
+                ConvShape cs = conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
+                wino = conv2d_uses_winograd(&cs);
+            }
+            snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s", u->transposed ? "convT" : "conv", u->ci,
+                     u->co, u->hout, u->hout, wino ? " W" : "");
         } else {
             snprintf(name, sizeof name, "out");
             snprintf(shape, sizeof shape, "conv %d>1 28x28", m->width);
@@ -116,6 +123,8 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
     }
     double tf = p->total_fwd / steps, tb = p->total_bwd / steps;
     double rest = step_s - tf - tb;
+    printf("W: Winograd F(2x2,3x3) (DDPM_CONV=im2col turns it off); its GFLOP/s count the FLOPs of a\n"
+           "   direct convolution, an effective rate that may exceed the SGEMM peak\n");
     printf("totals per step: conv %.1f ms (%.0f%%), BatchNorm %.1f ms (%.0f%%), GELU %.1f ms (%.0f%%),\n",
            conv * 1e3, 100 * conv / step_s, bn * 1e3, 100 * bn / step_s, gelu * 1e3, 100 * gelu / step_s);
     printf("  FCBlocks/conditioning/concat/pooling/zeroing %.1f ms forward + %.1f ms backward (%.0f%%),\n",
@@ -130,7 +139,8 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
     Rng rng;
     rng_seed(&rng, 7);
     int guided = kind == UNET_CLASS;
-    if (unet_init(&m, kind, c->width, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
+    UnetOptions opt = {.residual = c->residual, .attention = c->attention};
+    if (unet_init_opts(&m, kind, c->width, &opt, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
         return cli_fail("bench", 1);
     Schedule full, s;
     if (schedule_init(&full, c->T, c->beta_start, c->beta_end) != 0) return cli_fail("bench", 1);
@@ -167,7 +177,8 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
 int cmd_bench(int argc, char **argv) {
     const char *model = "time";
     int width = 0, batch = 0, threads = 2, steps = 5, warmup = 1, sample = 0, sample_steps = 10;
-    int profile = 0;
+    int profile = 0, residual = 0;
+    const char *attention = "none";
     Opt opts[] = {
         {"model", OPT_STR, &model, "denoiser, time or class (default time)", 0, -1, 0},
         {"width", OPT_INT, &width, "UNet width D", 1, 1024, 0},
@@ -178,6 +189,8 @@ int cmd_bench(int argc, char **argv) {
         {"sample", OPT_FLAG, &sample, "time the DDPM sampler instead of training", 0, -1, 0},
         {"sample-steps", OPT_INT, &sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
         {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps", 0, -1, 0},
+        {"residual", OPT_FLAG, &residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
+        {"attention", OPT_STR, &attention, "attention layers at 7, 14 or 7,14 (as ddpm train --attention; default none)", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
@@ -190,6 +203,11 @@ int cmd_bench(int argc, char **argv) {
     if (width) c.width = width;
     if (batch) c.batch = batch;
     c.threads = threads;
+    c.residual = residual;
+    if (unet_attention_parse(attention, &c.attention) != 0) {
+        fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+        return 2;
+    }
     if (sample && profile) {
         err_set("--profile times training steps; it cannot be combined with --sample");
         return cli_fail("bench", 2);

@@ -286,6 +286,13 @@ int cmd_eval(int argc, char **argv) {
     if (ckpt) {
         if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) goto done;
         have_model = 1;
+        Dataset ds;
+        if (checkpoint_dataset(ckpt, &ds) != 0) goto done;
+        if (ds != DATASET_MNIST) {
+            err_set("%s was trained on %s; the judge and the reference sets are MNIST's", ckpt,
+                    dataset_name(ds));
+            goto done;
+        }
         if (m.kind == UNET_DENOISER) {
             if (eval_denoiser(&m, ckpt, sig, ns, data, n_test, seed, doc) != 0) goto done;
             goto write_json;

@@ -53,12 +53,12 @@ static void suffixed(char *dst, size_t cap, const char *path, const char *suffix
 }
 
 static int write_grid(const char *path, const float *imgs, int n, int cols, const int *labels,
-                      int per_digit, const char *title) {
+                      int per_digit, const char *title, Dataset ds) {
     int rows = (n + cols - 1) / cols;
-    static const char *digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     float *g = xcalloc((size_t)rows * cols * P, sizeof(float));
     memcpy(g, imgs, (size_t)n * P * sizeof(float));
-    int rc = figure_grid_png(path, g, rows, cols, 28, 28, title, per_digit && labels ? digits : NULL, NULL);
+    int rc = figure_grid_png(path, g, rows, cols, 28, 28, title,
+                             per_digit && labels ? dataset_class_names(ds) : NULL, NULL);
     xfree(g);
     return rc;
 }
@@ -131,6 +131,12 @@ int cmd_sample(int argc, char **argv) {
         err_set("--digit, --text and --sweep need a class model; %s is a time model", ckpt);
         goto done;
     }
+    Dataset ds;
+    if (checkpoint_dataset(ckpt, &ds) != 0) goto done;
+    if (text && ds != DATASET_MNIST) {
+        err_set("--text writes digits; %s was trained on %s", ckpt, dataset_name(ds));
+        goto done;
+    }
     /* the schedule the checkpoint was trained with (the SPEC's unless its config says otherwise) */
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
@@ -174,7 +180,7 @@ int cmd_sample(int argc, char **argv) {
         double dt = now_seconds() - t0;
         fprintf(stderr, "%d samples in %.1f s (%.2f img/s, %d %s steps%s)\n", n, dt, n / dt, K,
                 base.ddim_steps ? "DDIM" : "DDPM",
-                cls ? ", guided: 2 forward images per sample" : "");
+                cls && g != 0.0f && g != 1.0f ? ", guided: 2 forward images per sample" : "");
         char path[1024], title[160];
         if (n_sweep) {
             char suf[32];
@@ -188,10 +194,11 @@ int cmd_sample(int argc, char **argv) {
             if (png_write_grid(path, imgs, n, 28, 28, n, 0, 4) != 0) goto done;
         } else {
             if (cls)
-                snprintf(title, sizeof title, "%s, guidance %g", digit >= 0 ? "Samples of one digit" : "Samples of every digit", (double)g);
+                snprintf(title, sizeof title, "Samples of %s %s, guidance %g", digit >= 0 ? "one" : "every",
+                         ds == DATASET_MNIST ? "digit" : "class", (double)g);
             else
                 snprintf(title, sizeof title, base.ddim_steps ? "Samples from pure noise, DDIM %d steps" : "Samples from pure noise, T=%d", K);
-            if (write_grid(path, imgs, n, cols, labels, grid_per_digit, title) != 0) goto done;
+            if (write_grid(path, imgs, n, cols, labels, grid_per_digit, title, ds) != 0) goto done;
         }
         printf("wrote %s\n", path);
     }

@@ -59,7 +59,7 @@ int cmd_train(int argc, char **argv) {
     TrainConfig c;
     train_config_defaults(&c, kind);
     const char *out = NULL, *data = NULL, *fig = NULL, *resume_dir = NULL;
-    const char *model_s = NULL;
+    const char *model_s = NULL, *dataset = "mnist", *attention = "none";
     int no_progress = 0, checkpoint_every = 0;
     long fault_nan_at = 0, fault_stop_at = 0;
     Opt opts[] = {
@@ -72,12 +72,15 @@ int cmd_train(int argc, char **argv) {
         {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
         {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
         {"out", OPT_STR, &out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
-        {"data", OPT_STR, &data, "MNIST directory (default $DDPM_DATA or ./data/mnist)", 0, -1, 0},
+        {"data", OPT_STR, &data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
+        {"dataset", OPT_STR, &dataset, "mnist (default) or fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist)", 0, -1, 0},
         {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
         {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
         {"ema", OPT_FLOAT, &c.ema, "keep a moving average of the weights with this decay, e.g. 0.999 (default 0: none); evaluation, figures and sampling use it", 0, 0.999999, 0},
         {"time-embedding", OPT_INT, &c.time_embedding, "time/class: E sinusoidal features of t in place of the scalar t/T (even; default 0: scalar)", 0, 1024, 0},
+        {"residual", OPT_FLAG, &c.residual, "residual ConvBlocks: the blocks after each down/up sampling step return x + block(x) (beyond the SPEC; no new parameters)", 0, -1, 0},
+        {"attention", OPT_STR, &attention, "self-attention layers at these resolutions: 7 (after the 7x7 ConvBlock), 14 (after the first UpBlock) or 7,14 (default none: the SPEC's UNet)", 0, -1, 0},
         {"schedule", OPT_STR, &schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},
@@ -118,7 +121,7 @@ int cmd_train(int argc, char **argv) {
                     "will not be bit-identical to an uninterrupted run\n", c.threads, threads);
             c.threads = threads;
         }
-        c.data_dir = data ? data : data_buf[0] ? data_buf : mnist_data_dir(NULL);
+        c.data_dir = data ? data : data_buf[0] ? data_buf : dataset_dir(NULL, c.dataset);
         c.out_dir = resume_dir;
         c.resume = 1;
     } else {
@@ -140,7 +143,12 @@ int cmd_train(int argc, char **argv) {
                                           : "the number of features must be even");
             return 2;
         }
-        c.data_dir = mnist_data_dir(data);
+        if (unet_attention_parse(attention, &c.attention) != 0) {
+            fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+            return 2;
+        }
+        if (dataset_parse(dataset, &c.dataset) != 0) return cli_fail("train", 2);
+        c.data_dir = dataset_dir(data, c.dataset);
         if (!out) {
             time_t now = time(NULL);
             struct tm tm;

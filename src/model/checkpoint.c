@@ -26,7 +26,9 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     for (int i = 0; i < n_extra_t; i++) ts[m->n_tensors + i] = extra[i];
     int has_format = 0;
     for (int i = 0; i < n_extra; i++) has_format |= strcmp(keys[i], CHECKPOINT_FORMAT_KEY) == 0;
-    int n_meta = 2 + n_extra + !has_format + (m->temb > 0);
+    /* the options beyond the SPEC are written only when set: the SPEC model's files keep
+     * exactly their keys */
+    int n_meta = 2 + n_extra + !has_format + (m->temb > 0) + (m->residual != 0) + (m->attention != 0);
     const char **mk = xcalloc((size_t)n_meta, sizeof(char *));
     const char **mv = xcalloc((size_t)n_meta, sizeof(char *));
     char width[32];
@@ -43,12 +45,22 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
         mk[2 + n_extra] = CHECKPOINT_FORMAT_KEY;
         mv[2 + n_extra] = CHECKPOINT_WEIGHTS_FORMAT;
     }
+    int k = 2 + n_extra + !has_format;
     char temb[32];
     if (m->temb > 0) {
         snprintf(temb, sizeof temb, "%d", m->temb);
-        mk[n_meta - 1] = "ddpm.time_embedding";
-        mv[n_meta - 1] = temb;
+        mk[k] = "ddpm.time_embedding";
+        mv[k++] = temb;
     }
+    if (m->residual) {
+        mk[k] = "ddpm.residual";
+        mv[k++] = "1";
+    }
+    if (m->attention) {
+        mk[k] = "ddpm.attention";
+        mv[k++] = unet_attention_name(m->attention);
+    }
+    DDPM_CHECK(k == n_meta);
     int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
     xfree(ts);
     xfree(mk);
@@ -170,9 +182,22 @@ int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, i
             goto done;
         }
     }
+    /* residual blocks and attention layers, absent in files of the SPEC's model */
+    UnetOptions opt = {.temb = (int)temb};
+    const char *res_s = safetensors_meta(&f, "ddpm.residual");
+    if (res_s && strcmp(res_s, "0") != 0 && strcmp(res_s, "1") != 0) {
+        err_set("%s: bad ddpm.residual '%.40s' in metadata (0 or 1)", path, res_s);
+        goto done;
+    }
+    opt.residual = res_s && strcmp(res_s, "1") == 0;
+    const char *attn_s = safetensors_meta(&f, "ddpm.attention");
+    if (attn_s && unet_attention_parse(attn_s, &opt.attention) != 0) {
+        err_set("%s: bad ddpm.attention '%.40s' in metadata (7, 14, 7,14 or none)", path, attn_s);
+        goto done;
+    }
     Rng rng;
     rng_seed(&rng, 0);
-    if (unet_init_ex(m, kind, (int)width, (int)temb, max_batch, nthreads, &rng) != 0) goto done;
+    if (unet_init_opts(m, kind, (int)width, &opt, max_batch, nthreads, &rng) != 0) goto done;
     if (checkpoint_read_model(m, &f) != 0) {
         unet_free(m);
         goto done;
@@ -244,6 +269,25 @@ int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float
                 *beta_end = (float)nb1;
             }
         }
+        cJSON_Delete(j);
+    }
+    safetensors_close(&f);
+    return rc;
+}
+
+int checkpoint_dataset(const char *path, Dataset *d) {
+    *d = DATASET_MNIST;
+    StFile f;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
+    const char *cfg = safetensors_meta(&f, "ddpm.config");
+    int rc = 0;
+    if (cfg) {
+        cJSON *j = cJSON_Parse(cfg);
+        const cJSON *ds = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "dataset") : NULL;
+        if (!cJSON_IsObject(j))
+            rc = err_set("%s: metadata ddpm.config is not a JSON object", path);
+        else if (ds && (!cJSON_IsString(ds) || dataset_parse(ds->valuestring, d) != 0))
+            rc = err_set("%s: ddpm.config: dataset must be \"mnist\" or \"fashion\"", path);
         cJSON_Delete(j);
     }
     safetensors_close(&f);

@@ -4,6 +4,7 @@
 #ifndef DDPM_CHECKPOINT_H
 #define DDPM_CHECKPOINT_H
 
+#include "data/dataset.h"
 #include "diffusion/schedule.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
@@ -44,6 +45,10 @@ int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta
 /* The same with the schedule's kind ("schedule" in ddpm.config; linear when absent). */
 int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
                              float *beta_end);
+
+/* The data set a checkpoint was trained on ("dataset" in ddpm.config; MNIST when absent).
+ * Returns 0, or -1 with err_msg(). */
+int checkpoint_dataset(const char *path, Dataset *d);
 
 /* The moving averages of a model's tensors (ema: params then buffers, as Trainer.ema) as
  * tensors named "ema.NAME", for checkpoint_save_with; names holds m->n_tensors strings.

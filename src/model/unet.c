@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/attention.h"
 
 #define IMG 28
 
@@ -27,6 +28,43 @@ int unet_kind_parse(const char *s, UnetKind *out) {
             return 0;
         }
     return err_set("unknown model '%s' (expected denoiser, time or class)", s);
+}
+
+const char *unet_attention_name(int mask) {
+    switch (mask) {
+    case 0: return "none";
+    case UNET_ATTN_7: return "7";
+    case UNET_ATTN_14: return "14";
+    case UNET_ATTN_7 | UNET_ATTN_14: return "7,14";
+    }
+    return "?";
+}
+
+int unet_attention_parse(const char *s, int *out) {
+    if (strcmp(s, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    int mask = 0;
+    const char *p = s;
+    for (;;) {
+        int bit = 0;
+        if (strncmp(p, "14", 2) == 0) {
+            bit = UNET_ATTN_14;
+            p += 2;
+        } else if (*p == '7') {
+            bit = UNET_ATTN_7;
+            p += 1;
+        }
+        if (!bit || (mask & bit) || (*p != ',' && *p != '\0')) break;
+        mask |= bit;
+        if (*p == '\0') {
+            *out = mask;
+            return 0;
+        }
+        p++;
+    }
+    return err_set("unknown attention resolutions '%.40s' (expected 7, 14, 7,14 or none)", s);
 }
 
 /* ---- the architecture table ---------------------------------------------------- */
@@ -53,6 +91,13 @@ enum { U_ENC0_0, U_ENC0_1, U_DOWN1_0, U_DOWN1_1, U_DOWN1_2, U_DOWN2_0, U_DOWN2_1
        U_UNFLAT, U_UP1_0, U_UP1_1, U_UP1_2, U_UP2_0, U_UP2_1, U_UP2_2, U_DEC_0, U_DEC_1 };
 enum { FC_T1, FC_T2, FC_C1, FC_C2 };
 static const char *FC_NAMES[UNET_NUM_FC] = {"t1", "t2", "c1", "c2"};
+
+/* The residual ConvBlocks: the units i0, i0 + 1 after the sampling unit i0 - 1, whose output is
+ * the block's input; and the attention layers: name, channels (multiple of D), resolution. */
+enum { RES_DOWN1, RES_DOWN2, RES_UP1, RES_UP2 };
+static const int RES_FIRST[UNET_NUM_RES] = {U_DOWN1_1, U_DOWN2_1, U_UP1_1, U_UP2_1};
+static const struct { const char *name; int c_mul, h; } ATTN_SPECS[UNET_NUM_ATTN] = {
+    {"attn7", 2, 7}, {"attn14", 1, 14}};
 
 static ConvShape unit_shape(const UnetUnit *u, int n) {
     if (u->transposed) return conv_transpose_shape(n, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
@@ -102,9 +147,10 @@ static int uses_fc(UnetKind kind, int i) {
 }
 
 /* Lays out the tensor table in docs/WEIGHTS.md order; returns offsets per slot in idx. */
-static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_idx[][4]) {
+static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_idx[][4],
+                        size_t attn_idx[][4]) {
     int D = m->width;
-    TableBuilder tb = {.cap = UNET_NUM_UNITS * 6 + 2 + UNET_NUM_FC * 4};
+    TableBuilder tb = {.cap = UNET_NUM_UNITS * 6 + 2 + UNET_NUM_FC * 4 + UNET_NUM_ATTN * 4};
     tb.t = xcalloc((size_t)tb.cap, sizeof(UnetTensor));
     for (int i = 0; i < UNET_NUM_UNITS; i++) {
         const UnitSpec *s = &UNIT_SPECS[i];
@@ -132,6 +178,16 @@ static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_i
         fc_idx[i][2] = (size_t)(table_add(&tb, FC_NAMES[i], "fc2.weight", 2, fo, fo, 0, 0, 0) - tb.t);
         fc_idx[i][3] = (size_t)(table_add(&tb, FC_NAMES[i], "fc2.bias", 1, fo, 0, 0, 0, 0) - tb.t);
     }
+    /* beyond the SPEC, after all of its tensors */
+    for (int i = 0; i < UNET_NUM_ATTN; i++) {
+        if (!(m->attention & (1 << i))) continue;
+        const char *nm = ATTN_SPECS[i].name;
+        int c = ATTN_SPECS[i].c_mul * D;
+        attn_idx[i][0] = (size_t)(table_add(&tb, nm, "qkv.weight", 2, 3 * c, c, 0, 0, 0) - tb.t);
+        attn_idx[i][1] = (size_t)(table_add(&tb, nm, "qkv.bias", 1, 3 * c, 0, 0, 0, 0) - tb.t);
+        attn_idx[i][2] = (size_t)(table_add(&tb, nm, "proj.weight", 2, c, c, 0, 0, 0) - tb.t);
+        attn_idx[i][3] = (size_t)(table_add(&tb, nm, "proj.bias", 1, c, 0, 0, 0, 0) - tb.t);
+    }
     m->tensors = tb.t;
     m->n_tensors = tb.n;
     m->n_params = tb.params;
@@ -139,7 +195,8 @@ static void build_table(Unet *m, size_t idx[][6], size_t out_idx[2], size_t fc_i
 }
 
 /* PyTorch's default initialisation: weights and biases uniform in +-1/sqrt(fan_in), where
- * fan_in is size(1) * K * K of the weight (for a transposed conv that is Co * K * K);
+ * fan_in is size(1) * K * K of the weight (for a transposed conv that is Co * K * K; for the
+ * attention layers' Linear projections the input channels C);
  * BatchNorm weight 1, bias 0, running mean 0, running var 1. */
 static void init_params(Unet *m, Rng *rng) {
     float bound = 0;
@@ -169,7 +226,13 @@ static void init_params(Unet *m, Rng *rng) {
 /* ---- construction ------------------------------------------------------------------ */
 
 int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng) {
-    return unet_init_ex(m, kind, width, 0, max_batch, nthreads, rng);
+    return unet_init_opts(m, kind, width, NULL, max_batch, nthreads, rng);
+}
+
+int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
+                 Rng *rng) {
+    UnetOptions o = {.temb = temb};
+    return unet_init_opts(m, kind, width, &o, max_batch, nthreads, rng);
 }
 
 void unet_time_embedding(float *out, const float *tn, int n, int E) {
@@ -184,15 +247,24 @@ void unet_time_embedding(float *out, const float *tn, int n, int E) {
     }
 }
 
-int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
-                 Rng *rng) {
+int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, int max_batch,
+                   int nthreads, Rng *rng) {
     memset(m, 0, sizeof *m);
+    const UnetOptions none = {0};
+    if (!opt) opt = &none;
+    const int temb = opt->temb;
     if (width < 1 || width > 1024) return err_set("width %d out of range (1..1024)", width);
     if (temb != 0 && (temb < 2 || temb > 1024 || temb % 2))
         return err_set("time embedding %d: an even number from 2 to 1024 (0 = scalar t/T)", temb);
     if (temb != 0 && kind == UNET_DENOISER)
         return err_set("the denoiser has no time input: a time embedding needs a time or class model");
+    if (opt->residual != 0 && opt->residual != 1)
+        return err_set("residual must be 0 or 1, not %d", opt->residual);
+    if (opt->attention & ~(UNET_ATTN_7 | UNET_ATTN_14))
+        return err_set("attention mask %d: only 7x7 (1) and 14x14 (2) exist", opt->attention);
     m->temb = temb;
+    m->residual = opt->residual;
+    m->attention = opt->attention;
     if (max_batch < 1 || max_batch > 65536) return err_set("batch %d out of range (1..65536)", max_batch);
     if (nthreads < 1 || nthreads > 1024) return err_set("threads %d out of range (1..1024)", nthreads);
     m->kind = kind;
@@ -202,8 +274,8 @@ int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int
     const int D = width;
     const size_t N = (size_t)max_batch;
 
-    size_t idx[UNET_NUM_UNITS][6], out_idx[2], fc_idx[UNET_NUM_FC][4];
-    build_table(m, idx, out_idx, fc_idx);
+    size_t idx[UNET_NUM_UNITS][6], out_idx[2], fc_idx[UNET_NUM_FC][4], attn_idx[UNET_NUM_ATTN][4];
+    build_table(m, idx, out_idx, fc_idx, attn_idx);
     m->params = xcalloc(m->n_params, sizeof(float));
     m->grads = xcalloc(m->n_params, sizeof(float));
     m->buffers = xcalloc(m->n_buffers, sizeof(float));
@@ -253,6 +325,22 @@ int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int
     for (int i = 0; i < UNET_NUM_FC; i++) {
         fc_off[i] = total;
         total += 3 * N * 2 * D_;
+    }
+    /* the options' buffers, after all of the SPEC model's */
+    size_t res_off[UNET_NUM_RES] = {0}, attn_out_off[UNET_NUM_ATTN] = {0},
+           attn_saved_off[UNET_NUM_ATTN] = {0};
+    for (int i = 0; m->residual && i < UNET_NUM_RES; i++) {
+        const UnitSpec *s = &UNIT_SPECS[RES_FIRST[i] + 1];
+        res_off[i] = total;
+        total += N * (size_t)s->co_mul * D_ * (size_t)s->hout * (size_t)s->hout;
+    }
+    for (int i = 0; i < UNET_NUM_ATTN; i++) {
+        if (!(m->attention & (1 << i))) continue;
+        int c = ATTN_SPECS[i].c_mul * D, hw = ATTN_SPECS[i].h * ATTN_SPECS[i].h;
+        attn_out_off[i] = total;
+        total += N * (size_t)c * (size_t)hw;
+        attn_saved_off[i] = total;
+        total += attention_saved_floats(max_batch, c, hw);
     }
     float *A = xcalloc(total, sizeof(float));
     m->arena = A;
@@ -332,6 +420,22 @@ int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int
     m->g_fc_b = A + off_fb;
     m->g_film_scale = A + off_fs;
     m->g_film_shift = A + off_fh;
+    for (int i = 0; m->residual && i < UNET_NUM_RES; i++) m->res[i] = A + res_off[i];
+    for (int i = 0; i < UNET_NUM_ATTN; i++) {
+        UnetAttn *a = &m->attn[i];
+        a->name = ATTN_SPECS[i].name;
+        if (!(m->attention & (1 << i))) continue;
+        a->c = ATTN_SPECS[i].c_mul * D;
+        a->hw = ATTN_SPECS[i].h * ATTN_SPECS[i].h;
+        float **p[4] = {&a->w_qkv, &a->b_qkv, &a->w_proj, &a->b_proj};
+        float **g[4] = {&a->dw_qkv, &a->db_qkv, &a->dw_proj, &a->db_proj};
+        for (int j = 0; j < 4; j++) {
+            *p[j] = m->params + m->tensors[attn_idx[i][j]].offset;
+            *g[j] = m->grads + m->tensors[attn_idx[i][j]].offset;
+        }
+        a->out = A + attn_out_off[i];
+        a->saved = A + attn_saved_off[i];
+    }
 
     /* One workspace for every operator: the largest any layer asks for. */
     size_t ws = 0;
@@ -344,6 +448,11 @@ int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int
     ConvShape so = out_shape(m, max_batch);
     size_t need = conv2d_workspace_floats(&so, nthreads);
     if (need > ws) ws = need;
+    for (int i = 0; i < UNET_NUM_ATTN; i++) {
+        if (!m->attn[i].out) continue;
+        need = attention_workspace_floats(max_batch, m->attn[i].c, m->attn[i].hw, nthreads);
+        if (need > ws) ws = need;
+    }
     m->ctx.nthreads = nthreads;
     m->ctx.ws_floats = ws;
     m->ctx.ws = xcalloc(ws ? ws : 1, sizeof(float));
@@ -384,6 +493,13 @@ double unet_forward_macs(const Unet *m) {
             macs += (double)u->co * u->hout * u->hout * u->ci * u->k * u->k;
     }
     macs += (double)m->width * IMG * IMG * 9; /* output conv */
+    for (int i = 0; i < UNET_NUM_ATTN; i++) {
+        const UnetAttn *a = &m->attn[i];
+        if (!a->out) continue;
+        /* projections 3C^2 L + C^2 L, scores and weighted sum 2 L^2 C */
+        double c = a->c, l = a->hw;
+        macs += 4.0 * c * c * l + 2.0 * l * l * c;
+    }
     return macs;
 }
 
@@ -463,6 +579,29 @@ static const float *condition(Unet *m, float *dst, const float *src, int fc_t, i
     return dst;
 }
 
+/* Output of the ConvBlock of units first, first + 1 (index r of RES_FIRST), whose input is
+ * unit first - 1's output: with residual blocks x + block(x) in m->res[r], else the unit's. */
+static const float *block_out(Unet *m, int r, int n) {
+    const UnetUnit *u0 = &m->units[RES_FIRST[r] - 1], *u2 = &m->units[RES_FIRST[r] + 1];
+    if (!m->residual) return u2->act;
+    size_t count = (size_t)n * (size_t)u2->co * (size_t)u2->hout * (size_t)u2->hout;
+    float *y = m->res[r];
+    const float *a = u0->act, *b = u2->act;
+#pragma omp parallel for num_threads(m->ctx.nthreads) schedule(static)
+    for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+    return y;
+}
+
+/* The attention layer i on x when it is enabled (returns its output), else x. */
+static const float *attn_forward(Unet *m, int i, const float *x, int n) {
+    UnetAttn *a = &m->attn[i];
+    if (!a->out) return x;
+    a->input = x;
+    attention_forward(&m->ctx, a->out, a->saved, x, a->w_qkv, a->b_qkv, a->w_proj, a->b_proj, n,
+                      a->c, a->hw);
+    return a->out;
+}
+
 const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
                           int train) {
     DDPM_CHECK(n >= 1 && n <= m->max_batch);
@@ -488,8 +627,12 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     }
     /* encoder */
     unit_forward(m, &U[U_ENC0_0], m->x, n, train);
-    for (int i = U_ENC0_1; i <= U_DOWN2_2; i++) unit_forward(m, &U[i], U[i - 1].act, n, train);
-    const float *a = U[U_ENC0_1].act, *b = U[U_DOWN1_2].act, *c = U[U_DOWN2_2].act;
+    for (int i = U_ENC0_1; i <= U_DOWN1_2; i++) unit_forward(m, &U[i], U[i - 1].act, n, train);
+    const float *a = U[U_ENC0_1].act, *b = block_out(m, RES_DOWN1, n);
+    unit_forward(m, &U[U_DOWN2_0], b, n, train);
+    unit_forward(m, &U[U_DOWN2_1], U[U_DOWN2_0].act, n, train);
+    unit_forward(m, &U[U_DOWN2_2], U[U_DOWN2_1].act, n, train);
+    const float *c = attn_forward(m, 0, block_out(m, RES_DOWN2, n), n);
     /* bottleneck: Flatten then Unflatten */
     avgpool_forward(&m->ctx, m->pooled, c, n * 2 * D, 49);
     gelu_forward(&m->ctx, m->pooled_g, m->pooled, (int64_t)n * 2 * D);
@@ -500,12 +643,13 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     unit_forward(m, &U[U_UP1_0], m->cat1, n, train);
     unit_forward(m, &U[U_UP1_1], U[U_UP1_0].act, n, train);
     unit_forward(m, &U[U_UP1_2], U[U_UP1_1].act, n, train);
-    const float *u2 = condition(m, m->cond2, U[U_UP1_2].act, FC_T2, FC_C2, n, D, 196);
+    m->cond2_in = attn_forward(m, 1, block_out(m, RES_UP1, n), n);
+    const float *u2 = condition(m, m->cond2, m->cond2_in, FC_T2, FC_C2, n, D, 196);
     concat_forward(&m->ctx, m->cat2, u2, b, n, D, D, 196);
     unit_forward(m, &U[U_UP2_0], m->cat2, n, train);
     unit_forward(m, &U[U_UP2_1], U[U_UP2_0].act, n, train);
     unit_forward(m, &U[U_UP2_2], U[U_UP2_1].act, n, train);
-    concat_forward(&m->ctx, m->cat3, U[U_UP2_2].act, a, n, D, D, 784);
+    concat_forward(&m->ctx, m->cat3, block_out(m, RES_UP2, n), a, n, D, D, 784);
     unit_forward(m, &U[U_DEC_0], m->cat3, n, train);
     unit_forward(m, &U[U_DEC_1], U[U_DEC_0].act, n, train);
     ConvShape so = out_shape(m, n);
@@ -603,9 +747,11 @@ void unet_backward(Unet *m, const float *dout) {
     zero(m->g_a, N * D_ * 784);
     concat_backward(&m->ctx, q, m->g_a, m->g_cat3, n, D, D, 784);
     SWAP();
-    /* second UpBlock */
+    /* second UpBlock. With residual blocks, the gradient of the block's input is that of its
+     * output (still in q after the first unit: the ping-pong's other buffer) plus the chain's:
+     * the ConvBlock's first unit accumulates into it instead of a zeroed buffer. */
     for (int i = U_UP2_2; i >= U_UP2_1; i--) {
-        zero(q, N * D_ * 784);
+        if (!(m->residual && i == U_UP2_1)) zero(q, N * D_ * 784);
         unit_backward(m, &U[i], q, p, n);
         SWAP();
     }
@@ -616,11 +762,19 @@ void unet_backward(Unet *m, const float *dout) {
     concat_backward(&m->ctx, q, m->g_b, m->g_cat2, n, D, D, 196);
     SWAP();
     /* conditioning point 2 (writes into q when present) */
-    const float *g = condition_backward(m, q, p, U[U_UP1_2].act, FC_T2, FC_C2, n, D, 196);
+    const float *g = condition_backward(m, q, p, m->cond2_in, FC_T2, FC_C2, n, D, 196);
     if (g == q) SWAP();
-    /* first UpBlock */
-    for (int i = U_UP1_2; i >= U_UP1_1; i--) {
+    /* attention at 14x14 */
+    UnetAttn *at = &m->attn[1];
+    if (at->out) {
         zero(q, N * D_ * 196);
+        attention_backward(&m->ctx, q, at->dw_qkv, at->db_qkv, at->dw_proj, at->db_proj, p,
+                           at->input, at->saved, at->w_qkv, at->w_proj, n, at->c, at->hw);
+        SWAP();
+    }
+    /* first UpBlock (residual as the second's) */
+    for (int i = U_UP1_2; i >= U_UP1_1; i--) {
+        if (!(m->residual && i == U_UP1_1)) zero(q, N * D_ * 196);
         unit_backward(m, &U[i], q, p, n);
         SWAP();
     }
@@ -639,14 +793,25 @@ void unet_backward(Unet *m, const float *dout) {
     gelu_backward(&m->ctx, m->g_pooled, m->g_fc_a, m->pooled, (int64_t)(N * 2 * D_));
     avgpool_backward(&m->ctx, m->g_c, m->g_pooled, n * 2 * D, 49);
     /* encoder: the skip gradients g_c, g_b, g_a already hold the decoder's share */
+    const float *gc = m->g_c; /* gradient of the second DownBlock's output */
+    at = &m->attn[0];
+    if (at->out) {
+        zero(q, N * D_ * 2 * 49);
+        attention_backward(&m->ctx, q, at->dw_qkv, at->db_qkv, at->dw_proj, at->db_proj, m->g_c,
+                           at->input, at->saved, at->w_qkv, at->w_proj, n, at->c, at->hw);
+        gc = q;
+    }
     zero(p, N * D_ * 2 * 49);
-    unit_backward(m, &U[U_DOWN2_2], p, m->g_c, n);
-    zero(q, N * D_ * 2 * 49);
+    unit_backward(m, &U[U_DOWN2_2], p, gc, n);
+    /* residual: the block input's gradient starts as the output's (the skip) */
+    if (!m->residual) zero(q, N * D_ * 2 * 49);
+    else if (gc != q) memcpy(q, gc, N * D_ * 2 * 49 * sizeof(float));
     unit_backward(m, &U[U_DOWN2_1], q, p, n);
     unit_backward(m, &U[U_DOWN2_0], m->g_b, q, n);
     zero(p, N * D_ * 196);
     unit_backward(m, &U[U_DOWN1_2], p, m->g_b, n);
-    zero(q, N * D_ * 196);
+    if (m->residual) memcpy(q, m->g_b, N * D_ * 196 * sizeof(float));
+    else zero(q, N * D_ * 196);
     unit_backward(m, &U[U_DOWN1_1], q, p, n);
     unit_backward(m, &U[U_DOWN1_0], m->g_a, q, n);
     zero(p, N * D_ * 784);

@@ -1,7 +1,10 @@
 /* The UNet of the SPEC with width D and its three conditioning variants (none, time,
- * time + class). One allocation each for parameters, gradients, BatchNorm buffers and
- * activations, sized once from (kind, D, max batch); forward and backward are written out
- * layer by layer, as in llm.c. Tensor names and layouts: docs/WEIGHTS.md. */
+ * time + class), plus opt-in architecture options beyond the SPEC (UnetOptions: a sinusoidal
+ * time embedding, residual ConvBlocks, self-attention at 7x7 and/or 14x14); with none of
+ * them set the model is the SPEC's, bit for bit. One allocation each for parameters,
+ * gradients, BatchNorm buffers and activations, sized once from (kind, D, options, max
+ * batch); forward and backward are written out layer by layer, as in llm.c. Tensor names and
+ * layouts: docs/WEIGHTS.md. */
 #ifndef DDPM_UNET_H
 #define DDPM_UNET_H
 
@@ -16,6 +19,29 @@ typedef enum { UNET_DENOISER = 0, UNET_TIME = 1, UNET_CLASS = 2 } UnetKind;
 #define UNET_NUM_UNITS 17 /* conv -> BatchNorm -> GELU units */
 #define UNET_NUM_FC 4     /* t1, t2, c1, c2 */
 #define UNET_NUM_CLASSES 10
+#define UNET_NUM_RES 4    /* ConvBlocks that --residual turns residual: down1, down2, up1, up2 */
+#define UNET_NUM_ATTN 2   /* optional attention layers: at 7x7 and at 14x14 */
+
+/* Attention layers, as a bit mask (UnetOptions.attention, Unet.attention):
+ * UNET_ATTN_7 after the second DownBlock's ConvBlock (2D channels, 7x7, the skip and the
+ * bottleneck's input), UNET_ATTN_14 after the first UpBlock's ConvBlock (D channels, 14x14,
+ * before conditioning point 2). */
+#define UNET_ATTN_7 1
+#define UNET_ATTN_14 2
+
+/* Architecture options beyond the SPEC; all zero (or a NULL pointer) is the SPEC's UNet. */
+typedef struct {
+    int temb;      /* 0: the SPEC's scalar t/T; E (even, 2..1024): E sinusoidal features */
+    int residual;  /* 1: each ConvBlock that follows a down/up sampling step (down1, down2, up1,
+                      up2: input and output channels equal) returns x + block(x); enc0 and dec
+                      change the channel count and stay plain. No new parameters. */
+    int attention; /* UNET_ATTN_7 | UNET_ATTN_14 (0: none) */
+} UnetOptions;
+
+/* Attention masks <-> "7", "14", "7,14" ("none" for 0), as on the command line and in
+ * checkpoints. Parse accepts the resolutions in either order and "none"; 0 or -1. */
+const char *unet_attention_name(int mask);
+int unet_attention_parse(const char *s, int *mask);
 
 /* Names of the kinds as used on the command line and in checkpoints. */
 const char *unet_kind_name(UnetKind k);
@@ -54,6 +80,18 @@ typedef struct {
     float *h, *g, *out; /* (N, fo) pre-GELU, post-GELU, output */
 } UnetFc;
 
+/* Residual self-attention layer (ops/attention.h) on a (C, HW) map; NULL pointers when off. */
+typedef struct {
+    const char *name; /* "attn7" or "attn14": tensors NAME.qkv.weight (3C, C), NAME.qkv.bias
+                         (3C), NAME.proj.weight (C, C), NAME.proj.bias (C) */
+    int c, hw;
+    float *w_qkv, *b_qkv, *w_proj, *b_proj;     /* into params */
+    float *dw_qkv, *db_qkv, *dw_proj, *db_proj; /* into grads */
+    const float *input; /* (N, C, HW) what the last forward read */
+    float *out;         /* (N, C, HW) x + attention(x) */
+    float *saved;       /* attention_saved_floats(N, C, HW): kept for backward */
+} UnetAttn;
+
 /* Per-layer timing for `ddpm bench --profile`: seconds accumulated over the profiled
  * passes, per unit (index UNET_NUM_UNITS is the plain output conv) and phase. */
 enum { UNET_PROF_CONV, UNET_PROF_BN, UNET_PROF_GELU, UNET_PROF_PHASES };
@@ -61,13 +99,16 @@ typedef struct {
     double fwd[UNET_NUM_UNITS + 1][UNET_PROF_PHASES];
     double bwd[UNET_NUM_UNITS + 1][UNET_PROF_PHASES];
     double total_fwd, total_bwd; /* whole passes: the rest is FCBlocks, conditioning, concat,
-                                    pooling and zeroing */
+                                    pooling and zeroing (and the options' residual sums and
+                                    attention layers) */
 } UnetProfile;
 
 typedef struct {
     UnetKind kind;
     int width;     /* D */
     int temb;      /* time input: 0 = the SPEC's scalar t/T; E > 0 = E sinusoidal features */
+    int residual;  /* residual ConvBlocks (UnetOptions.residual) */
+    int attention; /* UNET_ATTN_7 | UNET_ATTN_14 */
     int max_batch; /* N capacity of every activation buffer */
     int nthreads;
     OpsCtx ctx;
@@ -85,6 +126,7 @@ typedef struct {
     UnetFc fc[UNET_NUM_FC]; /* t1, t2, c1, c2; only those the kind uses are set */
     int n_fc;
     float *out_w, *out_b, *out_dw, *out_db; /* plain output conv (1, D, 3, 3), (1) */
+    UnetAttn attn[UNET_NUM_ATTN]; /* [0] at 7x7, [1] at 14x14; set only when enabled */
 
     /* activations beyond the units' own, for the max batch */
     float *x;        /* (N, 1, 28, 28) the input of the last forward */
@@ -99,6 +141,8 @@ typedef struct {
     float *cat2;     /* (N, 2D, 14, 14) */
     float *cat3;     /* (N, 2D, 28, 28) */
     float *out;      /* (N, 1, 28, 28) the UNet's output */
+    float *res[UNET_NUM_RES]; /* with residual: outputs x + block(x) of down1, down2, up1, up2 */
+    const float *cond2_in;    /* input of conditioning point 2 in the last forward */
 
     /* backward scratch */
     float *g_a, *g_b, *g_c;       /* gradients of the skip tensors */
@@ -122,6 +166,11 @@ int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rn
  * scalar t/T) feeding the time FCBlocks. */
 int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
                  Rng *rng);
+/* The same with any of the options (opt NULL: the SPEC's model). The parameters of the SPEC's
+ * tensors are drawn first, in the same order, so the options add tensors (attention) after
+ * them without changing their initial values for a given rng. */
+int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, int max_batch,
+                   int nthreads, Rng *rng);
 
 /* Sinusoidal features of t/T for n inputs: with s = 1000 t/T, half = E / 2 and
  * f_k = 10000^(-k / half), out[i] = (sin(s f_0) .. sin(s f_{half-1}), cos(s f_0) .. ). */

@@ -51,8 +51,13 @@ cJSON *train_config_to_json(const TrainConfig *c, const Unet *m) {
     cJSON_AddNumberToObject(j, "seed", (double)c->seed);
     cJSON_AddNumberToObject(j, "threads", c->threads);
     cJSON_AddStringToObject(j, "data", c->data_dir ? c->data_dir : "");
+    cJSON_AddStringToObject(j, "dataset", dataset_name(c->dataset));
     cJSON_AddNumberToObject(j, "subset", c->subset);
     cJSON_AddNumberToObject(j, "ema", c->ema);
+    /* architecture options beyond the SPEC: only when set, so the SPEC model's configuration
+     * (also in its weights' metadata) is unchanged */
+    if (c->residual) cJSON_AddBoolToObject(j, "residual", 1);
+    if (c->attention) cJSON_AddStringToObject(j, "attention", unet_attention_name(c->attention));
     if (c->kind == UNET_DENOISER) {
         cJSON_AddNumberToObject(j, "sigma", c->sigma);
         cJSON_AddNumberToObject(j, "eval_n", c->eval_n);
@@ -144,10 +149,32 @@ int train_config_from_json(const char *text, const char *what, TrainConfig *c, c
         json_int(j, "checkpoint_every", 1, 0, 1000000000, &c->checkpoint_every, what) < 0)
         goto done;
     c->seed = (uint64_t)seed;
-    /* absent in runs made before EMA existed: none */
+    /* absent in runs made before these existed: MNIST, no EMA */
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset");
+    c->dataset = DATASET_MNIST;
+    if (ds && (!cJSON_IsString(ds) || dataset_parse(ds->valuestring, &c->dataset) != 0)) {
+        err_set("%s: the configuration's \"dataset\" must be \"mnist\" or \"fashion\"", what);
+        goto done;
+    }
     c->ema = 0;
     if (cJSON_GetObjectItemCaseSensitive(j, "ema") && json_float(j, "ema", 0, 0.999999, &c->ema, what) < 0)
         goto done;
+    /* absent: the SPEC's plain ConvBlocks, no attention */
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "residual");
+    c->residual = 0;
+    if (res) {
+        if (!cJSON_IsBool(res)) {
+            err_set("%s: the configuration's \"residual\" must be true or false", what);
+            goto done;
+        }
+        c->residual = cJSON_IsTrue(res);
+    }
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attention");
+    c->attention = 0;
+    if (att && (!cJSON_IsString(att) || unet_attention_parse(att->valuestring, &c->attention) != 0)) {
+        err_set("%s: the configuration's \"attention\" must be \"7\", \"14\", \"7,14\" or \"none\"", what);
+        goto done;
+    }
     if (kind == UNET_DENOISER) {
         if (json_float(j, "sigma", 0, 100, &c->sigma, what) < 0 ||
             json_int(j, "eval_n", 1, 1, 10000, &c->eval_n, what) < 0 ||
@@ -406,6 +433,15 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
         strcmp(width, want_width) != 0) {
         err_set("%s: the model's kind and width in the metadata disagree with its configuration",
                 path);
+        goto done;
+    }
+    const char *res_s = safetensors_meta(&f, "ddpm.residual");
+    const char *attn_s = safetensors_meta(&f, "ddpm.attention");
+    int attn = 0;
+    if ((res_s && strcmp(res_s, "1") == 0) != (c->residual != 0) ||
+        (attn_s && unet_attention_parse(attn_s, &attn) != 0) || attn != c->attention) {
+        err_set("%s: the model's residual blocks or attention layers in the metadata disagree "
+                "with its configuration", path);
         goto done;
     }
     if (checkpoint_read_model(m, &f) != 0) goto done;

@@ -70,8 +70,8 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->cfg = *c;
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
-    if (unet_init_ex(&tr->model, c->kind, c->width, c->time_embedding, c->batch, c->threads,
-                     &init_rng) != 0)
+    UnetOptions opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention};
+    if (unet_init_opts(&tr->model, c->kind, c->width, &opt, c->batch, c->threads, &init_rng) != 0)
         return -1;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
@@ -401,7 +401,7 @@ static int fig_samples(const char *dir, Trainer *tr, int epoch) {
     SampleRequest req = {.n = n, .labels = labels, .guidance = c->guidance};
     ddpm_sample(m, &tr->sched, &r, &req, out);
     char title[128], name[64], path[1024];
-    const char *row_labels[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    const char *const *row_labels = dataset_class_names(c->dataset);
     if (c->kind == UNET_CLASS)
         snprintf(title, sizeof title, "Class-conditioned samples, guidance %.3g, epoch %d", (double)c->guidance, epoch);
     else

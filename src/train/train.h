@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "data/dataset.h"
 #include "data/mnist.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
@@ -21,11 +22,14 @@ typedef struct {
     int threads;
     const char *out_dir;    /* run directory */
     const char *data_dir;
+    Dataset dataset;        /* MNIST (the SPEC's) or Fashion-MNIST: names of the classes */
     int subset;             /* train on the first `subset` images (0 = all) */
     float sigma;            /* denoiser noise level */
     int T;
     ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
     int time_embedding;     /* 0: the SPEC's scalar t/T; E: E sinusoidal features */
+    int residual;           /* 1: residual ConvBlocks (UnetOptions.residual; 0: the SPEC's) */
+    int attention;          /* attention layers, UNET_ATTN_7 | UNET_ATTN_14 (0: none, the SPEC's) */
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
