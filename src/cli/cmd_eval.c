@@ -168,8 +168,9 @@ static int eval_denoiser(Unet *m, const char *ckpt, const float *sig, int ns, co
     return 0;
 }
 
-/* Draw n samples from a time or class model; class labels cycle through 0-9. */
-static void draw(Unet *m, const Schedule *s, const SampleRequest *sampler, const int *labels,
+/* Draw n samples from a time or class model; class labels cycle through 0-9. Returns the
+ * seconds the sampler took. */
+static double draw(Unet *m, const Schedule *s, const SampleRequest *sampler, const int *labels,
                  int n, float g, uint64_t seed, float *out) {
     Rng rng;
     rng_seed(&rng, seed);
@@ -179,9 +180,11 @@ static void draw(Unet *m, const Schedule *s, const SampleRequest *sampler, const
                          .ddim_steps = sampler->ddim_steps, .ddim_eta = sampler->ddim_eta};
     double t0 = now_seconds();
     ddpm_sample(m, s, &rng, &req, out);
-    fprintf(stderr, "%d samples in %.1f s\n", n, now_seconds() - t0);
+    const double secs = now_seconds() - t0;
+    fprintf(stderr, "%d samples in %.1f s\n", n, secs);
     /* quantised as an IDX file would hold them, so --ckpt and --samples agree */
     for (size_t i = 0; i < (size_t)n * P; i++) out[i] = (float)pixel_to_u8(out[i]) / 255.0f;
+    return secs;
 }
 
 static int save_idx(const char *path, const float *imgs, const int *labels, int n) {
@@ -278,6 +281,7 @@ int cmd_eval(int argc, char **argv) {
     EvalReal real;
     int have_real = 0;
     EvalResult cols[MAX_GUIDANCE];
+    double sample_secs[MAX_GUIDANCE];
     cJSON *doc = cJSON_CreateObject();
     char default_path[1024];
 
@@ -363,7 +367,7 @@ int cmd_eval(int argc, char **argv) {
             else snprintf(name, sizeof name, "samples");
             fprintf(stderr, "eval: drawing %d samples%s%s\n", count, cls ? ", guidance " : "",
                     cls ? name + 2 : "");
-            draw(&m, &sched, &sampler_req, labels, count, cls ? guid[k] : 0.0f, seed, images);
+            sample_secs[ncols] = draw(&m, &sched, &sampler_req, labels, count, cls ? guid[k] : 0.0f, seed, images);
             if (save) {
                 if (runs > 1) {
                     const char *sl = strrchr(save, '/'), *dot = strrchr(save, '.');
@@ -401,6 +405,7 @@ int cmd_eval(int argc, char **argv) {
     for (int c = 0; c < ncols; c++) {
         cJSON *o = eval_result_json(&cols[c]);
         if (ckpt && m.kind == UNET_CLASS) cJSON_AddNumberToObject(o, "guidance", guid[c]);
+        if (ckpt) cJSON_AddNumberToObject(o, "sampling_seconds", sample_secs[c]);
         cJSON_AddItemToArray(arr, o);
     }
     cJSON_AddItemToObject(doc, "real_floor", eval_result_json(&real.floor));
