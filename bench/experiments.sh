@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 out=runs/experiments
 data=${DDPM_DATA:-data/mnist}
 width=32 batch=64 subset=30000 epochs=3 n=500 threads=2 only=""
-usage() { sed -n '5,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
+usage() { sed -n '6,7p' "$0" | sed 's/^#  */usage: /; 2s/^usage: /       /' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case "$1" in
@@ -27,7 +27,8 @@ while [ $# -gt 0 ]; do
     esac
     shift 2
 done
-[ -x ./ddpm ] || make -s ddpm
+ddpm=${DDPM_BIN:-./ddpm}   # DDPM_BIN: a copy of the binary that rebuilds during the run do not touch
+[ -x "$ddpm" ] || make -s ddpm
 mkdir -p "$out/grids"
 budget=(--width "$width" --batch "$batch" --subset "$subset" --epochs "$epochs" --seed 1
         --threads "$threads" --data "$data" --no-progress --figure-epochs "$epochs")
@@ -50,10 +51,10 @@ train() { # name model options...
     if [ -f "$dir/model.safetensors" ] && [ -f "$dir/metrics.json" ]; then return; fi
     echo "== train $name ($model $*)" >&2
     if [ -f "$dir/checkpoint.safetensors" ]; then
-        ./ddpm train --resume "$dir" --threads "$threads" --data "$data" --no-progress
+        "$ddpm" train --resume "$dir" --threads "$threads" --data "$data" --no-progress
     else
         rm -rf "$dir"
-        ./ddpm train --model "$model" "${budget[@]}" "$@" --out "$dir"
+        "$ddpm" train --model "$model" "${budget[@]}" "$@" --out "$dir"
     fi
 }
 
@@ -62,14 +63,14 @@ evaluate() { # json-name checkpoint eval-options...
     [ -f "$json" ] && return
     mkdir -p "$out/eval"
     echo "== eval $(basename "$json" .json)" >&2
-    ./ddpm eval --ckpt "$ckpt" --n "$n" --threads "$threads" --data "$data" "$@" \
+    "$ddpm" eval --ckpt "$ckpt" --n "$n" --threads "$threads" --data "$data" "$@" \
         --json "$json.tmp" > "$out/eval/$(basename "$json" .json).txt"
     mv "$json.tmp" "$json"
 }
 
 grid() { # png-name checkpoint sample-options...
     local png=$out/grids/$1.png ckpt=$2; shift 2
-    [ -f "$png" ] || ./ddpm sample --ckpt "$ckpt" --threads "$threads" --seed 1 --out "$png" "$@" >/dev/null
+    [ -f "$png" ] || "$ddpm" sample --ckpt "$ckpt" --threads "$threads" --seed 1 --out "$png" "$@" >/dev/null
 }
 
 for v in "${variants[@]}"; do
