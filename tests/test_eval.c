@@ -796,6 +796,9 @@ static void test_cli_checkpoints(void **state) {
     assert_int_equal(cJSON_GetArraySize(res), 2);
     cJSON *g2 = cJSON_GetArrayItem(res, 1);
     assert_true(json_num(g2, "guidance") == 2.0);
+    /* each drawn column says how long its sampling took */
+    assert_true(json_num(cJSON_GetArrayItem(res, 0), "sampling_seconds") > 0);
+    assert_true(json_num(g2, "sampling_seconds") > 0);
     double fid_ckpt = json_num(g2, "fid"), acc_ckpt = json_num(g2, "accuracy");
     cJSON_Delete(doc);
     free(txt);
@@ -810,6 +813,7 @@ static void test_cli_checkpoints(void **state) {
     doc = cJSON_Parse(txt);
     assert_non_null(doc);
     cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "results"), 0);
+    assert_null(cJSON_GetObjectItem(s0, "sampling_seconds")); /* --samples draws nothing */
     printf("  g=2: FID %.6f from --ckpt, %.6f from its saved IDX\n", fid_ckpt, json_num(s0, "fid"));
     assert_true(fid_ckpt == json_num(s0, "fid") && acc_ckpt == json_num(s0, "accuracy"));
     cJSON_Delete(doc);
