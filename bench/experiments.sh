@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 ddpm=${DDPM_BIN:-./ddpm}   # DDPM_BIN: a copy of the binary that rebuilds during the run do not touch
-[ -x "$ddpm" ] || make -s ddpm
+[ -n "${DDPM_BIN:-}" ] || [ -x ./ddpm ] || make -s ddpm
+[ -x "$ddpm" ] || { echo "experiments.sh: $ddpm is not an executable ddpm" >&2; exit 2; }
 mkdir -p "$out/grids"
 budget=(--width "$width" --batch "$batch" --subset "$subset" --epochs "$epochs" --seed 1
         --threads "$threads" --data "$data" --no-progress --figure-epochs "$epochs")
@@ -110,12 +111,12 @@ import json, os, sys
 out, width, batch, subset, epochs, n = sys.argv[1:]
 def load(p):
     return json.load(open(p)) if os.path.exists(p) else None
-def train_s(run):
-    m = load(os.path.join(out, run, "metrics.json"))
-    return m["train_seconds"] if m else None
-def last_loss(run):
-    m = load(os.path.join(out, run, "metrics.json"))
-    return m["epochs"][-1]["mean_loss_last100"] if m else None
+metrics = {}
+def run_metrics(run):  # (last-100 loss of the last epoch, training seconds), read once per run
+    if run not in metrics:
+        m = load(os.path.join(out, run, "metrics.json"))
+        metrics[run] = (m["epochs"][-1]["mean_loss_last100"], m["train_seconds"]) if m else (None, None)
+    return metrics[run]
 def fmt(x, f):
     return "" if x is None else f % x
 print(f"Budget: D {width}, batch {batch}, first {subset} training images, {epochs} epochs, seed 1; "
@@ -142,7 +143,7 @@ for label, run, ev in rows:
         print(f"| {label} | {run} | {d['sampler']} | {'EMA' if d['ema_weights'] else 'raw'} "
               f"| {fmt(g, '%g')} | {r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} "
               f"| {'' if r['accuracy'] is None else '%.1f%%' % (100 * r['accuracy'])} "
-              f"| {fmt(last_loss(run), '%.4f')} | {fmt(train_s(run), '%.0f')} | {r['sampling_seconds']:.1f} |")
+              f"| {fmt(run_metrics(run)[0], '%.4f')} | {fmt(run_metrics(run)[1], '%.0f')} | {r['sampling_seconds']:.1f} |")
 floor = load(os.path.join(out, "eval", "spec.json"))
 if floor:
     f = floor["real_floor"]
