@@ -84,7 +84,6 @@ static void test_bad_options(void **state) {
     expect_error("--sigmas: 'a' is not a number", "%s denoise --ckpt x --sigmas 0.1,a", NULL);
     expect_error("--text", "%s sample --ckpt x --text 12a", NULL);
     expect_error("--digit: 12 is out of range", "%s sample --ckpt x --digit 12", NULL);
-    expect_error("cannot be combined with --sample", "%s bench --profile --sample", NULL);
     expect_error("unknown noise schedule 'quad'", "%s train --model time --schedule quad", NULL);
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
     expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
@@ -107,28 +106,42 @@ static void test_bad_options(void **state) {
     expect_error("not a reproduction record", cmd, NULL);
 }
 
-/* bench --profile: a row for every layer of the model and the totals, then the throughput. */
+/* bench --profile: a row for every layer of the model and the totals, then the throughput;
+ * for training steps and, with --sample, for the sampler's reverse steps (forward only). */
 static void test_bench_profile(void **state) {
     (void)state;
-    char *out;
-    int st = run(&out, "%s bench --model class --width 4 --batch 4 --steps 2 --warmup 0 --threads 2 --profile", bin());
-    printf("%s", out);
-    assert_int_equal(st, 0);
-    const char *layers[] = {"enc0.0", "enc0.1", "down1.0", "down1.1", "down1.2", "down2.0",
-                            "down2.1", "down2.2", "unflat", "up1.0", "up1.1", "up1.2",
-                            "up2.0", "up2.1", "up2.2", "dec.0", "dec.1", "\nout "};
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-        char want[32];
-        snprintf(want, sizeof want, "%s ", layers[i]);
-        assert_non_null(strstr(out, want));
+    for (int sampling = 0; sampling <= 1; sampling++) {
+        char *out;
+        int st = run(&out, "%s bench --model class --width 4 --batch 4 --steps 2 --warmup 0 --threads 2 --profile%s",
+                     bin(), sampling ? " --sample --sample-steps 2" : "");
+        printf("%s", out);
+        assert_int_equal(st, 0);
+        const char *layers[] = {"enc0.0", "enc0.1", "down1.0", "down1.1", "down1.2", "down2.0",
+                                "down2.1", "down2.2", "unflat", "up1.0", "up1.1", "up1.2",
+                                "up2.0", "up2.1", "up2.2", "dec.0", "dec.1", "\nout "};
+        for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "%s ", layers[i]);
+            assert_non_null(strstr(out, want));
+        }
+        assert_non_null(strstr(out, "convT 8>8 7x7")); /* unflat at D 4: 2D -> 2D, 1x1 -> 7x7 */
+        assert_non_null(strstr(out, "totals per step: conv"));
+        assert_non_null(strstr(out, sampling ? "ms per reverse step" : "ms per training step"));
+        assert_non_null(strstr(out, sampling ? "guidance, noise and update" : "noise, loss and Adam"));
+        if (sampling) { /* no backward pass: the dec.1 row's backward column is zero */
+            const char *row = strstr(out, "\ndec.1 ");
+            assert_non_null(row);
+            char name[16], kind[16], shape[16], size[16];
+            double fw, gf, pk, bw;
+            assert_int_equal(sscanf(row + 1, "%15s %15s %15s %15s %lf %lf %lf%% %lf", name, kind,
+                                    shape, size, &fw, &gf, &pk, &bw), 8);
+            assert_true(fw > 0 && bw == 0);
+        }
+        const char *last = out + strlen(out) - 1;
+        while (last > out && last[-1] != '\n') last--;
+        assert_non_null(strstr(last, " img/s"));
+        free(out);
     }
-    assert_non_null(strstr(out, "convT 8>8 7x7")); /* unflat at D 4: 2D -> 2D, 1x1 -> 7x7 */
-    assert_non_null(strstr(out, "totals per step: conv"));
-    assert_non_null(strstr(out, "noise, loss and Adam"));
-    const char *last = out + strlen(out) - 1;
-    while (last > out && last[-1] != '\n') last--;
-    assert_non_null(strstr(last, " img/s"));
-    free(out);
 }
 
 static void test_bad_data(void **state) {

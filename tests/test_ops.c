@@ -202,6 +202,11 @@ static void test_conv_vs_ref(void **state) {
  * at most 6e-7 of the tensor's largest magnitude (5 float epsilons); allowed: WINO_REL (17)
  * of it, plus WINO_REL relative. */
 #define WINO_REL 2e-6
+/* F(4x4, 3x3) (inference forward only): its transforms have coefficients up to 8 and 1/24 and
+ * sum up to 6 terms, so the products carry about ten times F(2x2)'s rounding. Seen on these
+ * shapes: between 5e-6 and 1e-5 of the tensor's largest magnitude; allowed: WINO4_REL of it.
+ * A wrong coefficient or tile offset gives errors of the order of the values themselves. */
+#define WINO4_REL 3e-5
 
 static int wino_close(const char *label, const float *got, const float *want, size_t n) {
     double scale = max_abs(want, n);
@@ -227,6 +232,26 @@ static int wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
     conv2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_w, x, w, b, &s);
     conv2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, b, &s);
     ok &= wino_close("forward y", y_w, y_i, ny);
+    /* F(4x4, 3x3), and the inference entry point runs it (or im2col) */
+    float *y4 = zero_buf(ny), *y_inf = zero_buf(ny);
+    conv2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD4, y4, x, w, b, &s);
+    double scale = max_abs(y_i, ny);
+    ok &= check_tensor("forward y, F(4x4)", y4, y_i, ny, WINO4_REL * scale, 0);
+    conv2d_forward_infer(&ctx, y_inf, x, w, b, &s);
+    ConvAlgo ia = conv2d_infer_algo(&s);
+    ok &= check_tensor(ia == CONV_ALGO_WINOGRAD4 ? "conv2d_forward_infer = F(4x4) (exact)"
+                       : ia == CONV_ALGO_WINOGRAD ? "conv2d_forward_infer = F(2x2) (exact)"
+                                                  : "conv2d_forward_infer = im2col (exact)",
+                       y_inf, ia == CONV_ALGO_WINOGRAD4 ? y4 : ia == CONV_ALGO_WINOGRAD ? y_w : y_i,
+                       ny, 0, 0);
+    /* the rule itself: F(4x4) exactly where Winograd runs on images of 20 rows and more */
+    ok &= check_tensor("conv2d_infer_algo rule", &(float){(float)ia},
+                       &(float){(float)(!conv2d_uses_winograd(&s) ? CONV_ALGO_IM2COL
+                                        : s.h >= 20 && s.w >= 20 ? CONV_ALGO_WINOGRAD4
+                                                                 : CONV_ALGO_WINOGRAD)},
+                       1, 0, 0);
+    xfree(y4);
+    xfree(y_inf);
     conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, dw_w, db_w, dy, x, w, &s);
     conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, dw_i, db_i, dy, x, w, &s);
     ok &= wino_close("backward dx", dx_w, dx_i, nx);

@@ -17,16 +17,17 @@
 
 static const char *HEAD =
     "Usage: ddpm bench --model denoiser|time|class [--width D] [--batch B] [--threads N]\n"
-    "                  [--steps S] [--warmup W] [--sample [--sample-steps K]]\n"
+    "                  [--steps S] [--warmup W] [--sample [--sample-steps K]] [--profile]\n"
     "\n"
     "Times full training steps (forward, backward, Adam) on random images and prints the\n"
     "median throughput as a last line '<number> img/s'. Width and batch default to the\n"
     "model's SPEC defaults. --sample times the 300-step DDPM sampler instead (batch B; for\n"
     "a class model guided, with conditional and unconditional passes in one forward of 2B),\n"
     "timing K reverse steps per repeat and extrapolating to all T steps. --profile adds a\n"
-    "table of every layer's time per step, forward and backward, with the convolutions'\n"
-    "GFLOP/s and share of the machine's SGEMM peak (measured first, same thread count);\n"
-    "layers marked W run Winograd F(2x2,3x3), whose rate counts direct-convolution FLOPs.";
+    "table of every layer's time per step (training step, or reverse step with --sample),\n"
+    "forward and backward, with the convolutions' GFLOP/s and share of the machine's SGEMM\n"
+    "peak (measured first, same thread count); layers marked W run Winograd F(2x2,3x3), W4\n"
+    "(sampling) F(4x4,3x3), whose rates count direct-convolution FLOPs.";
 
 /* Peak resident memory of this process so far, MiB. */
 static double peak_rss_mib(void) {
@@ -79,12 +80,13 @@ static double unit_macs(const Unet *m, int i) {
     return (double)u->co * u->hout * u->hout * u->ci * u->k * u->k;
 }
 
-/* The per-layer table of `steps` profiled training steps of batch B, each step taking
- * step_s seconds on median. */
+/* The per-layer table of `steps` profiled steps of batch B (training steps, or forward
+ * passes of the sampler when sampling: then the backward columns are empty), each step
+ * taking step_s seconds on mean. */
 static void print_profile(const Unet *m, const UnetProfile *p, int steps, int batch,
-                          double step_s, double peak) {
-    printf("\nper-layer profile, ms per step (median step %.1f ms); GFLOP/s and %% of the %.0f GFLOP/s SGEMM peak\n",
-           step_s * 1e3, peak);
+                          double step_s, double peak, int sampling) {
+    printf("\nper-layer profile, ms per %s (mean %.1f ms); GFLOP/s and %% of the %.0f GFLOP/s SGEMM peak\n",
+           sampling ? "reverse step" : "training step", step_s * 1e3, peak);
     printf("%-8s %-22s %8s %7s %5s %8s %7s %5s %7s %7s %7s %7s %6s\n", "layer", "shape", "conv fw",
            "GF/s", "peak", "conv bw", "GF/s", "peak", "bn fw", "bn bw", "gelu fw", "gelu bw", "share");
     double sum_fw = 0, sum_bw = 0, conv = 0, bn = 0, gelu = 0;
@@ -93,13 +95,15 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
         if (i < UNET_NUM_UNITS) {
             const UnetUnit *u = &m->units[i];
             snprintf(name, sizeof name, "%s", u->name);
-            int wino = 0;
+            const char *mark = "";
             if (!u->transposed) {
                 ConvShape cs = conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
-                wino = conv2d_uses_winograd(&cs);
+                ConvAlgo a = sampling ? conv2d_infer_algo(&cs)
+                             : conv2d_uses_winograd(&cs) ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL;
+                mark = a == CONV_ALGO_WINOGRAD4 ? " W4" : a == CONV_ALGO_WINOGRAD ? " W" : "";
             }
             snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s", u->transposed ? "convT" : "conv", u->ci,
-                     u->co, u->hout, u->hout, wino ? " W" : "");
+                     u->co, u->hout, u->hout, mark);
         } else {
             snprintf(name, sizeof name, "out");
             snprintf(shape, sizeof shape, "conv %d>1 28x28", m->width);
@@ -123,18 +127,22 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
     }
     double tf = p->total_fwd / steps, tb = p->total_bwd / steps;
     double rest = step_s - tf - tb;
-    printf("W: Winograd F(2x2,3x3) (DDPM_CONV=im2col turns it off); its GFLOP/s count the FLOPs of a\n"
-           "   direct convolution, an effective rate that may exceed the SGEMM peak\n");
+    printf("W: Winograd F(2x2,3x3)%s (DDPM_CONV=im2col turns both off); their GFLOP/s count the\n"
+           "   FLOPs of a direct convolution, an effective rate that may exceed the SGEMM peak\n",
+           sampling ? ", W4: F(4x4,3x3), BatchNorm folded into the convolutions" : "");
     printf("totals per step: conv %.1f ms (%.0f%%), BatchNorm %.1f ms (%.0f%%), GELU %.1f ms (%.0f%%),\n",
            conv * 1e3, 100 * conv / step_s, bn * 1e3, 100 * bn / step_s, gelu * 1e3, 100 * gelu / step_s);
     printf("  FCBlocks/conditioning/concat/pooling/zeroing %.1f ms forward + %.1f ms backward (%.0f%%),\n",
            (tf - sum_fw) * 1e3, (tb - sum_bw) * 1e3, 100 * (tf - sum_fw + tb - sum_bw) / step_s);
-    printf("  noise, loss and Adam %.1f ms (%.0f%%)\n", rest * 1e3, 100 * rest / step_s);
+    printf("  %s %.1f ms (%.0f%%)\n", sampling ? "guidance, noise and update" : "noise, loss and Adam",
+           rest * 1e3, 100 * rest / step_s);
 }
 
 /* Sampling throughput: `steps` repeats of k reverse steps on a batch of B samples, each
- * repeat extrapolated to the schedule's T steps. */
-static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warmup, int k) {
+ * repeat extrapolated to the schedule's T steps; with profile, the per-layer table of the
+ * timed reverse steps. */
+static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warmup, int k,
+                        int profile) {
     Unet m;
     Rng rng;
     rng_seed(&rng, 7);
@@ -155,15 +163,24 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
            unet_kind_name(kind), c->width, c->batch, guided ? " (guided: 2B per forward)" : "", c->threads, k, c->T);
     for (int i = 0; i < warmup; i++) ddpm_sample(&m, &s, &rng, &req, out);
     double *ips = xmalloc((size_t)steps * sizeof(double));
+    double peak = profile ? sgemm_peak(c->threads) : 0, total = 0;
+    UnetProfile prof;
+    memset(&prof, 0, sizeof prof);
+    if (profile) m.prof = &prof;
     for (int i = 0; i < steps; i++) {
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, out);
         double per_step = (now_seconds() - t0) / k;
+        total += per_step * k;
         ips[i] = c->batch / (per_step * c->T);
         printf("repeat %d: %.4f s per reverse step, %.3f img/s for %d steps\n", i + 1, per_step, ips[i], c->T);
         fflush(stdout);
     }
     printf("peak RSS %.0f MiB\n", peak_rss_mib());
+    if (profile) {
+        m.prof = NULL;
+        print_profile(&m, &prof, steps * k, guided ? 2 * c->batch : c->batch, total / (steps * k), peak, 1);
+    }
     printf("%.3f img/s\n", median(ips, steps));
     xfree(ips);
     xfree(labels);
@@ -188,7 +205,7 @@ int cmd_bench(int argc, char **argv) {
         {"warmup", OPT_INT, &warmup, "untimed steps first (default 1)", 0, 100000, 0},
         {"sample", OPT_FLAG, &sample, "time the DDPM sampler instead of training", 0, -1, 0},
         {"sample-steps", OPT_INT, &sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
-        {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps", 0, -1, 0},
+        {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps (training or sampling)", 0, -1, 0},
         {"residual", OPT_FLAG, &residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
         {"attention", OPT_STR, &attention, "attention layers at 7, 14 or 7,14 (as ddpm train --attention; default none)", 0, -1, 0},
     };
@@ -208,12 +225,8 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
         return 2;
     }
-    if (sample && profile) {
-        err_set("--profile times training steps; it cannot be combined with --sample");
-        return cli_fail("bench", 2);
-    }
     printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
-    if (sample) return bench_sample(&c, kind, steps, warmup, sample_steps);
+    if (sample) return bench_sample(&c, kind, steps, warmup, sample_steps, profile);
     double peak = profile ? sgemm_peak(threads) : 0;
     Trainer tr;
     if (trainer_init(&tr, &c) != 0) return cli_fail("bench", 1);
@@ -244,7 +257,7 @@ int cmd_bench(int argc, char **argv) {
         double mean = 0;
         for (int i = 0; i < steps; i++) mean += dt[i] / steps;
         tr.model.prof = NULL;
-        print_profile(&tr.model, &prof, steps, c.batch, mean, peak);
+        print_profile(&tr.model, &prof, steps, c.batch, mean, peak, 0);
     }
     printf("%.1f img/s\n", c.batch / med);
     xfree(dt);

@@ -88,7 +88,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             for (int i = 0; i < nb; i++) tn[i] = tv;
             memcpy(xin, x, (size_t)c * P * sizeof(float));
             if (guided) memcpy(xin + (size_t)c * P, x, (size_t)c * P * sizeof(float));
-            const float *o = unet_forward(m, xin, tn, onehot, nb, 0);
+            const float *o = unet_forward(m, xin, tn, onehot, nb, UNET_INFER);
             if (guided) {
                 /* first half conditional, second half unconditional (zero one-hot) */
                 guidance_combine(eps, o, o + (size_t)c * P, req->guidance, (size_t)c * P);

@@ -453,6 +453,13 @@ int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, in
         need = attention_workspace_floats(max_batch, m->attn[i].c, m->attn[i].hw, nthreads);
         if (need > ws) ws = need;
     }
+    size_t fold = 0;
+    for (int i = 0; i < UNET_NUM_UNITS; i++) {
+        const UnetUnit *u = &m->units[i];
+        size_t f = (size_t)u->co * ((size_t)u->ci * (size_t)u->k * (size_t)u->k + 1);
+        if (f > fold) fold = f;
+    }
+    m->fold = xmalloc(fold * sizeof(float));
     m->ctx.nthreads = nthreads;
     m->ctx.ws_floats = ws;
     m->ctx.ws = xcalloc(ws ? ws : 1, sizeof(float));
@@ -465,6 +472,7 @@ void unet_free(Unet *m) {
     xfree(m->grads);
     xfree(m->buffers);
     xfree(m->arena);
+    xfree(m->fold);
     xfree(m->ctx.ws);
     memset(m, 0, sizeof *m);
 }
@@ -541,18 +549,50 @@ static void bn_apply(const OpsCtx *ctx, float *y, const float *x, const float *m
         }
 }
 
+/* The unit's convolution with eval-mode BatchNorm folded in, into m->fold: per output
+ * channel o, s = gamma / sqrt(running_var + eps), weights times s and bias (b - mean) s + beta.
+ * Returns the folded bias; the weights start at m->fold. */
+static const float *fold_batchnorm(Unet *m, const UnetUnit *u) {
+    const size_t kk = (size_t)u->k * (size_t)u->k, per = (size_t)u->ci * kk;
+    float *w = m->fold, *b = m->fold + (size_t)u->co * per;
+    for (int o = 0; o < u->co; o++) {
+        float sc = u->gamma[o] / sqrtf(u->running_var[o] + 1e-5f);
+        b[o] = (u->b[o] - u->running_mean[o]) * sc + u->beta[o];
+        if (u->transposed) /* (Ci, Co, K, K) */
+            for (int i = 0; i < u->ci; i++)
+                for (size_t j = 0; j < kk; j++) {
+                    size_t e = ((size_t)i * (size_t)u->co + (size_t)o) * kk + j;
+                    w[e] = u->w[e] * sc;
+                }
+        else /* (Co, Ci, K, K) */
+            for (size_t e = (size_t)o * per; e < (size_t)(o + 1) * per; e++) w[e] = u->w[e] * sc;
+    }
+    return b;
+}
+
 static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train) {
     ConvShape s = unit_shape(u, n);
     int hw = u->hout * u->hout;
     int64_t count = (int64_t)n * u->co * hw;
     double *row = prof_row(m, u, 0), t = prof_now(m);
     u->input = in;
+    if (train == UNET_INFER) {
+        const float *b = fold_batchnorm(m, u);
+        if (u->transposed)
+            conv_transpose2d_forward(&m->ctx, u->conv_out, in, m->fold, b, &s);
+        else
+            conv2d_forward_infer(&m->ctx, u->conv_out, in, m->fold, b, &s);
+        if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
+        gelu_forward(&m->ctx, u->act, u->conv_out, count);
+        if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
+        return;
+    }
     if (u->transposed)
         conv_transpose2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
     else
         conv2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
     if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
-    if (train)
+    if (train == UNET_TRAIN)
         batchnorm2d_forward_train(&m->ctx, m->s1, u->mean, u->rstd, u->running_mean,
                                   u->running_var, u->conv_out, u->gamma, u->beta, n, u->co, hw,
                                   0.1f, 1e-5f);
@@ -605,6 +645,7 @@ static const float *attn_forward(Unet *m, int i, const float *x, int n) {
 const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
                           int train) {
     DDPM_CHECK(n >= 1 && n <= m->max_batch);
+    DDPM_CHECK(train == UNET_EVAL || train == UNET_TRAIN || train == UNET_INFER);
     const int D = m->width;
     UnetUnit *U = m->units;
     double t_pass = prof_now(m);
@@ -654,7 +695,10 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     unit_forward(m, &U[U_DEC_1], U[U_DEC_0].act, n, train);
     ConvShape so = out_shape(m, n);
     double t = prof_now(m);
-    conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
+    if (train == UNET_INFER)
+        conv2d_forward_infer(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
+    else
+        conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
     if (m->prof) {
         prof_lap(m, &m->prof->fwd[UNET_NUM_UNITS][UNET_PROF_CONV], &t);
         m->prof->total_fwd += t - t_pass;
@@ -672,7 +716,7 @@ static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out,
     int hw = u->hout * u->hout;
     size_t count = (size_t)n * (size_t)u->co * (size_t)hw;
     double *row = prof_row(m, u, 1), t = prof_now(m);
-    if (m->last_train)
+    if (m->last_train == UNET_TRAIN)
         bn_apply(&m->ctx, m->s1, u->conv_out, u->mean, u->rstd, u->gamma, u->beta, n, u->co, hw);
     else
         batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
@@ -682,7 +726,7 @@ static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out,
     gelu_backward(&m->ctx, m->s2, d_out, m->s1, (int64_t)count);
     if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
     zero(m->s1, count);
-    if (m->last_train)
+    if (m->last_train == UNET_TRAIN)
         batchnorm2d_backward_train(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
                                    u->mean, u->rstd, u->gamma, n, u->co, hw);
     else
@@ -725,6 +769,7 @@ static const float *condition_backward(Unet *m, float *dx_buf, const float *dy, 
 }
 
 void unet_backward(Unet *m, const float *dout) {
+    DDPM_CHECK(m->last_train != UNET_INFER); /* an inference forward keeps no backward state */
     const int n = m->last_n, D = m->width;
     const size_t N = (size_t)n, D_ = (size_t)D;
     UnetUnit *U = m->units;

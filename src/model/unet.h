@@ -153,8 +153,10 @@ typedef struct {
     float *g_fc_a, *g_fc_b;       /* (N, 2D) FCBlock scratch */
     float *g_film_scale, *g_film_shift; /* (N, 2D) */
 
+    float *fold; /* inference: one unit's conv weights and bias with BatchNorm folded in */
+
     UnetProfile *prof; /* NULL unless profiling: then every pass adds its timings */
-    int last_train; /* mode of the last forward: 1 training, 0 evaluation */
+    int last_train; /* mode of the last forward: UNET_TRAIN, UNET_EVAL or UNET_INFER */
     int last_n;
 
     void *arena; /* the one activation allocation */
@@ -177,9 +179,17 @@ int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, in
 void unet_time_embedding(float *out, const float *tn, int n, int E);
 void unet_free(Unet *m);
 
+/* Modes of unet_forward. UNET_TRAIN: BatchNorm with batch statistics (and updating the running
+ * ones). UNET_EVAL: BatchNorm with the running statistics, as PyTorch's model.eval().
+ * UNET_INFER: the same function for sampling, computed faster and a little less exactly:
+ * BatchNorm folded into the preceding convolution's weights and bias, and the convolutions
+ * that run Winograd F(2x2, 3x3) in training run F(4x4, 3x3) (conv2d_forward_infer); no
+ * backward may follow it. */
+enum { UNET_EVAL = 0, UNET_TRAIN = 1, UNET_INFER = 2 };
+
 /* Forward on n <= max_batch images. x (N,1,28,28); tn (N,1) or NULL for the denoiser;
- * onehot (N,10) for the class model (an all-zero row is "no class"). train selects
- * BatchNorm's mode (training mode also updates the running statistics).
+ * onehot (N,10) for the class model (an all-zero row is "no class"). train is the mode
+ * (UNET_TRAIN, UNET_EVAL or UNET_INFER; 1 and 0 are training and evaluation).
  * Returns m->out (N,1,28,28). */
 const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
                           int train);

@@ -387,15 +387,20 @@ static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int 
 static ConvAlgo resolve_algo(ConvAlgo algo, const ConvShape *s) {
     if (algo == CONV_ALGO_AUTO)
         return conv2d_uses_winograd(s) ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL;
-    if (algo == CONV_ALGO_WINOGRAD) DDPM_CHECK(conv_winograd_geometry(s));
+    if (algo == CONV_ALGO_WINOGRAD || algo == CONV_ALGO_WINOGRAD4)
+        DDPM_CHECK(conv_winograd_geometry(s));
     return algo;
 }
 
 void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float *x,
                          const float *w, const float *b, const ConvShape *s) {
     check_conv_shape(s);
-    if (resolve_algo(algo, s) == CONV_ALGO_WINOGRAD) {
-        conv2d_winograd_forward(ctx, y, x, w, b, s);
+    ConvAlgo a = resolve_algo(algo, s);
+    if (a == CONV_ALGO_WINOGRAD || a == CONV_ALGO_WINOGRAD4) {
+        if (a == CONV_ALGO_WINOGRAD)
+            conv2d_winograd_forward(ctx, y, x, w, b, s);
+        else
+            conv2d_winograd4_forward(ctx, y, x, w, b, s);
         return;
     }
     Geom g = geom_conv(s);
@@ -409,7 +414,9 @@ void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float
 void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw, float *db,
                           const float *dy, const float *x, const float *w, const ConvShape *s) {
     check_conv_shape(s);
-    if (resolve_algo(algo, s) == CONV_ALGO_WINOGRAD) {
+    ConvAlgo a = resolve_algo(algo, s);
+    DDPM_CHECK(a != CONV_ALGO_WINOGRAD4); /* forward only */
+    if (a == CONV_ALGO_WINOGRAD) {
         conv2d_winograd_backward(ctx, dx, dw, dy, x, w, s);
     } else if (dw || dx) {
         Geom g = geom_conv(s);
@@ -431,6 +438,17 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
                     const ConvShape *s) {
     conv2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
+}
+
+ConvAlgo conv2d_infer_algo(const ConvShape *s) {
+    if (!conv2d_uses_winograd(s)) return CONV_ALGO_IM2COL;
+    return s->h >= WINOGRAD4_MIN_SIZE && s->w >= WINOGRAD4_MIN_SIZE ? CONV_ALGO_WINOGRAD4
+                                                                    : CONV_ALGO_WINOGRAD;
+}
+
+void conv2d_forward_infer(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                          const float *b, const ConvShape *s) {
+    conv2d_forward_algo(ctx, conv2d_infer_algo(s), y, x, w, b, s);
 }
 
 void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,

@@ -1,5 +1,6 @@
 /* Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for Convolutional Neural
- * Networks", 2016) for Conv2d with K 3, stride 1, padding 1, forward and backward.
+ * Networks", 2016) for Conv2d with K 3, stride 1, padding 1, forward and backward; and
+ * F(4x4, 3x3), forward only, for inference (its section below).
  *
  * The output is cut into 2x2 tiles; tile (ty, tx) of an image needs the 4x4 input patch d at
  * rows 2ty-1 .. 2ty+2, columns 2tx-1 .. 2tx+2 (zero outside the image: the padding, and the
@@ -43,23 +44,31 @@
  * one 49); large ones are cut into bands of tile rows (a 28x28 image has 14 rows of 14). */
 #define WINO_CACHE_BYTES (512 * 1024)
 #define WINO_MIN_TILES 32
+/* F(4x4, 3x3) works best with larger groups: 2 MiB measured ahead of 0.5 and 1 MiB (17.5 ms
+ * against 21 and 19 for 128 images 64 > 64 28x28), 4 MiB and more behind. */
+#define WINO4_CACHE_BYTES (2048 * 1024)
+/* Most images per group for F(4x4, 3x3), whose transforms take the group's planes at once. */
+#define WINO4_MAX_GROUP 64
 
 /* How a call splits its work, and the floats of each part of the workspace (each rounded to
  * 64 bytes): the shared U, then per thread V, M, the dU partial, three padded planes and
  * the inverse transform's row buffer. A unit of work is g whole images (band == th) or one
- * band of tile rows of one image (g == 1). */
+ * band of tile rows of one image (g == 1). r is the output tile's side: 2 for F(2x2, 3x3),
+ * 4 for the forward-only F(4x4, 3x3) (no dU partial). */
 typedef struct {
-    int th, tw, tpi; /* tiles per image: rows, columns, total */
+    int r, npos;     /* output tile side, positions of the (r + 2)^2 transform */
+    int th, tw, tpi; /* tiles per image: rows, columns, total (slots included) */
+    int slots;       /* tile slots per tile row in V and M: tw, or tw + 1 for r = 4 (below) */
     int g;           /* images per group */
     int band;        /* tile rows per unit */
-    int ph, pw;      /* padded plane: 2 th + 2 rows of 2 tw + 2 */
+    int ph, pw;      /* padded plane: r th + 2 rows of r tw + 2 */
     size_t u, v, m, du, plane, tmp, per_thread;
 } WPlan;
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 /* Floats from one position xi to the next in V (rows Ci), M (rows Co) or U: the matrix
- * rounded to 64 bytes plus 64 bytes more, so that the 16 streams a transform reads or writes
+ * rounded to 64 bytes plus 64 bytes more, so that the streams a transform reads or writes
  * do not all start at the same offset modulo 4 KiB (which would put them in one L1 set). */
 static size_t xi_stride(size_t rows, size_t cols) { return round16(rows * cols) + 16; }
 
@@ -86,39 +95,51 @@ int conv2d_uses_winograd(const ConvShape *s) {
            s->co >= WINOGRAD_MIN_CHANNELS && !conv_env_im2col();
 }
 
-static WPlan wplan_make(const ConvShape *s, int nthreads) {
+static WPlan wplan_make(const ConvShape *s, int nthreads, int r) {
     DDPM_CHECK(conv_winograd_geometry(s));
-    DDPM_CHECK(nthreads >= 1 && s->n >= 1);
+    DDPM_CHECK(nthreads >= 1 && s->n >= 1 && (r == 2 || r == 4));
     WPlan p;
-    p.th = (s->h + 1) / 2;
-    p.tw = (s->w + 1) / 2;
-    p.tpi = p.th * p.tw;
-    p.ph = 2 * p.th + 2;
-    p.pw = 2 * p.tw + 2;
+    p.r = r;
+    p.npos = (r + 2) * (r + 2);
+    p.th = (s->h + r - 1) / r;
+    p.tw = (s->w + r - 1) / r;
+    p.slots = r == 2 ? p.tw : p.tw + 1;
+    p.tpi = p.th * p.slots;
+    p.ph = r * p.th + 2;
+    p.pw = r * p.tw + 2;
     int per_slice = (s->n + nthreads - 1) / nthreads;
-    int target = (int)(WINO_CACHE_BYTES / (64 * ((size_t)s->ci + (size_t)s->co)));
+    size_t cache = r == 2 ? WINO_CACHE_BYTES : WINO4_CACHE_BYTES;
+    int target = (int)(cache / (4 * (size_t)p.npos * ((size_t)s->ci + (size_t)s->co)));
     if (target < WINO_MIN_TILES) target = WINO_MIN_TILES;
     if (p.tpi <= target) {
         p.g = target / p.tpi < per_slice ? target / p.tpi : per_slice;
+        if (r == 4 && p.g > WINO4_MAX_GROUP) p.g = WINO4_MAX_GROUP;
         p.band = p.th;
     } else {
         p.g = 1;
-        p.band = target / p.tw > 1 ? target / p.tw : 1;
+        p.band = target / p.slots > 1 ? target / p.slots : 1;
     }
-    size_t tiles = (size_t)p.g * (size_t)(p.band < p.th ? p.band : p.th) * (size_t)p.tw;
-    p.u = 16 * xi_stride((size_t)s->co, (size_t)s->ci);
-    p.v = 16 * xi_stride((size_t)s->ci, tiles);
-    p.m = 16 * xi_stride((size_t)s->co, tiles);
-    p.du = p.u;
-    p.plane = round16((size_t)p.ph * (size_t)p.pw);
-    p.tmp = round16(16 * (size_t)p.tw);
+    const int rows = p.band < p.th ? p.band : p.th;
+    size_t tiles = (size_t)p.g * (size_t)rows * (size_t)p.slots;
+    p.u = (size_t)p.npos * xi_stride((size_t)s->co, (size_t)s->ci);
+    p.v = (size_t)p.npos * xi_stride((size_t)s->ci, tiles);
+    p.m = (size_t)p.npos * xi_stride((size_t)s->co, tiles);
+    p.du = r == 2 ? p.u : 0;
+    if (r == 2) {
+        p.plane = round16((size_t)p.ph * (size_t)p.pw);
+        p.tmp = round16((size_t)p.npos * (size_t)p.tw);
+    } else { /* input_transform4's g planes of rows 4 slots wide; the row buffers of both */
+        p.plane = round16((size_t)p.g * (size_t)p.ph * 4 * (size_t)p.slots + 16);
+        p.tmp = round16(6 * (size_t)p.g * (size_t)rows * 4 * (size_t)p.slots + 16);
+    }
     p.per_thread = p.v + p.m + p.du + 3 * p.plane + p.tmp;
     return p;
 }
 
 size_t conv2d_winograd_workspace_floats(const ConvShape *s, int nthreads) {
-    WPlan p = wplan_make(s, nthreads);
-    return p.u + (size_t)nthreads * p.per_thread;
+    WPlan p2 = wplan_make(s, nthreads, 2), p4 = wplan_make(s, nthreads, 4);
+    size_t a = p2.u + (size_t)nthreads * p2.per_thread, b = p4.u + (size_t)nthreads * p4.per_thread;
+    return a > b ? a : b;
 }
 
 /* ---- the transforms ------------------------------------------------------------------------
@@ -323,6 +344,147 @@ static void grad_input_transform(float *restrict dx, const float *restrict v, si
            sizeof(float) * (size_t)(2 * (ty1 - ty0) + 2) * (size_t)pw);
 }
 
+/* ---- F(4x4, 3x3): the forward pass alone, for inference -----------------------------------
+ * 4x4 output tiles from the 6x6 input patches at rows 4ty-1 .. 4ty+4 (columns alike), with
+ *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+ *            0 4 0 -5 0 1],
+ *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]:
+ * 36 GEMMs, 36 multiplies per tile and channel pair for 16 outputs where direct convolution
+ * needs 144 (4x fewer; 1.78x fewer than F(2x2, 3x3)). The larger coefficients cost accuracy
+ * (errors up to about 1e-5 of the output's largest magnitude on random data, against 6e-7
+ * for F(2x2, 3x3); test_ops), which is why training keeps F(2x2, 3x3) and only inference
+ * (conv2d_forward_infer, on 28x28 images) uses this. */
+
+/* G g for one 3-vector, in double (the weights are transformed once per call). */
+static inline void g6(double *o, double g0, double g1, double g2) {
+    o[0] = g0 / 4.0;
+    o[1] = -(g0 + g1 + g2) / 6.0;
+    o[2] = -(g0 - g1 + g2) / 6.0;
+    o[3] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
+    o[4] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
+    o[5] = g2;
+}
+
+/* U (36, Co, Ci) = G w G^T; work-shared over co by the calling team. */
+static void weight_transform4(float *u, const float *w, int co, int ci) {
+    const size_t xs = xi_stride((size_t)co, (size_t)ci);
+#pragma omp for schedule(static)
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++) {
+            const float *g = w + ((size_t)o * (size_t)ci + (size_t)i) * 9;
+            double h[3][6], c[6]; /* h = g G^T: each kernel row mapped to 6 values */
+            for (int a = 0; a < 3; a++) g6(h[a], g[3 * a], g[3 * a + 1], g[3 * a + 2]);
+            float *dst = u + (size_t)o * (size_t)ci + (size_t)i;
+            for (int j = 0; j < 6; j++) { /* G h, column by column */
+                g6(c, h[0][j], h[1][j], h[2][j]);
+                for (int k = 0; k < 6; k++) dst[(size_t)(6 * k + j) * xs] = (float)c[k];
+            }
+        }
+}
+
+/* The F(4x4) transforms are written so that every loop is long and contiguous enough to
+ * vectorise (a row of 28 / 4 = 7 tiles is too short a loop). A row of tiles gets
+ * slots = tw + 1 slots in V and M, the last one junk, and the padded plane pin has rows of
+ * W = 4 slots floats (image row y at row y + 1, columns 1..w, zeros around), so tile slot
+ * f = (ty - ty0) slots + tx starts at column 4 f of a band-wide row buffer. Input: first
+ * B^T over the 6 plane rows of each tile row, along whole rows (u[i][ty - ty0][x]), then
+ * B along the columns, one loop over all slots of the band reading u[i] + 4 f .. 4 f + 5.
+ * Output: A^T along the rows of M (t[i] + 4 f + c), then A^T down the columns, along whole
+ * image rows. The junk slots cost 1 / slots more GEMM work. */
+
+/* v[xi xs + f] = (B^T d B)[xi], xi = 6 i + j, for the slots of tile rows [ty0, ty1) of one
+ * channel plane of each of g images, the plane of image j at in[j] (its slots follow those
+ * of image j - 1, as in V); pin holds the g padded planes one above the other, tmp the row
+ * buffers. */
+static void input_transform4(float *restrict v, size_t xs, const float *const *in, int g,
+                             float *restrict pin, float *restrict tmp, const WPlan *p, int h,
+                             int w, int ty0, int ty1) {
+    const int rows = ty1 - ty0, W = 4 * p->slots, nf = g * rows * p->slots;
+    const size_t us = (size_t)g * (size_t)rows * (size_t)W; /* floats per i block of u */
+    const size_t ps = (size_t)p->ph * (size_t)W;              /* floats per padded plane */
+    const int y0 = 4 * ty0 - 1 > 0 ? 4 * ty0 - 1 : 0, y1 = 4 * ty1 + 1 < h ? 4 * ty1 + 1 : h;
+    for (int j = 0; j < g; j++)
+        for (int y = y0; y < y1; y++)
+            memcpy(pin + (size_t)j * ps + (size_t)(y + 1) * (size_t)W + 1,
+                   in[j] + (size_t)y * (size_t)w, sizeof(float) * (size_t)w);
+    /* down the columns: u[i][j][ty - ty0][x] = (B^T applied to rows 4ty .. 4ty + 5 of plane j)[i] */
+    for (int j = 0; j < g; j++)
+        for (int ty = ty0; ty < ty1; ty++) {
+            const float *d = pin + (size_t)j * ps + (size_t)(4 * ty) * (size_t)W;
+            float *u = tmp + ((size_t)j * (size_t)rows + (size_t)(ty - ty0)) * (size_t)W;
+#pragma omp simd
+            for (int x = 0; x < W; x++) {
+                const float d0 = d[x], d1 = d[W + x], d2 = d[2 * W + x], d3 = d[3 * W + x],
+                            d4 = d[4 * W + x], d5 = d[5 * W + x];
+                u[x] = 4.0f * d0 - 5.0f * d2 + d4;
+                u[us + x] = (d3 + d4) - 4.0f * (d1 + d2);
+                u[2 * us + x] = (d4 - d3) + 4.0f * (d1 - d2);
+                u[3 * us + x] = (d4 - d2) + 2.0f * (d3 - d1);
+                u[4 * us + x] = (d4 - d2) - 2.0f * (d3 - d1);
+                u[5 * us + x] = 4.0f * d1 - 5.0f * d3 + d5;
+            }
+        }
+    /* along the rows: v[(6 i + j) xs + f] = (B^T applied to u[i] + 4 f .. 4 f + 5)[j] */
+    for (int i = 0; i < 6; i++) {
+        const float *d = tmp + (size_t)i * us;
+        float *o = v + (size_t)(6 * i) * xs;
+#pragma omp simd
+        for (int f = 0; f < nf; f++) {
+            const float d0 = d[4 * f], d1 = d[4 * f + 1], d2 = d[4 * f + 2], d3 = d[4 * f + 3],
+                        d4 = d[4 * f + 4], d5 = d[4 * f + 5];
+            o[f] = 4.0f * d0 - 5.0f * d2 + d4;
+            o[xs + f] = (d3 + d4) - 4.0f * (d1 + d2);
+            o[2 * xs + f] = (d4 - d3) + 4.0f * (d1 - d2);
+            o[3 * xs + f] = (d4 - d2) + 2.0f * (d3 - d1);
+            o[4 * xs + f] = (d4 - d2) - 2.0f * (d3 - d1);
+            o[5 * xs + f] = 4.0f * d1 - 5.0f * d3 + d5;
+        }
+    }
+}
+
+/* out[j] (h, w) = A^T M A + bias for tile rows [ty0, ty1) of one channel plane of each of g
+ * images, from m[xi xs + f] (image j's slots after image j - 1's). */
+static void output_transform4(float *const *out, int g, const float *restrict m, size_t xs,
+                              float *restrict tmp, float bias, const WPlan *p, int h, int w,
+                              int ty0, int ty1) {
+    const int rows = ty1 - ty0, W = 4 * p->slots, nf = g * rows * p->slots;
+    const size_t ts = (size_t)g * (size_t)rows * (size_t)W; /* floats per i block of t */
+    /* along the rows: t[i][4 f + c] = (A^T applied to row i of slot f's M)[c] */
+    for (int i = 0; i < 6; i++) {
+        const float *r = m + (size_t)(6 * i) * xs;
+        float *t = tmp + (size_t)i * ts;
+#pragma omp simd
+        for (int f = 0; f < nf; f++) {
+            const float m0 = r[f], m1 = r[xs + f], m2 = r[2 * xs + f], m3 = r[3 * xs + f],
+                        m4 = r[4 * xs + f], m5 = r[5 * xs + f];
+            const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+            t[4 * f] = m0 + a + c;
+            t[4 * f + 1] = b + 2.0f * d;
+            t[4 * f + 2] = a + 4.0f * c;
+            t[4 * f + 3] = b + 8.0f * d + m5;
+        }
+    }
+    /* down the columns: output row 4ty + k = (A^T applied to t[0..5][j][ty - ty0])[k] + bias;
+     * the last tile row of a height that is not a multiple of 4 keeps nk < 4 of its rows */
+    for (int j = 0; j < g; j++)
+        for (int ty = ty0; ty < ty1; ty++) {
+            const float *t = tmp + ((size_t)j * (size_t)rows + (size_t)(ty - ty0)) * (size_t)W;
+            const int y = 4 * ty, nk = h - y < 4 ? h - y : 4;
+            float *o = out[j] + (size_t)y * (size_t)w;
+#pragma omp simd
+            for (int x = 0; x < w; x++) {
+                const float m0 = t[x], m1 = t[ts + x], m2 = t[2 * ts + x], m3 = t[3 * ts + x],
+                            m4 = t[4 * ts + x], m5 = t[5 * ts + x];
+                const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+                o[x] = m0 + a + c + bias;
+                if (nk > 1) o[w + x] = b + 2.0f * d + bias;
+                if (nk > 2) o[2 * w + x] = a + 4.0f * c + bias;
+                if (nk > 3) o[3 * w + x] = b + 8.0f * d + m5 + bias;
+            }
+        }
+}
+
 /* ---- the drivers ------------------------------------------------------------------------- */
 
 /* Batch slice [*n0, *n1) of slice t out of nt (as conv.c: balanced, fixed by nt). */
@@ -350,10 +512,11 @@ static WScratch scratch_of(const OpsCtx *ctx, const WPlan *p, int t) {
     return w;
 }
 
-void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                             const float *b, const ConvShape *s) {
+/* The forward pass with r x r output tiles: F(2x2, 3x3) or F(4x4, 3x3). */
+static void winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                             const float *b, const ConvShape *s, int r) {
     const int nt = ctx->nthreads;
-    const WPlan p = wplan_make(s, nt);
+    const WPlan p = wplan_make(s, nt, r);
     DDPM_CHECK(ctx->ws_floats >= p.u + (size_t)nt * p.per_thread);
     const int ci = s->ci, co = s->co, h = s->h, wd = s->w;
     const size_t pix = (size_t)h * (size_t)wd, in_img = (size_t)ci * pix,
@@ -361,7 +524,10 @@ void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
     float *u = ctx->ws;
 #pragma omp parallel num_threads(nt)
     {
-        weight_transform(u, w, co, ci); /* ends with a barrier */
+        if (r == 2) /* each ends with a barrier */
+            weight_transform(u, w, co, ci);
+        else
+            weight_transform4(u, w, co, ci);
         for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
             WScratch sc = scratch_of(ctx, &p, t);
             int n0, n1;
@@ -370,27 +536,55 @@ void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
                 for (int ty0 = 0; ty0 < p.th; ty0 += p.band) {
                     const int gi = n1 - i < p.g ? n1 - i : p.g;
                     const int ty1 = ty0 + p.band < p.th ? ty0 + p.band : p.th;
-                    const int tpu = (ty1 - ty0) * p.tw, T = gi * tpu; /* tiles per image, all */
+                    /* tiles (slots) per image, all */
+                    const int tpu = (ty1 - ty0) * p.slots, T = gi * tpu;
                     const size_t vxs = xi_stride((size_t)ci, (size_t)T),
                                  mxs = xi_stride((size_t)co, (size_t)T);
-                    for (int j = 0; j < gi; j++)
-                        for (int c = 0; c < ci; c++)
-                            input_transform(sc.v + (size_t)c * (size_t)T + (size_t)j * (size_t)tpu,
-                                            vxs, x + (size_t)(i + j) * in_img + (size_t)c * pix,
-                                            sc.pin, &p, h, wd, ty0, ty1);
-                    for (int xi = 0; xi < 16; xi++)
+                    if (r == 2)
+                        for (int j = 0; j < gi; j++)
+                            for (int c = 0; c < ci; c++)
+                                input_transform(sc.v + (size_t)c * (size_t)T + (size_t)j * (size_t)tpu,
+                                                vxs, x + (size_t)(i + j) * in_img + (size_t)c * pix,
+                                                sc.pin, &p, h, wd, ty0, ty1);
+                    else
+                        for (int c = 0; c < ci; c++) {
+                            const float *xc[WINO4_MAX_GROUP];
+                            for (int j = 0; j < gi; j++)
+                                xc[j] = x + (size_t)(i + j) * in_img + (size_t)c * pix;
+                            input_transform4(sc.v + (size_t)c * (size_t)T, vxs, xc, gi, sc.pin,
+                                             sc.tmp, &p, h, wd, ty0, ty1);
+                        }
+                    for (int xi = 0; xi < p.npos; xi++)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, T, ci, 1.0f,
                                     u + (size_t)xi * uxs, ci, sc.v + (size_t)xi * vxs, T, 0.0f,
                                     sc.m + (size_t)xi * mxs, T);
-                    for (int j = 0; j < gi; j++)
-                        for (int o = 0; o < co; o++)
-                            output_transform(
-                                y + (size_t)(i + j) * out_img + (size_t)o * pix,
-                                sc.m + (size_t)o * (size_t)T + (size_t)j * (size_t)tpu, mxs,
-                                sc.pacc, b ? b[o] : 0.0f, &p, h, wd, ty0, ty1);
+                    if (r == 2)
+                        for (int j = 0; j < gi; j++)
+                            for (int o = 0; o < co; o++)
+                                output_transform(y + (size_t)(i + j) * out_img + (size_t)o * pix,
+                                                 sc.m + (size_t)o * (size_t)T + (size_t)j * (size_t)tpu,
+                                                 mxs, sc.pacc, b ? b[o] : 0.0f, &p, h, wd, ty0, ty1);
+                    else
+                        for (int o = 0; o < co; o++) {
+                            float *yo[WINO4_MAX_GROUP];
+                            for (int j = 0; j < gi; j++)
+                                yo[j] = y + (size_t)(i + j) * out_img + (size_t)o * pix;
+                            output_transform4(yo, gi, sc.m + (size_t)o * (size_t)T, mxs, sc.tmp,
+                                              b ? b[o] : 0.0f, &p, h, wd, ty0, ty1);
+                        }
                 }
         }
     }
+}
+
+void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                             const float *b, const ConvShape *s) {
+    winograd_forward(ctx, y, x, w, b, s, 2);
+}
+
+void conv2d_winograd4_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                              const float *b, const ConvShape *s) {
+    winograd_forward(ctx, y, x, w, b, s, 4);
 }
 
 /* dw (Co, Ci, 3, 3) += G^T dU G with dU the sum of the nt partials (16, Co, Ci) at part,
@@ -429,7 +623,7 @@ void conv2d_winograd_backward(const OpsCtx *ctx, float *dx, float *dw, const flo
                               const float *x, const float *w, const ConvShape *s) {
     if (!dx && !dw) return;
     const int nt = ctx->nthreads;
-    const WPlan p = wplan_make(s, nt);
+    const WPlan p = wplan_make(s, nt, 2);
     DDPM_CHECK(ctx->ws_floats >= p.u + (size_t)nt * p.per_thread);
     const int ci = s->ci, co = s->co, h = s->h, wd = s->w;
     const size_t pix = (size_t)h * (size_t)wd, in_img = (size_t)ci * pix,
