@@ -245,11 +245,11 @@ static int wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
                        y_inf, ia == CONV_ALGO_WINOGRAD4 ? y4 : ia == CONV_ALGO_WINOGRAD ? y_w : y_i,
                        ny, 0, 0);
     /* the rule itself: F(4x4) exactly where Winograd runs on images of 20 rows and more */
-    ok &= check_tensor("conv2d_infer_algo rule", &(float){(float)ia},
-                       &(float){(float)(!conv2d_uses_winograd(&s) ? CONV_ALGO_IM2COL
-                                        : s.h >= 20 && s.w >= 20 ? CONV_ALGO_WINOGRAD4
-                                                                 : CONV_ALGO_WINOGRAD)},
-                       1, 0, 0);
+    ConvAlgo rule = !conv2d_uses_winograd(&s) ? CONV_ALGO_IM2COL
+                    : s.h >= 20 && s.w >= 20  ? CONV_ALGO_WINOGRAD4
+                                              : CONV_ALGO_WINOGRAD;
+    printf("  conv2d_infer_algo %d, expected %d\n", (int)ia, (int)rule);
+    ok &= ia == rule;
     xfree(y4);
     xfree(y_inf);
     conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, dw_w, db_w, dy, x, w, &s);
@@ -295,6 +295,51 @@ static void test_conv_winograd_vs_im2col(void **state) {
     int ok = 1;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int nt = 1; nt <= 3; nt++) ok &= wino_vs_im2col(shapes[i], nt, &r);
+    assert_true(ok);
+}
+
+/* ---- one output channel: direct against im2col ---------------------------------------------
+ * The last layer's shape (Ci -> 1, 3x3 s1 p1) runs direct loops (conv.c); against im2col +
+ * SGEMM on the same inputs (gradients starting non-zero), forward and both gradients within
+ * WINO_REL of the largest magnitude, the automatic choice being exactly the direct path, and
+ * the result the same bits on a second call. */
+static int direct1_vs_im2col(ConvShape s, int nthreads, Rng *r) {
+    size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.h * s.w, nw = (size_t)s.ci * 9;
+    OpsCtx ctx = ctx_make(nthreads, conv2d_workspace_floats(&s, nthreads));
+    float *x = rand_buf(r, nx, -1, 1), *w = rand_buf(r, nw, -1, 1), *b = rand_buf(r, 1, -1, 1);
+    float *dy = rand_buf(r, ny, -1, 1), *dx0 = rand_buf(r, nx, -1, 1), *dw0 = rand_buf(r, nw, -1, 1);
+    float *y_d = zero_buf(ny), *y_i = zero_buf(ny), *y_a = zero_buf(ny), *y_d2 = zero_buf(ny);
+    float *dx_d = copy_buf(dx0, nx), *dw_d = copy_buf(dw0, nw), *dx_i = copy_buf(dx0, nx),
+          *dw_i = copy_buf(dw0, nw), *dx_a = copy_buf(dx0, nx), *dw_a = copy_buf(dw0, nw);
+    printf(" %dx%dx%dx%d %d->1, %d thread(s)\n", s.n, s.ci, s.h, s.w, s.ci, nthreads);
+    conv2d_forward_algo(&ctx, CONV_ALGO_DIRECT1, y_d, x, w, b, &s);
+    conv2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, b, &s);
+    conv2d_forward(&ctx, y_a, x, w, b, &s);
+    conv2d_forward_algo(&ctx, CONV_ALGO_DIRECT1, y_d2, x, w, b, &s);
+    int ok = wino_close("forward y", y_d, y_i, ny);
+    ok &= check_tensor("conv2d_forward = direct (exact)", y_a, y_d, ny, 0, 0);
+    ok &= check_tensor("direct again (exact)", y_d2, y_d, ny, 0, 0);
+    conv2d_backward_algo(&ctx, CONV_ALGO_DIRECT1, dx_d, dw_d, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, dw_i, NULL, dy, x, w, &s);
+    conv2d_backward(&ctx, dx_a, dw_a, NULL, dy, x, w, &s);
+    ok &= wino_close("backward dx", dx_d, dx_i, nx);
+    ok &= wino_close("backward dw", dw_d, dw_i, nw);
+    ok &= check_tensor("conv2d_backward dx = direct (exact)", dx_a, dx_d, nx, 0, 0);
+    ok &= check_tensor("conv2d_backward dw = direct (exact)", dw_a, dw_d, nw, 0, 0);
+    float *bufs[] = {x, w, b, dy, dx0, dw0, y_d, y_i, y_a, y_d2, dx_d, dw_d, dx_i, dw_i, dx_a, dw_a, ctx.ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
+    return ok;
+}
+
+static void test_conv_direct1_vs_im2col(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 14);
+    const ConvShape shapes[] = {conv_shape(5, 64, 1, 28, 28, 3, 1, 1), conv_shape(3, 4, 1, 9, 6, 3, 1, 1),
+                                conv_shape(2, 3, 1, 1, 5, 3, 1, 1)};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int nt = 1; nt <= 3; nt++) ok &= direct1_vs_im2col(shapes[i], nt, &r);
     assert_true(ok);
 }
 
@@ -935,6 +980,7 @@ int main(void) {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_conv_vs_ref),
         cmocka_unit_test(test_conv_winograd_vs_im2col),
+        cmocka_unit_test(test_conv_direct1_vs_im2col),
         cmocka_unit_test(test_other_ops_vs_ref),
         cmocka_unit_test(test_backward_vs_finite_differences),
         cmocka_unit_test(test_adam),

@@ -2,7 +2,8 @@
  * OpenMP across the batch, each thread with its own workspace slice and its own weight
  * gradient partial, reduced in a fixed order so results are bit-identical for a fixed nthreads.
  * Conv2d with K 3, stride 1, padding 1 and at least WINOGRAD_MIN_CHANNELS channels on both
- * sides goes to Winograd F(2x2, 3x3) instead (winograd.c), unless DDPM_CONV=im2col. */
+ * sides goes to Winograd F(2x2, 3x3) instead (winograd.c), and with a single output channel
+ * to a direct loop (below), unless DDPM_CONV=im2col. */
 #include "ops/ops.h"
 
 #include <cblas.h>
@@ -98,6 +99,29 @@ static void check_convt_shape(const ConvShape *s) {
     DDPM_CHECK(t.ho == s->ho && t.wo == s->wo);
 }
 
+/* The direct path for one output channel (its section below): when it applies, and its
+ * per-thread workspace. */
+static int conv_is_direct1(const ConvShape *s) {
+    return s->co == 1 && s->k == 3 && s->stride == 1 && s->pad == 1 && s->ho == s->h &&
+           s->wo == s->w;
+}
+
+/* Per-thread workspace: padded plane, output-side plane, padded gradient plane, dW partial
+ * (Ci x 9 doubles). */
+typedef struct {
+    size_t pad, row, dw, per_thread;
+} D1Plan;
+
+static D1Plan d1_plan(const ConvShape *s) {
+    D1Plan p;
+    const size_t W = (size_t)s->w + 2;
+    p.pad = round16(((size_t)s->h + 2) * W + 2);
+    p.row = round16((size_t)s->h * W);
+    p.dw = round16(2 * (size_t)s->ci * 9);
+    p.per_thread = 2 * p.pad + p.row + p.dw;
+    return p;
+}
+
 /* Enough for either path whenever Winograd may be chosen (whatever DDPM_CONV says), so a
  * workspace sized once serves both. */
 size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
@@ -108,6 +132,10 @@ size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
         s->co >= WINOGRAD_MIN_CHANNELS) {
         size_t wino = conv2d_winograd_workspace_floats(s, nthreads);
         if (wino > need) need = wino;
+    }
+    if (conv_is_direct1(s)) {
+        size_t d1 = (size_t)nthreads * d1_plan(s).per_thread;
+        if (d1 > need) need = d1;
     }
     return need;
 }
@@ -381,14 +409,116 @@ static void bias_grad(const OpsCtx *ctx, float *db, const float *dy, int n, int 
     }
 }
 
+/* ---- one output channel: direct ------------------------------------------------------------
+ * The UNet's last layer (D -> 1 channel, 3x3, stride 1, padding 1) is a GEMM with a single row,
+ * which OpenBLAS runs at a tenth of its rate. Directly, each of the Ci x 9 taps is one
+ * multiply-add pass over the image. To make those passes long and branch-free, planes are
+ * copied into buffers with rows of w + 2 floats: the input zero-padded ((h + 2) rows), the
+ * output (and the output gradient) with two junk (zero) columns per row, so tap (ky, kx) is
+ * out[q] += w in[q + ky (w + 2) + kx] over the flat index q of all h (w + 2) positions.
+ * Threads split the batch into fixed slices; the weight gradient is summed per slice in
+ * double and the partials added in slice order, so results are bit-identical for a fixed
+ * nthreads. */
+
+/* dst ((h + 2), w + 2) = src (h, w) with a zero border. */
+static void pad_plane(float *restrict dst, const float *restrict src, int h, int w) {
+    const int W = w + 2;
+    memset(dst, 0, sizeof(float) * (size_t)W);
+    for (int r = 0; r < h; r++) {
+        float *d = dst + (size_t)(r + 1) * (size_t)W;
+        d[0] = 0.0f;
+        memcpy(d + 1, src + (size_t)r * (size_t)w, sizeof(float) * (size_t)w);
+        d[w + 1] = 0.0f;
+    }
+    memset(dst + (size_t)(h + 1) * (size_t)W, 0, sizeof(float) * (size_t)(W + 2));
+}
+
+static void direct1_run(const OpsCtx *ctx, float *y, float *dx, float *dw, const float *x,
+                        const float *dy, const float *w, const float *b, const ConvShape *s) {
+    const int nt = ctx->nthreads, h = s->h, wd = s->w, ci = s->ci, W = wd + 2;
+    const size_t pix = (size_t)h * (size_t)wd, q_n = (size_t)h * (size_t)W;
+    const D1Plan p = d1_plan(s);
+    DDPM_CHECK(ctx->ws_floats >= (size_t)nt * p.per_thread);
+#pragma omp parallel num_threads(nt)
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+        float *pin = ctx->ws + (size_t)t * p.per_thread, *pg = pin + p.pad, *row = pg + p.pad;
+        double *dwp = (double *)(void *)(row + p.row);
+        if (dw) memset(dwp, 0, sizeof(double) * (size_t)ci * 9);
+        const int n0 = (int)((int64_t)s->n * t / nt), n1 = (int)((int64_t)s->n * (t + 1) / nt);
+        for (int n = n0; n < n1; n++) {
+            if (y) { /* forward: row (h, W) accumulates every tap, then drops the junk */
+                const float bias = b ? b[0] : 0.0f;
+                for (size_t q = 0; q < q_n; q++) row[q] = bias;
+                for (int c = 0; c < ci; c++) {
+                    pad_plane(pin, x + ((size_t)n * (size_t)ci + (size_t)c) * pix, h, wd);
+                    for (int k = 0; k < 9; k++) {
+                        const float wv = w[(size_t)c * 9 + (size_t)k];
+                        const float *in = pin + (size_t)(k / 3) * (size_t)W + (size_t)(k % 3);
+#pragma omp simd
+                        for (size_t q = 0; q < q_n; q++) row[q] += wv * in[q];
+                    }
+                }
+                for (int r = 0; r < h; r++)
+                    memcpy(y + (size_t)n * pix + (size_t)r * (size_t)wd, row + (size_t)r * (size_t)W,
+                           sizeof(float) * (size_t)wd);
+                continue;
+            }
+            /* backward: row = dy with zero junk columns */
+            for (int r = 0; r < h; r++) {
+                memcpy(row + (size_t)r * (size_t)W, dy + (size_t)n * pix + (size_t)r * (size_t)wd,
+                       sizeof(float) * (size_t)wd);
+                row[(size_t)r * (size_t)W + (size_t)wd] = row[(size_t)r * (size_t)W + (size_t)wd + 1] = 0.0f;
+            }
+            for (int c = 0; c < ci; c++) {
+                const size_t plane = ((size_t)n * (size_t)ci + (size_t)c) * pix;
+                if (dw) { /* dW[c][k] += sum_q dy'[q] xpad[q + offset(k)] */
+                    pad_plane(pin, x + plane, h, wd);
+                    for (int k = 0; k < 9; k++) {
+                        const float *in = pin + (size_t)(k / 3) * (size_t)W + (size_t)(k % 3);
+                        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+                        for (size_t q = 0; q < q_n; q++) acc += (double)(row[q] * in[q]);
+                        dwp[(size_t)c * 9 + (size_t)k] += acc;
+                    }
+                }
+                if (dx) { /* dxpad[q + offset(k)] += w[c][k] dy'[q], then the interior added */
+                    memset(pg, 0, sizeof(float) * p.pad);
+                    for (int k = 0; k < 9; k++) {
+                        const float wv = w[(size_t)c * 9 + (size_t)k];
+                        float *o = pg + (size_t)(k / 3) * (size_t)W + (size_t)(k % 3);
+#pragma omp simd
+                        for (size_t q = 0; q < q_n; q++) o[q] += wv * row[q];
+                    }
+                    for (int r = 0; r < h; r++) {
+                        float *d = dx + plane + (size_t)r * (size_t)wd;
+                        const float *g = pg + (size_t)(r + 1) * (size_t)W + 1;
+#pragma omp simd
+                        for (int xx = 0; xx < wd; xx++) d[xx] += g[xx];
+                    }
+                }
+            }
+        }
+    }
+    if (dw) /* partials in slice order */
+        for (size_t e = 0; e < (size_t)ci * 9; e++) {
+            double acc = 0.0;
+            for (int t = 0; t < nt; t++)
+                acc += ((const double *)(const void *)(ctx->ws + (size_t)t * p.per_thread + 2 * p.pad + p.row))[e];
+            dw[e] += (float)acc;
+        }
+}
+
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 /* The algorithm conv2d_forward / conv2d_backward run for s. */
 static ConvAlgo resolve_algo(ConvAlgo algo, const ConvShape *s) {
-    if (algo == CONV_ALGO_AUTO)
-        return conv2d_uses_winograd(s) ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL;
+    if (algo == CONV_ALGO_AUTO) {
+        if (conv2d_uses_winograd(s)) return CONV_ALGO_WINOGRAD;
+        return conv_is_direct1(s) && !conv_im2col_forced() ? CONV_ALGO_DIRECT1 : CONV_ALGO_IM2COL;
+    }
     if (algo == CONV_ALGO_WINOGRAD || algo == CONV_ALGO_WINOGRAD4)
         DDPM_CHECK(conv_winograd_geometry(s));
+    if (algo == CONV_ALGO_DIRECT1) DDPM_CHECK(conv_is_direct1(s));
     return algo;
 }
 
@@ -401,6 +531,10 @@ void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float
             conv2d_winograd_forward(ctx, y, x, w, b, s);
         else
             conv2d_winograd4_forward(ctx, y, x, w, b, s);
+        return;
+    }
+    if (a == CONV_ALGO_DIRECT1) {
+        direct1_run(ctx, y, NULL, NULL, x, NULL, w, b, s);
         return;
     }
     Geom g = geom_conv(s);
@@ -418,6 +552,8 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
     DDPM_CHECK(a != CONV_ALGO_WINOGRAD4); /* forward only */
     if (a == CONV_ALGO_WINOGRAD) {
         conv2d_winograd_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (a == CONV_ALGO_DIRECT1) {
+        if (dw || dx) direct1_run(ctx, NULL, dx, dw, x, dy, w, NULL, s);
     } else if (dw || dx) {
         Geom g = geom_conv(s);
         Job jb = {0};
@@ -441,7 +577,7 @@ void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
 }
 
 ConvAlgo conv2d_infer_algo(const ConvShape *s) {
-    if (!conv2d_uses_winograd(s)) return CONV_ALGO_IM2COL;
+    if (!conv2d_uses_winograd(s)) return resolve_algo(CONV_ALGO_AUTO, s);
     return s->h >= WINOGRAD4_MIN_SIZE && s->w >= WINOGRAD4_MIN_SIZE ? CONV_ALGO_WINOGRAD4
                                                                     : CONV_ALGO_WINOGRAD;
 }

@@ -77,7 +77,7 @@ int conv_winograd_geometry(const ConvShape *s) {
 }
 
 /* DDPM_CONV, read once: 1 = im2col everywhere, 0 = automatic choice. */
-static int conv_env_im2col(void) {
+int conv_im2col_forced(void) {
     static atomic_int mode = -1;
     int m = atomic_load_explicit(&mode, memory_order_acquire);
     if (m >= 0) return m;
@@ -92,7 +92,7 @@ static int conv_env_im2col(void) {
 
 int conv2d_uses_winograd(const ConvShape *s) {
     return conv_winograd_geometry(s) && s->ci >= WINOGRAD_MIN_CHANNELS &&
-           s->co >= WINOGRAD_MIN_CHANNELS && !conv_env_im2col();
+           s->co >= WINOGRAD_MIN_CHANNELS && !conv_im2col_forced();
 }
 
 static WPlan wplan_make(const ConvShape *s, int nthreads, int r) {

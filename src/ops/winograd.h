@@ -21,6 +21,8 @@
  * multiplies save (and the 1-channel first and last layers make a degenerate GEMM). */
 #define WINOGRAD_MIN_CHANNELS 16
 
+/* 1 when DDPM_CONV=im2col asks for im2col everywhere. */
+int conv_im2col_forced(void);
 /* 1 if Winograd can compute this conv2d shape at all (K 3, stride 1, padding 1). */
 int conv_winograd_geometry(const ConvShape *s);
 /* 1 if conv2d_forward / conv2d_backward use Winograd for s: the geometry, both channel counts
@@ -46,8 +48,16 @@ void conv2d_winograd4_forward(const OpsCtx *ctx, float *y, const float *x, const
 /* conv2d_forward / conv2d_backward with the algorithm named instead of chosen (conv.c).
  * CONV_ALGO_WINOGRAD (F(2x2, 3x3)) and CONV_ALGO_WINOGRAD4 (F(4x4, 3x3), forward only) need
  * conv_winograd_geometry(s) and a workspace of at least conv2d_winograd_workspace_floats;
- * CONV_ALGO_AUTO is what conv2d_forward does. */
-typedef enum { CONV_ALGO_AUTO, CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD, CONV_ALGO_WINOGRAD4 } ConvAlgo;
+ * CONV_ALGO_DIRECT1 needs Co 1 and that geometry (conv2d_workspace_floats covers it);
+ * CONV_ALGO_AUTO is what conv2d_forward does: Winograd where conv2d_uses_winograd, DIRECT1
+ * for one output channel, else im2col (DDPM_CONV=im2col: always im2col). */
+typedef enum {
+    CONV_ALGO_AUTO,
+    CONV_ALGO_IM2COL,
+    CONV_ALGO_WINOGRAD,
+    CONV_ALGO_WINOGRAD4,
+    CONV_ALGO_DIRECT1 /* one output channel, K 3, stride 1, padding 1: direct loops (conv.c) */
+} ConvAlgo;
 void conv2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float *x,
                          const float *w, const float *b, const ConvShape *s);
 void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw, float *db,
@@ -57,9 +67,9 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
  * against 25 ms for F(2x2, 3x3) at 28x28, but no faster at 14x14 or 7x7 (4 and 2 tiles per
  * row, one more slot of padding each), where the more exact F(2x2, 3x3) stays. */
 #define WINOGRAD4_MIN_SIZE 20
-/* What conv2d_forward_infer runs for s: im2col where conv2d_forward does, else
- * CONV_ALGO_WINOGRAD4 for images of at least WINOGRAD4_MIN_SIZE rows and columns and
- * CONV_ALGO_WINOGRAD below. */
+/* What conv2d_forward_infer runs for s: what conv2d_forward runs, except that where that is
+ * Winograd it is CONV_ALGO_WINOGRAD4 for images of at least WINOGRAD4_MIN_SIZE rows and
+ * columns. */
 ConvAlgo conv2d_infer_algo(const ConvShape *s);
 
 #endif
