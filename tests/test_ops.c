@@ -528,6 +528,60 @@ static int small_ops_vs_ref(int nthreads, Rng *r) {
     return ok;
 }
 
+/* The fused BatchNorm + GELU operators against the composition they replace (the UNet's
+ * unit before fusion): forward the same bits as batchnorm2d_forward_train then gelu_forward
+ * (same statistics, same per-value arithmetic), including the statistics and running buffers;
+ * backward as gelu_backward into a zeroed buffer then batchnorm2d_backward_train into a zeroed
+ * dx, to FAST_REL (the channel sums are taken in another order), dgamma and dbeta
+ * accumulating onto non-zero values. */
+static int bn_gelu_vs_composed(int nthreads, Rng *r) {
+    const int n = 4, c = 5, hw = 49;
+    const size_t cnt = (size_t)n * c * hw;
+    OpsCtx ctx = ctx_make(nthreads, 0);
+    float *x = rand_buf(r, cnt, -2, 3), *dy = rand_buf(r, cnt, -1, 1);
+    float *gamma = rand_buf(r, c, 0.5f, 1.5f), *beta = rand_buf(r, c, -1, 1);
+    float *rm0 = rand_buf(r, c, -1, 1), *rv0 = rand_buf(r, c, 0.5f, 2);
+    float *rm_f = copy_buf(rm0, c), *rv_f = copy_buf(rv0, c), *rm_c = copy_buf(rm0, c),
+          *rv_c = copy_buf(rv0, c);
+    float *y_f = zero_buf(cnt), *y_c = zero_buf(cnt), *bn = zero_buf(cnt);
+    float *mean_f = zero_buf(c), *rstd_f = zero_buf(c), *mean_c = zero_buf(c), *rstd_c = zero_buf(c);
+    float *dg0 = rand_buf(r, c, -1, 1), *db0 = rand_buf(r, c, -1, 1);
+    float *dg_f = copy_buf(dg0, c), *db_f = copy_buf(db0, c), *dg_c = copy_buf(dg0, c),
+          *db_c = copy_buf(db0, c);
+    float *dx_f = rand_buf(r, cnt, -1, 1), *g = zero_buf(cnt), *dx_c = zero_buf(cnt);
+    printf(" BatchNorm + GELU fused, %d thread(s)\n", nthreads);
+
+    bn_gelu_forward_train(&ctx, y_f, mean_f, rstd_f, rm_f, rv_f, x, gamma, beta, n, c, hw, 0.1f, 1e-5f);
+    batchnorm2d_forward_train(&ctx, bn, mean_c, rstd_c, rm_c, rv_c, x, gamma, beta, n, c, hw, 0.1f, 1e-5f);
+    gelu_forward(&ctx, y_c, bn, (int64_t)cnt);
+    int ok = check_tensor("forward y (exact)", y_f, y_c, cnt, 0, 0);
+    ok &= check_tensor("mean (exact)", mean_f, mean_c, c, 0, 0);
+    ok &= check_tensor("rstd (exact)", rstd_f, rstd_c, c, 0, 0);
+    ok &= check_tensor("running mean (exact)", rm_f, rm_c, c, 0, 0);
+    ok &= check_tensor("running var (exact)", rv_f, rv_c, c, 0, 0);
+
+    /* dx_f starts as garbage: the fused backward overwrites it */
+    bn_gelu_backward_train(&ctx, dx_f, dg_f, db_f, dy, x, mean_f, rstd_f, gamma, beta, n, c, hw);
+    for (int ch = 0; ch < c; ch++) { /* BatchNorm's output as the UNet recomputed it */
+        float a = gamma[ch] * rstd_c[ch], b = beta[ch] - mean_c[ch] * a;
+        for (int i = 0; i < n; i++)
+            for (int q = 0; q < hw; q++) {
+                size_t e = ((size_t)i * c + ch) * hw + q;
+                bn[e] = x[e] * a + b;
+            }
+    }
+    gelu_backward(&ctx, g, dy, bn, (int64_t)cnt);
+    batchnorm2d_backward_train(&ctx, dx_c, dg_c, db_c, g, x, mean_c, rstd_c, gamma, n, c, hw);
+    ok &= fast_close("backward dx", dx_f, dx_c, cnt);
+    ok &= fast_close("backward dgamma", dg_f, dg_c, c);
+    ok &= fast_close("backward dbeta", db_f, db_c, c);
+    float *bufs[] = {x,      y_f,    y_c,    bn,   dy,   gamma, beta, rm0,  rv0,  rm_f, rv_f,
+                     rm_c,   rv_c,   mean_f, rstd_f, mean_c, rstd_c, dg0, db0, dg_f, db_f,
+                     dg_c,   db_c,   dx_f,   g,    dx_c};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
+    return ok;
+}
+
 static void test_other_ops_vs_ref(void **state) {
     (void)state;
     Rng r;
@@ -535,6 +589,7 @@ static void test_other_ops_vs_ref(void **state) {
     int ok = 1;
     for (int nt = 1; nt <= 3; nt++) {
         ok &= bn_vs_ref(nt, &r);
+        ok &= bn_gelu_vs_composed(nt, &r);
         ok &= gelu_vs_ref(nt, &r);
         ok &= small_ops_vs_ref(nt, &r);
     }

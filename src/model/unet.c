@@ -535,20 +535,6 @@ static double *prof_row(const Unet *m, const UnetUnit *u, int backward) {
 
 /* ---- forward ----------------------------------------------------------------------- */
 
-/* y = gamma (x - mean) rstd + beta per channel: BatchNorm's output recomputed in backward
- * from the saved statistics instead of being stored (saves one activation per unit). */
-static void bn_apply(const OpsCtx *ctx, float *y, const float *x, const float *mean,
-                     const float *rstd, const float *gamma, const float *beta, int n, int c,
-                     int hw) {
-#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) collapse(2)
-    for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            float s = gamma[ch] * rstd[ch], t = beta[ch] - mean[ch] * s;
-            for (int j = 0; j < hw; j++) y[base + j] = x[base + j] * s + t;
-        }
-}
-
 /* The unit's convolution with eval-mode BatchNorm folded in, into m->fold: per output
  * channel o, s = gamma / sqrt(running_var + eps), weights times s and bias (b - mean) s + beta.
  * Returns the folded bias; the weights start at m->fold. */
@@ -592,13 +578,15 @@ static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train
     else
         conv2d_forward(&m->ctx, u->conv_out, in, u->w, u->b, &s);
     if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
-    if (train == UNET_TRAIN)
-        batchnorm2d_forward_train(&m->ctx, m->s1, u->mean, u->rstd, u->running_mean,
-                                  u->running_var, u->conv_out, u->gamma, u->beta, n, u->co, hw,
-                                  0.1f, 1e-5f);
-    else
-        batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
-                                 u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
+    if (train == UNET_TRAIN) { /* BatchNorm and GELU in one operator */
+        bn_gelu_forward_train(&m->ctx, u->act, u->mean, u->rstd, u->running_mean,
+                              u->running_var, u->conv_out, u->gamma, u->beta, n, u->co, hw,
+                              0.1f, 1e-5f);
+        if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
+        return;
+    }
+    batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta, u->running_mean,
+                             u->running_var, n, u->co, hw, 1e-5f);
     if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
     gelu_forward(&m->ctx, u->act, m->s1, count);
     if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
@@ -716,24 +704,23 @@ static void unit_backward(Unet *m, UnetUnit *u, float *d_in, const float *d_out,
     int hw = u->hout * u->hout;
     size_t count = (size_t)n * (size_t)u->co * (size_t)hw;
     double *row = prof_row(m, u, 1), t = prof_now(m);
-    if (m->last_train == UNET_TRAIN)
-        bn_apply(&m->ctx, m->s1, u->conv_out, u->mean, u->rstd, u->gamma, u->beta, n, u->co, hw);
-    else
+    if (m->last_train == UNET_TRAIN) { /* GELU and BatchNorm in one operator, into s1 */
+        bn_gelu_backward_train(&m->ctx, m->s1, u->dgamma, u->dbeta, d_out, u->conv_out, u->mean,
+                               u->rstd, u->gamma, u->beta, n, u->co, hw);
+        if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
+    } else {
         batchnorm2d_forward_eval(&m->ctx, m->s1, u->conv_out, u->gamma, u->beta,
                                  u->running_mean, u->running_var, n, u->co, hw, 1e-5f);
-    if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
-    zero(m->s2, count);
-    gelu_backward(&m->ctx, m->s2, d_out, m->s1, (int64_t)count);
-    if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
-    zero(m->s1, count);
-    if (m->last_train == UNET_TRAIN)
-        batchnorm2d_backward_train(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
-                                   u->mean, u->rstd, u->gamma, n, u->co, hw);
-    else
+        if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
+        zero(m->s2, count);
+        gelu_backward(&m->ctx, m->s2, d_out, m->s1, (int64_t)count);
+        if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
+        zero(m->s1, count);
         batchnorm2d_backward_eval(&m->ctx, m->s1, u->dgamma, u->dbeta, m->s2, u->conv_out,
                                   u->running_mean, u->running_var, u->gamma, n, u->co, hw,
                                   1e-5f);
-    if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
+        if (row) prof_lap(m, &row[UNET_PROF_BN], &t);
+    }
     ConvShape s = unit_shape(u, n);
     if (u->transposed)
         conv_transpose2d_backward(&m->ctx, d_in, u->dw, u->db, m->s1, u->input, u->w, &s);

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "core/common.h"
+#include "ops/gelu.h"
 #include "ops/ops.h"
 
 /* Sum of the hw values of plane p, in double (vectorised; the order is fixed at compile time). */
@@ -32,22 +33,33 @@ static void plane_affine(float *y, const float *x, int hw, float a, float b) {
     for (int q = 0; q < hw; q++) y[q] = x[q] * a + b;
 }
 
+/* Training-mode statistics of channel ch: mean mu and r = 1 / sqrt(var + eps) of its N HW
+ * values, and the running statistics updated with them. */
+static void channel_stats(const float *x, float *running_mean, float *running_var, int n, int c,
+                          int hw, int ch, float momentum, float eps, double *mu_out, double *r_out) {
+    const double m = (double)n * (double)hw;
+    double sum = 0.0, sq = 0.0;
+    /* two passes (mean, then squared deviations) to avoid sum-of-squares cancellation */
+    for (int i = 0; i < n; i++)
+        sum += plane_sum(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw);
+    double mu = sum / m;
+    for (int i = 0; i < n; i++)
+        sq += plane_sqdev(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw, mu);
+    *mu_out = mu;
+    *r_out = 1.0 / sqrt(sq / m + (double)eps);
+    running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
+    running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
+}
+
 void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
                                float *running_mean, float *running_var, const float *x,
                                const float *gamma, const float *beta, int n, int c, int hw,
                                float momentum, float eps) {
-    const double m = (double)n * (double)hw;
-    DDPM_CHECK(m > 1); /* the unbiased variance needs two values, as in PyTorch */
+    DDPM_CHECK((double)n * (double)hw > 1); /* the unbiased variance needs two values, as in PyTorch */
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
-        double sum = 0.0, sq = 0.0;
-        /* two passes (mean, then squared deviations) to avoid sum-of-squares cancellation */
-        for (int i = 0; i < n; i++)
-            sum += plane_sum(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw);
-        double mu = sum / m;
-        for (int i = 0; i < n; i++)
-            sq += plane_sqdev(x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw, hw, mu);
-        double r = 1.0 / sqrt(sq / m + (double)eps);
+        double mu, r;
+        channel_stats(x, running_mean, running_var, n, c, hw, ch, momentum, eps, &mu, &r);
         float a = (float)(r * (double)gamma[ch]);
         float b = (float)((double)beta[ch] - mu * (double)a);
         for (int i = 0; i < n; i++) {
@@ -56,8 +68,6 @@ void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *
         }
         mean[ch] = (float)mu;
         rstd[ch] = (float)r;
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
     }
 }
 
@@ -145,6 +155,79 @@ void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, floa
             float *d = dx + off;
 #pragma omp simd
             for (int q = 0; q < hw; q++) d[q] += g[q] * a;
+        }
+    }
+}
+
+/* ---- BatchNorm then GELU, fused (training mode) ----------------------------------------------
+ * The UNet's units are conv -> BatchNorm -> GELU. Computed one after the other, the pair reads
+ * and writes every activation several times (BatchNorm's output, GELU's gradient, two zeroed
+ * buffers); fused, the forward makes one pass after the statistics and the backward two. */
+
+void bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                           float *running_mean, float *running_var, const float *x,
+                           const float *gamma, const float *beta, int n, int c, int hw,
+                           float momentum, float eps) {
+    DDPM_CHECK((double)n * (double)hw > 1);
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double mu, r;
+        channel_stats(x, running_mean, running_var, n, c, hw, ch, momentum, eps, &mu, &r);
+        const float a = (float)(r * (double)gamma[ch]);
+        const float b = (float)((double)beta[ch] - mu * (double)a);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *v = x + off;
+            float *o = y + off;
+#pragma omp simd
+            for (int q = 0; q < hw; q++) o[q] = gelu_value(v[q] * a + b);
+        }
+        mean[ch] = (float)mu;
+        rstd[ch] = (float)r;
+    }
+}
+
+/* Pass 1 per channel: the BatchNorm output recomputed from x and the saved statistics
+ * (as bn_apply in the UNet: a = gamma rstd, b = beta - mean a), the gradient g at it through
+ * GELU written to dx, and the sums of g and g (x - mean); pass 2: dx = g A + x B + K, the
+ * coefficients of batchnorm2d_backward_train. */
+void bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                            const float *dy, const float *x, const float *mean, const float *rstd,
+                            const float *gamma, const float *beta, int n, int c, int hw) {
+    const double m = (double)n * (double)hw;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float a = gamma[ch] * rstd[ch], b = beta[ch] - mean[ch] * a;
+        const double mu = mean[ch], r = rstd[ch];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *v = x + off, *d = dy + off;
+            float *g = dx + off;
+            double p0 = 0.0, p1 = 0.0;
+#pragma omp simd reduction(+ : p0, p1)
+            for (int q = 0; q < hw; q++) {
+                float cdf, pdf, yv = v[q] * a + b;
+                gaussian_cdf_pdf(yv, &cdf, &pdf);
+                float gq = d[q] * (cdf + yv * pdf);
+                g[q] = gq;
+                p0 += gq;
+                p1 += (double)gq * ((double)v[q] - mu);
+            }
+            sdy += p0;
+            sdyx += p1;
+        }
+        if (dgamma) dgamma[ch] += (float)(sdyx * r);
+        if (dbeta) dbeta[ch] += (float)sdy;
+        double gr = (double)gamma[ch] * r;
+        double kx = -gr * sdyx * r * r / m;
+        const float A = (float)gr, B = (float)kx, K = (float)(-gr * sdy / m - kx * mu);
+        for (int i = 0; i < n; i++) {
+            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *v = x + off;
+            float *g = dx + off;
+#pragma omp simd
+            for (int q = 0; q < hw; q++) g[q] = g[q] * A + v[q] * B + K;
         }
     }
 }

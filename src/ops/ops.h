@@ -78,6 +78,20 @@ void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, floa
                                const float *running_var, const float *gamma, int n, int c,
                                int hw, float eps);
 
+/* BatchNorm2d (training mode) then exact GELU, fused: y = GELU(BatchNorm(x)) with the
+ * statistics saved and updated as batchnorm2d_forward_train does (the same bits as that
+ * followed by gelu_forward). Backward from dy, the gradient at GELU's output: dgamma, dbeta
+ * accumulate; dx (N,C,HW) is OVERWRITTEN (not accumulated) with the gradient at x, what
+ * gelu_backward into a zeroed buffer then batchnorm2d_backward_train into a zeroed dx give
+ * (to float rounding: the sums are ordered differently). */
+void bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                           float *running_mean, float *running_var, const float *x,
+                           const float *gamma, const float *beta, int n, int c, int hw,
+                           float momentum, float eps);
+void bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                            const float *dy, const float *x, const float *mean, const float *rstd,
+                            const float *gamma, const float *beta, int n, int c, int hw);
+
 /* Exact GELU y = x Phi(x) on count elements. */
 void gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count);
 void gelu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int64_t count);
