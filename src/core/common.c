@@ -1,6 +1,8 @@
 /* The checked allocator, panics and the per-thread error message. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "common.h"
+
+#include <sys/mman.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +34,20 @@ void *xcalloc(size_t count, size_t size) {
     void *p = xmalloc(count * size);
     memset(p, 0, count * size);
     return p;
+}
+
+void *xcalloc_pages(size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "ddpm: out of memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+void xfree_pages(void *p, size_t bytes) {
+    if (p) munmap(p, bytes ? bytes : 1);
 }
 
 char *xstrdup(const char *s) {

@@ -25,6 +25,11 @@ void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);
 char *xstrdup(const char *s);
 void xfree(void *p);
+/* Large zeroed buffers straight from the kernel (anonymous mmap): page-aligned, and a page
+ * counts towards the resident memory only once it is first touched, so the parts a run never
+ * uses (the backward buffers when only sampling) cost nothing. Freed with their size. */
+void *xcalloc_pages(size_t bytes);
+void xfree_pages(void *p, size_t bytes);
 
 /* Errors from bad input or failed I/O: set a message, return -1; main prints it.
  * err_set returns -1 so call sites can write `return err_set(...)`. */

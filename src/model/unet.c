@@ -342,7 +342,10 @@ int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, in
         attn_saved_off[i] = total;
         total += attention_saved_floats(max_batch, c, hw);
     }
-    float *A = xcalloc(total, sizeof(float));
+    /* page-backed: the parts a run never touches (in sampling, the backward buffers and the
+     * units' conv_out) take no resident memory */
+    m->arena_bytes = total * sizeof(float);
+    float *A = xcalloc_pages(m->arena_bytes);
     m->arena = A;
 
     for (int i = 0; i < UNET_NUM_UNITS; i++) {
@@ -462,7 +465,7 @@ int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, in
     m->fold = xmalloc(fold * sizeof(float));
     m->ctx.nthreads = nthreads;
     m->ctx.ws_floats = ws;
-    m->ctx.ws = xcalloc(ws ? ws : 1, sizeof(float));
+    m->ctx.ws = xcalloc_pages((ws ? ws : 1) * sizeof(float));
     return 0;
 }
 
@@ -471,9 +474,9 @@ void unet_free(Unet *m) {
     xfree(m->params);
     xfree(m->grads);
     xfree(m->buffers);
-    xfree(m->arena);
+    xfree_pages(m->arena, m->arena_bytes);
     xfree(m->fold);
-    xfree(m->ctx.ws);
+    xfree_pages(m->ctx.ws, (m->ctx.ws_floats ? m->ctx.ws_floats : 1) * sizeof(float));
     memset(m, 0, sizeof *m);
 }
 
@@ -563,13 +566,16 @@ static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train
     double *row = prof_row(m, u, 0), t = prof_now(m);
     u->input = in;
     if (train == UNET_INFER) {
+        /* the pre-GELU values go to the shared scratch s1, not the unit's conv_out (kept for
+         * backward in the other modes): sampling then never touches the conv_out pages, and
+         * the process's resident memory stays smaller */
         const float *b = fold_batchnorm(m, u);
         if (u->transposed)
-            conv_transpose2d_forward(&m->ctx, u->conv_out, in, m->fold, b, &s);
+            conv_transpose2d_forward(&m->ctx, m->s1, in, m->fold, b, &s);
         else
-            conv2d_forward_infer(&m->ctx, u->conv_out, in, m->fold, b, &s);
+            conv2d_forward_infer(&m->ctx, m->s1, in, m->fold, b, &s);
         if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
-        gelu_forward(&m->ctx, u->act, u->conv_out, count);
+        gelu_forward(&m->ctx, u->act, m->s1, count);
         if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
         return;
     }

@@ -159,7 +159,8 @@ typedef struct {
     int last_train; /* mode of the last forward: UNET_TRAIN, UNET_EVAL or UNET_INFER */
     int last_n;
 
-    void *arena; /* the one activation allocation */
+    void *arena; /* the one activation allocation (xcalloc_pages) */
+    size_t arena_bytes;
 } Unet;
 
 /* Build a model: parameters initialised as PyTorch's defaults from rng. Returns 0 or -1. */
