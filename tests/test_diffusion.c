@@ -198,7 +198,7 @@ static void test_ddim_step(void **state) {
     for (int j = 0; j < 5; j++) {
         int t = jumps[j][0], tp = jumps[j][1];
         schedule_add_noise(&s, xt, x0, eps, t, N);
-        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, N);
+        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, 0, N);
         if (tp >= 0) schedule_add_noise(&s, want, x0, eps, tp, N);
         else memcpy(want, x0, sizeof want);
         char label[64];
@@ -209,15 +209,34 @@ static void test_ddim_step(void **state) {
      * variance beta_t (1 - abar_{t-1}) / (1 - abar_t) */
     float zero[N] = {0};
     const int t = 120;
-    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, N);
+    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, 0, N);
     double var = s.beta[t] * (1 - s.abar[t - 1]) / (1 - s.abar[t]);
     for (int i = 0; i < N; i++) want[i] = (float)(sqrt(var) * z[i]);
     assert_true(check_tensor("ddim eta 1 noise = posterior std", got, want, N, 1e-7, 1e-5));
     /* eta 0 ignores z: the same call with other noise gives the same result */
     schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, N);
-    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, N);
+    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, 0, N);
+    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, 0, N);
     assert_memory_equal(got, want, sizeof got);
+    /* clip: a clean image inside [0, 1] is left alone (the exact eps gives the same step);
+     * outside, the step is the one from the clipped image, eps recomputed from it */
+    for (int i = 0; i < N; i++) x0[i] = (float)i / (N - 1);
+    schedule_add_noise(&s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
+    schedule_ddim_step(&s, want, xt, eps, z, 200, 100, 0.0f, 0, N);
+    assert_true(check_tensor("ddim clip, x0 inside [0, 1]", got, want, N, 1e-5, 1e-5));
+    for (int i = 0; i < N; i++) x0[i] = 3.0f * (float)i / (N - 1) - 1.0f; /* -1 .. 2 */
+    schedule_add_noise(&s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
+    {
+        double ab = s.abar[200], abp = s.abar[100];
+        for (int i = 0; i < N; i++) {
+            double c = x0[i] < 0 ? 0 : x0[i] > 1 ? 1 : x0[i];
+            double e = ((double)xt[i] - sqrt(ab) * c) / sqrt(1 - ab);
+            want[i] = (float)(sqrt(abp) * c + sqrt(1 - abp) * e);
+        }
+    }
+    assert_true(check_tensor("ddim clip, x0 in [-1, 2]", got, want, N, 1e-5, 1e-5));
     schedule_free(&s);
 }
 

@@ -70,7 +70,7 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 1;
     float guidance = 5.0f, eta = -1.0f;
     const char *sampler = "ddpm";
-    int steps = 0, no_ema = 0, used_ema = 0;
+    int steps = 0, no_ema = 0, used_ema = 0, clip = 0;
     Opt opts[] = {
         {"ckpt", OPT_STR, &ckpt, "weights of a time or class model (.safetensors), required", 0, -1, 0},
         {"n", OPT_INT, &n, "number of samples (default 40)", 1, 1000000, 0},
@@ -88,6 +88,7 @@ int cmd_sample(int argc, char **argv) {
         {"sampler", OPT_STR, &sampler, "ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
         {"steps", OPT_INT, &steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
+        {"clip", OPT_FLAG, &clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "images per forward pass (default 128)", 2, 65536, 0},
     };
@@ -145,6 +146,11 @@ int cmd_sample(int argc, char **argv) {
     if (schedule_init_kind(&s, sk, T, b0, b1) != 0) goto done;
     SampleRequest base = {0};
     if (sampler_choose(&base, &s, sampler, steps, eta) != 0) goto done;
+    if (clip && !base.ddim_steps) {
+        err_set("--clip is for --sampler ddim");
+        goto done;
+    }
+    base.ddim_clip = clip;
     const int K = sampler_steps(&s, &base);
 
     int cols = 10, grid_per_digit = 0;
@@ -174,7 +180,8 @@ int cmd_sample(int argc, char **argv) {
         SampleRequest req = {.n = n, .labels = labels, .guidance = g,
                              .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
                              .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
-                             .ddim_steps = base.ddim_steps, .ddim_eta = base.ddim_eta};
+                             .ddim_steps = base.ddim_steps, .ddim_eta = base.ddim_eta,
+                             .ddim_clip = base.ddim_clip};
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;

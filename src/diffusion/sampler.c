@@ -98,7 +98,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             if (req->ddim_steps > 0) {
                 /* fresh noise only where the step adds some, so eta 0 draws nothing */
                 if (req->ddim_eta > 0 && t_prev >= 0) rng_fill_normal(rng, z, (size_t)c * P);
-                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, c * P);
+                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, req->ddim_clip, c * P);
             } else {
                 if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
                 schedule_reverse_step(s, x, x, eps, z, t, c * P);

@@ -23,6 +23,7 @@ typedef struct {
     void *progress_user;
     int ddim_steps; /* 0: the SPEC's DDPM sampler over all T steps; K > 0: DDIM over K steps */
     float ddim_eta; /* DDIM: 0 deterministic, 1 ancestral-like */
+    int ddim_clip;  /* DDIM: clip the predicted clean image to [0, 1] (schedule_ddim_step) */
 } SampleRequest;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */

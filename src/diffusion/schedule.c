@@ -97,17 +97,22 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
 }
 
 void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int count) {
+                        const float *z, int t, int t_prev, float eta, int clip, int count) {
     DDPM_CHECK(t >= 0 && t < s->T && t_prev >= -1 && t_prev < t);
     double ab = s->abar[t], ab_prev = schedule_abar(s, t_prev);
     double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
     double sigma = (double)eta * sqrt((1.0 - ab_prev) / (1.0 - ab)) * sqrt(1.0 - ab / ab_prev);
     double dir2 = 1.0 - ab_prev - sigma * sigma;
     double dir = dir2 > 0 ? sqrt(dir2) : 0.0, a_prev = sqrt(ab_prev);
+    const double a_t = sqrt(ab), s_t = sqrt(1.0 - ab);
     int noisy = sigma > 0;
     for (int i = 0; i < count; i++) {
-        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i];
-        double v = a_prev * x0 + dir * (double)eps[i];
+        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i], e = eps[i];
+        if (clip) {
+            x0 = x0 < 0.0 ? 0.0 : x0 > 1.0 ? 1.0 : x0;
+            e = ((double)xt[i] - a_t * x0) / s_t;
+        }
+        double v = a_prev * x0 + dir * e;
         if (noisy) v += sigma * (double)z[i];
         x_prev[i] = (float)v;
     }

@@ -46,9 +46,13 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
  *   x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
  *   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
  * eta 0 is deterministic (z ignored); eta 1 with t_prev = t - 1 has the DDPM posterior's
- * variance. x_prev may alias xt. */
+ * variance. clip: x0_hat is clipped to the data range [0, 1] first and eps recomputed from
+ * it, eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), so that the step stays
+ * consistent (what diffusers' DDIM does by default); it keeps the first steps of a schedule
+ * whose abar_t is about 0 at T - 1 (cosine) from amplifying eps's error by 1 / sqrt(abar_t).
+ * x_prev may alias xt. */
 void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int count);
+                        const float *z, int t, int t_prev, float eta, int clip, int count);
 
 /* The K steps a DDIM sampler visits, evenly spread over 0..T-1 and ending at T-1:
  * steps[i] = round(i (T - 1) / (K - 1)) for K > 1 ({T - 1} for K = 1). K <= T. */
