@@ -130,6 +130,8 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
     printf("W: Winograd F(2x2,3x3)%s (DDPM_CONV=im2col turns both off); their GFLOP/s count the\n"
            "   FLOPs of a direct convolution, an effective rate that may exceed the SGEMM peak\n",
            sampling ? ", W4: F(4x4,3x3), BatchNorm folded into the convolutions" : "");
+    if (!sampling)
+        printf("bn: BatchNorm and the GELU after it, one fused operator in training (gelu columns empty)\n");
     printf("totals per step: conv %.1f ms (%.0f%%), BatchNorm %.1f ms (%.0f%%), GELU %.1f ms (%.0f%%),\n",
            conv * 1e3, 100 * conv / step_s, bn * 1e3, 100 * bn / step_s, gelu * 1e3, 100 * gelu / step_s);
     printf("  FCBlocks/conditioning/concat/pooling/zeroing %.1f ms forward + %.1f ms backward (%.0f%%),\n",
