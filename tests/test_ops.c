@@ -577,7 +577,7 @@ static int bn_gelu_vs_composed(int nthreads, Rng *r) {
     ok &= fast_close("backward dbeta", db_f, db_c, c);
     float *bufs[] = {x,      y_f,    y_c,    bn,   dy,   gamma, beta, rm0,  rv0,  rm_f, rv_f,
                      rm_c,   rv_c,   mean_f, rstd_f, mean_c, rstd_c, dg0, db0, dg_f, db_f,
-                     dg_c,   db_c,   dx_f,   g,    dx_c};
+                     dg_c,   db_c,   dx_f,   g,    dx_c, ctx.ws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
     return ok;
 }
