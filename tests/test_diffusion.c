@@ -245,29 +245,69 @@ static void test_ddim_steps(void **state) {
     Schedule s;
     assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
     int st[300];
-    schedule_ddim_steps(&s, 1, st);
-    assert_int_equal(st[0], 299);
-    schedule_ddim_steps(&s, 300, st);
-    for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
-    schedule_ddim_steps(&s, 50, st);
+    for (int sp = 0; sp < 2; sp++) {
+        schedule_ddim_steps(&s, 1, (DdimSpacing)sp, st);
+        assert_int_equal(st[0], 299);
+        schedule_ddim_steps(&s, 300, (DdimSpacing)sp, st);
+        for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
+        /* any K: K distinct steps from 0 to T - 1 */
+        for (int K = 2; K <= 300; K += 7) {
+            schedule_ddim_steps(&s, K, (DdimSpacing)sp, st);
+            assert_int_equal(st[0], 0);
+            assert_int_equal(st[K - 1], 299);
+            for (int i = 1; i < K; i++) assert_true(st[i] > st[i - 1]);
+        }
+    }
+    schedule_ddim_steps(&s, 50, DDIM_SPACING_UNIFORM, st);
     assert_int_equal(st[0], 0);
     assert_int_equal(st[49], 299);
     for (int i = 1; i < 50; i++) assert_true(st[i] - st[i - 1] == 6 || st[i] - st[i - 1] == 7);
+    /* quadratic: (i / 49)^2 299 where that is past the one-apart start; gaps grow */
+    schedule_ddim_steps(&s, 50, DDIM_SPACING_QUADRATIC, st);
+    assert_int_equal(st[1], 1);                 /* 0.12 rounds to 0, moved up */
+    assert_int_equal(st[25], 78);               /* (25/49)^2 299 = 77.8 */
+    assert_int_equal(st[48], 287);              /* (48/49)^2 299 = 286.9 */
+    assert_true(st[49] - st[48] > st[26] - st[25]);
     /* the command-line words */
     SampleRequest q = {0};
-    assert_int_equal(sampler_choose(&q, &s, "ddim", 0, -1), 0);
+    SamplerWords w = {"ddim", 0, -1, 0, NULL};
+    assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 50);
     assert_true(q.ddim_eta == 0.0f);
-    assert_int_equal(sampler_choose(&q, &s, "ddim", 20, 0.5f), 0);
+    assert_int_equal(q.ddim_clip, 0);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_UNIFORM);
+    w = (SamplerWords){"ddim", 20, 0.5f, 1, "quadratic"};
+    assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 20);
-    assert_int_equal(sampler_choose(&q, &s, "ddpm", 0, -1), 0);
+    assert_true(q.ddim_eta == 0.5f);
+    assert_int_equal(q.ddim_clip, 1);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_QUADRATIC);
+    char desc[96];
+    sampler_describe(&q, &s, desc, sizeof desc);
+    assert_string_equal(desc, "DDIM, 20 steps, eta 0.5, x0 clipped, quadratic spacing");
+    w = (SamplerWords){"ddpm", 0, -1, 0, NULL};
+    assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 0);
-    assert_int_equal(sampler_choose(&q, &s, "ddim", 301, -1), -1);
-    assert_non_null(strstr(err_msg(), "1 to T = 300"));
-    assert_int_equal(sampler_choose(&q, &s, "ddpm", 50, -1), -1);
-    assert_int_equal(sampler_choose(&q, &s, "ddpm", 0, 0.0f), -1);
-    assert_int_equal(sampler_choose(&q, &s, "euler", 0, -1), -1);
-    assert_non_null(strstr(err_msg(), "unknown sampler 'euler'"));
+    sampler_describe(&q, &s, desc, sizeof desc);
+    assert_string_equal(desc, "DDPM, 300 steps");
+    /* refused, each with its own message */
+    const struct {
+        SamplerWords w;
+        const char *msg;
+    } bad[] = {
+        {{"ddim", 301, -1, 0, NULL}, "1 to T = 300"},
+        {{"ddim", 0, 1.5f, 0, NULL}, "--eta 1.5: out of range"},
+        {{"ddim", 0, -1, 0, "cubic"}, "unknown spacing 'cubic'"},
+        {{"ddpm", 50, -1, 0, NULL}, "takes all T = 300 steps"},
+        {{"ddpm", 0, 0.0f, 0, NULL}, "--eta is for --sampler ddim"},
+        {{"ddpm", 0, -1, 1, NULL}, "--clip is for --sampler ddim"},
+        {{"ddpm", 0, -1, 0, "uniform"}, "--spacing is for --sampler ddim"},
+        {{"euler", 0, -1, 0, NULL}, "unknown sampler 'euler'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sampler_choose(&q, &s, &bad[i].w), -1);
+        if (!strstr(err_msg(), bad[i].msg)) fail_msg("case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].msg);
+    }
     schedule_free(&s);
 }
 

@@ -178,7 +178,7 @@ static double draw(Unet *m, const Schedule *s, const SampleRequest *sampler, con
     SampleRequest req = {.n = n, .labels = labels, .guidance = g,
                          .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
                          .ddim_steps = sampler->ddim_steps, .ddim_eta = sampler->ddim_eta,
-                         .ddim_clip = sampler->ddim_clip};
+                         .ddim_clip = sampler->ddim_clip, .ddim_spacing = sampler->ddim_spacing};
     double t0 = now_seconds();
     ddpm_sample(m, s, &rng, &req, out);
     const double secs = now_seconds() - t0;
@@ -215,6 +215,7 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *samples = NULL, *labels_path = NULL, *json = NULL, *judge_path = NULL;
     const char *data = NULL, *guid_s = "5", *sig_s = "0,0.2,0.4,0.5,0.6,0.8,1.0", *save = NULL;
     int n = 1000, threads = 2, batch = 128, n_test = 10000, n_train = 60000, judge_only = 0;
+    const char *spacing = NULL;
     int ddim_steps = 0, no_ema = 0, used_ema = 0, clip = 0;
     float eta = -1.0f;
     const char *sampler = "ddpm";
@@ -247,6 +248,7 @@ int cmd_eval(int argc, char **argv) {
         {"steps", OPT_INT, &ddim_steps, "--ckpt, ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "--ckpt, ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
+        {"spacing", OPT_STR, &spacing, "--ckpt, ddim: uniform (default) or quadratic (denser near the clean end)", 0, -1, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
@@ -312,18 +314,10 @@ int cmd_eval(int argc, char **argv) {
         ScheduleKind sk;
         if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
         if (schedule_init_kind(&sched, sk, T, b0, b1) != 0) goto done;
-        if (sampler_choose(&sampler_req, &sched, sampler, ddim_steps, eta) != 0) goto done;
-        if (clip && !sampler_req.ddim_steps) {
-            err_set("--clip is for --sampler ddim");
-            goto done;
-        }
-        sampler_req.ddim_clip = clip;
-        char sdesc[80];
-        if (sampler_req.ddim_steps)
-            snprintf(sdesc, sizeof sdesc, "DDIM, %d steps, eta %g%s", sampler_req.ddim_steps,
-                     (double)sampler_req.ddim_eta, clip ? ", x0 clipped" : "");
-        else
-            snprintf(sdesc, sizeof sdesc, "DDPM, %d steps", sched.T);
+        SamplerWords words = {sampler, ddim_steps, eta, clip, spacing};
+        if (sampler_choose(&sampler_req, &sched, &words) != 0) goto done;
+        char sdesc[96];
+        sampler_describe(&sampler_req, &sched, sdesc, sizeof sdesc);
         cJSON_AddStringToObject(doc, "sampler", sdesc);
         cJSON_AddBoolToObject(doc, "ema_weights", used_ema);
         if (used_ema) fprintf(stderr, "eval: the moving average of the weights (EMA; --no-ema for the raw ones)\n");

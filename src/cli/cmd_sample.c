@@ -70,6 +70,7 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 1;
     float guidance = 5.0f, eta = -1.0f;
     const char *sampler = "ddpm";
+    const char *spacing = NULL;
     int steps = 0, no_ema = 0, used_ema = 0, clip = 0;
     Opt opts[] = {
         {"ckpt", OPT_STR, &ckpt, "weights of a time or class model (.safetensors), required", 0, -1, 0},
@@ -89,6 +90,7 @@ int cmd_sample(int argc, char **argv) {
         {"steps", OPT_INT, &steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
+        {"spacing", OPT_STR, &spacing, "ddim: uniform (default) or quadratic (denser near the clean end)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "images per forward pass (default 128)", 2, 65536, 0},
     };
@@ -145,12 +147,8 @@ int cmd_sample(int argc, char **argv) {
     if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
     if (schedule_init_kind(&s, sk, T, b0, b1) != 0) goto done;
     SampleRequest base = {0};
-    if (sampler_choose(&base, &s, sampler, steps, eta) != 0) goto done;
-    if (clip && !base.ddim_steps) {
-        err_set("--clip is for --sampler ddim");
-        goto done;
-    }
-    base.ddim_clip = clip;
+    SamplerWords words = {sampler, steps, eta, clip, spacing};
+    if (sampler_choose(&base, &s, &words) != 0) goto done;
     const int K = sampler_steps(&s, &base);
 
     int cols = 10, grid_per_digit = 0;
@@ -181,7 +179,7 @@ int cmd_sample(int argc, char **argv) {
                              .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
                              .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
                              .ddim_steps = base.ddim_steps, .ddim_eta = base.ddim_eta,
-                             .ddim_clip = base.ddim_clip};
+                             .ddim_clip = base.ddim_clip, .ddim_spacing = base.ddim_spacing};
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;

@@ -1,6 +1,7 @@
 /* The reverse process of the SPEC, chunked over the model's batch capacity. */
 #include "diffusion/sampler.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -20,24 +21,42 @@ int sampler_steps(const Schedule *s, const SampleRequest *req) {
     return req->ddim_steps > 0 ? req->ddim_steps : s->T;
 }
 
-int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int steps, float eta) {
-    if (strcmp(name, "ddpm") == 0) {
-        if (steps != 0 && steps != s->T)
+int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w) {
+    if (strcmp(w->name, "ddpm") == 0) {
+        if (w->steps != 0 && w->steps != s->T)
             return err_set("--steps %d: the DDPM sampler takes all T = %d steps (use --sampler ddim "
-                           "for fewer)", steps, s->T);
-        if (eta >= 0.0f) return err_set("--eta is for --sampler ddim");
+                           "for fewer)", w->steps, s->T);
+        if (w->eta >= 0.0f) return err_set("--eta is for --sampler ddim");
+        if (w->clip) return err_set("--clip is for --sampler ddim");
+        if (w->spacing) return err_set("--spacing is for --sampler ddim");
         req->ddim_steps = 0;
         return 0;
     }
-    if (strcmp(name, "ddim") != 0) return err_set("--sampler: unknown sampler '%s' (expected ddpm or ddim)", name);
-    if (steps == 0) steps = s->T < 50 ? s->T : 50;
-    if (steps < 1 || steps > s->T)
-        return err_set("--steps %d: DDIM takes 1 to T = %d steps", steps, s->T);
-    if (eta < 0.0f) eta = 0.0f;
+    if (strcmp(w->name, "ddim") != 0)
+        return err_set("--sampler: unknown sampler '%s' (expected ddpm or ddim)", w->name);
+    int steps = w->steps == 0 ? (s->T < 50 ? s->T : 50) : w->steps;
+    if (steps < 1 || steps > s->T) return err_set("--steps %d: DDIM takes 1 to T = %d steps", steps, s->T);
+    float eta = w->eta < 0.0f ? 0.0f : w->eta;
     if (!(eta <= 1.0f)) return err_set("--eta %g: out of range (0..1)", (double)eta);
+    DdimSpacing spacing = DDIM_SPACING_UNIFORM;
+    if (w->spacing && strcmp(w->spacing, "quadratic") == 0) spacing = DDIM_SPACING_QUADRATIC;
+    else if (w->spacing && strcmp(w->spacing, "uniform") != 0)
+        return err_set("--spacing: unknown spacing '%s' (expected uniform or quadratic)", w->spacing);
     req->ddim_steps = steps;
     req->ddim_eta = eta;
+    req->ddim_clip = w->clip != 0;
+    req->ddim_spacing = spacing;
     return 0;
+}
+
+void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size) {
+    if (!req->ddim_steps) {
+        snprintf(buf, size, "DDPM, %d steps", s->T);
+        return;
+    }
+    snprintf(buf, size, "DDIM, %d steps, eta %g%s%s", req->ddim_steps, (double)req->ddim_eta,
+             req->ddim_clip ? ", x0 clipped" : "",
+             req->ddim_spacing == DDIM_SPACING_QUADRATIC ? ", quadratic spacing" : "");
 }
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
@@ -52,7 +71,7 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     if (req->ddim_steps > 0) {
         DDPM_CHECK(K <= T);
         int *asc = xmalloc((size_t)K * sizeof(int));
-        schedule_ddim_steps(s, K, asc);
+        schedule_ddim_steps(s, K, req->ddim_spacing, asc);
         for (int i = 0; i < K; i++) ts[i] = asc[K - 1 - i];
         xfree(asc);
     } else {

@@ -24,7 +24,17 @@ typedef struct {
     int ddim_steps; /* 0: the SPEC's DDPM sampler over all T steps; K > 0: DDIM over K steps */
     float ddim_eta; /* DDIM: 0 deterministic, 1 ancestral-like */
     int ddim_clip;  /* DDIM: clip the predicted clean image to [0, 1] (schedule_ddim_step) */
+    DdimSpacing ddim_spacing; /* DDIM: how the K steps spread over 0..T-1 */
 } SampleRequest;
+
+/* The sampler as the command line gives it. */
+typedef struct {
+    const char *name;    /* "ddpm" or "ddim" */
+    int steps;           /* ddim: 1..T; 0 = not given: min(50, T) */
+    float eta;           /* ddim: 0..1; negative = not given: 0 */
+    int clip;            /* ddim: clip the predicted clean image */
+    const char *spacing; /* ddim: "uniform" or "quadratic"; NULL = not given: uniform */
+} SamplerWords;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
 void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count);
@@ -35,10 +45,11 @@ int sampler_n_frames(int steps, int frame_every);
 /* Reverse steps the request takes with this schedule. */
 int sampler_steps(const Schedule *s, const SampleRequest *req);
 
-/* Sets req's sampler from the command-line words: name "ddpm" (steps 0 or T, eta not given)
- * or "ddim" (steps 1..T, 0 meaning min(50, T); eta 0..1, negative meaning not given: 0).
- * Returns 0, or -1 with err_msg(). */
-int sampler_choose(SampleRequest *req, const Schedule *s, const char *name, int steps, float eta);
+/* Sets req's sampler from the command-line words: "ddpm" takes all T steps and none of the
+ * DDIM options; "ddim" takes them all. Returns 0, or -1 with err_msg(). */
+int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w);
+/* One line for reports, e.g. "DDIM, 50 steps, eta 0, quadratic spacing". */
+void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size);
 
 /* Draw req->n samples into out (N, 784), images in data scale (not clamped), with DDPM or,
  * when req->ddim_steps > 0, DDIM.

@@ -118,11 +118,21 @@ void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const
     }
 }
 
-void schedule_ddim_steps(const Schedule *s, int K, int *steps) {
+void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *steps) {
     DDPM_CHECK(K >= 1 && K <= s->T);
     if (K == 1) {
         steps[0] = s->T - 1;
         return;
     }
-    for (int i = 0; i < K; i++) steps[i] = (int)floor((double)i * (s->T - 1) / (K - 1) + 0.5);
+    for (int i = 0; i < K; i++) {
+        double u = (double)i / (K - 1);
+        if (spacing == DDIM_SPACING_QUADRATIC) u *= u;
+        steps[i] = (int)floor(u * (s->T - 1) + 0.5);
+    }
+    /* distinct: up from the front, then down from the back (both fit since K <= T) */
+    for (int i = 1; i < K; i++)
+        if (steps[i] <= steps[i - 1]) steps[i] = steps[i - 1] + 1;
+    steps[K - 1] = s->T - 1;
+    for (int i = K - 2; i >= 0; i--)
+        if (steps[i] >= steps[i + 1]) steps[i] = steps[i + 1] - 1;
 }

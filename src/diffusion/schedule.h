@@ -54,8 +54,16 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
 void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
                         const float *z, int t, int t_prev, float eta, int clip, int count);
 
-/* The K steps a DDIM sampler visits, evenly spread over 0..T-1 and ending at T-1:
- * steps[i] = round(i (T - 1) / (K - 1)) for K > 1 ({T - 1} for K = 1). K <= T. */
-void schedule_ddim_steps(const Schedule *s, int K, int *steps);
+/* How a DDIM sampler spreads its K steps over 0..T-1. */
+typedef enum {
+    DDIM_SPACING_UNIFORM = 0, /* steps[i] = round(i (T - 1) / (K - 1)) */
+    DDIM_SPACING_QUADRATIC,   /* steps[i] = round((i / (K - 1))^2 (T - 1)): denser near t = 0,
+                               * as the DDIM paper spaces its CIFAR-10 steps */
+} DdimSpacing;
+
+/* The K steps a DDIM sampler visits, ascending, from 0 and ending at T-1 ({T - 1} for K = 1),
+ * spread by `spacing`; where rounding makes two equal, the later ones move up by one (and,
+ * near T - 1, the earlier ones down), so the K steps are distinct. K <= T. */
+void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *steps);
 
 #endif
