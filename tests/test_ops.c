@@ -4,8 +4,8 @@
  *  - every reference backward against central finite differences;
  *  - Adam against a hand computation in double; BatchNorm running statistics against the
  *    formula; bit-identical convolution gradients across runs with 2 threads;
- *  - the Winograd F(2x2, 3x3) path against im2col on the same inputs, and against finite
- *    differences of its own forward. */
+ *  - the Winograd F(2x2, 3x3) and F(4x4, 3x3) paths against im2col on the same inputs, and
+ *    against finite differences of their own forwards. */
 #include "testutil.h"
 
 #include <string.h>
@@ -202,8 +202,8 @@ static void test_conv_vs_ref(void **state) {
  * at most 6e-7 of the tensor's largest magnitude (5 float epsilons); allowed: WINO_REL (17)
  * of it, plus WINO_REL relative. */
 #define WINO_REL 2e-6
-/* F(4x4, 3x3) (inference forward only): its transforms have coefficients up to 8 and 1/24 and
- * sum up to 6 terms, so the products carry about ten times F(2x2)'s rounding. Seen on these
+/* F(4x4, 3x3): its transforms have coefficients up to 8 and 1/24 and sum up to 6 terms, so the
+ * products carry about ten times F(2x2)'s rounding (forward and both gradients). Seen on these
  * shapes: between 5e-6 and 1e-5 of the tensor's largest magnitude; allowed: WINO4_REL of it.
  * A wrong coefficient or tile offset gives errors of the order of the values themselves. */
 #define WINO4_REL 3e-5
@@ -232,31 +232,41 @@ static int wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
     conv2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_w, x, w, b, &s);
     conv2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, b, &s);
     ok &= wino_close("forward y", y_w, y_i, ny);
-    /* F(4x4, 3x3), and the inference entry point runs it (or im2col) */
-    float *y4 = zero_buf(ny), *y_inf = zero_buf(ny);
+    /* F(4x4, 3x3) */
+    float *y4 = zero_buf(ny);
     conv2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD4, y4, x, w, b, &s);
     double scale = max_abs(y_i, ny);
     ok &= check_tensor("forward y, F(4x4)", y4, y_i, ny, WINO4_REL * scale, 0);
-    conv2d_forward_infer(&ctx, y_inf, x, w, b, &s);
-    ConvAlgo ia = conv2d_infer_algo(&s);
-    ok &= check_tensor(ia == CONV_ALGO_WINOGRAD4 ? "conv2d_forward_infer = F(4x4) (exact)"
-                       : ia == CONV_ALGO_WINOGRAD ? "conv2d_forward_infer = F(2x2) (exact)"
-                                                  : "conv2d_forward_infer = im2col (exact)",
-                       y_inf, ia == CONV_ALGO_WINOGRAD4 ? y4 : ia == CONV_ALGO_WINOGRAD ? y_w : y_i,
-                       ny, 0, 0);
-    /* the rule itself: F(4x4) exactly where Winograd runs on images of 20 rows and more */
+    /* the rule: F(4x4) where Winograd runs on images of 20 rows and columns and more */
+    ConvAlgo ca = conv2d_algo(&s);
     ConvAlgo rule = !conv2d_uses_winograd(&s) ? CONV_ALGO_IM2COL
                     : s.h >= 20 && s.w >= 20  ? CONV_ALGO_WINOGRAD4
                                               : CONV_ALGO_WINOGRAD;
-    printf("  conv2d_infer_algo %d, expected %d\n", (int)ia, (int)rule);
-    ok &= ia == rule;
-    xfree(y4);
-    xfree(y_inf);
+    printf("  conv2d_algo %d, expected %d\n", (int)ca, (int)rule);
+    ok &= ca == rule;
     conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, dw_w, db_w, dy, x, w, &s);
     conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, dw_i, db_i, dy, x, w, &s);
     ok &= wino_close("backward dx", dx_w, dx_i, nx);
     ok &= wino_close("backward dw", dw_w, dw_i, nw);
     ok &= check_tensor("backward db (exact)", db_w, db_i, nb, 0, 0);
+    /* F(4x4) backward: the input gradient as F(4x4) forward of dy with the kernels rotated
+     * and the channels swapped, accumulated; the weight gradient from 4x4 output tiles; each
+     * alone too, on top */
+    float *dx4 = copy_buf(dx0, nx), *dw4 = copy_buf(dw0, nw);
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD4, dx4, dw4, NULL, dy, x, w, &s);
+    ok &= check_tensor("backward dx, F(4x4)", dx4, dx_i, nx, WINO4_REL * max_abs(dx_i, nx), 0);
+    ok &= check_tensor("backward dw, F(4x4)", dw4, dw_i, nw, WINO4_REL * max_abs(dw_i, nw), 0);
+    float *dx4b = copy_buf(dx4, nx), *dw4b = copy_buf(dw4, nw);
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD4, dx4, NULL, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD4, NULL, dw4, NULL, dy, x, w, &s);
+    for (size_t e = 0; e < nx; e++) dx4b[e] += dx4b[e] - dx0[e]; /* dx0 + 2 grad */
+    for (size_t e = 0; e < nw; e++) dw4b[e] += dw4b[e] - dw0[e];
+    ok &= check_tensor("backward dx only, F(4x4)", dx4, dx4b, nx, 1e-6 * max_abs(dx4b, nx), 0);
+    ok &= check_tensor("backward dw only, F(4x4)", dw4, dw4b, nw, 1e-6 * max_abs(dw4b, nw), 0);
+    xfree(dx4);
+    xfree(dw4);
+    xfree(dx4b);
+    xfree(dw4b);
     /* one gradient at a time, on top */
     conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, NULL, dw_w, NULL, dy, x, w, &s);
     conv2d_backward_algo(&ctx, CONV_ALGO_IM2COL, NULL, dw_i, NULL, dy, x, w, &s);
@@ -265,12 +275,18 @@ static int wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
     ok &= wino_close("backward dx only", dx_w, dx_i, nx);
     ok &= wino_close("backward dw only", dw_w, dw_i, nw);
 
-    /* the automatic choice runs exactly one of the two */
+    /* the automatic choice runs exactly that algorithm, forward and backward */
     conv2d_forward(&ctx, y_a, x, w, b, &s);
-    const float *want = conv2d_uses_winograd(&s) ? y_w : y_i;
-    ok &= check_tensor(conv2d_uses_winograd(&s) ? "conv2d_forward = Winograd (exact)"
-                                                : "conv2d_forward = im2col (exact)",
-                       y_a, want, ny, 0, 0);
+    const float *want = ca == CONV_ALGO_WINOGRAD4 ? y4 : ca == CONV_ALGO_WINOGRAD ? y_w : y_i;
+    ok &= check_tensor("conv2d_forward = conv2d_algo's (exact)", y_a, want, ny, 0, 0);
+    float *dx_a = copy_buf(dx0, nx), *dw_a = copy_buf(dw0, nw), *dx_c = copy_buf(dx0, nx),
+          *dw_c = copy_buf(dw0, nw);
+    conv2d_backward(&ctx, dx_a, dw_a, NULL, dy, x, w, &s);
+    conv2d_backward_algo(&ctx, ca, dx_c, dw_c, NULL, dy, x, w, &s);
+    ok &= check_tensor("conv2d_backward dx = conv2d_algo's (exact)", dx_a, dx_c, nx, 0, 0);
+    ok &= check_tensor("conv2d_backward dw = conv2d_algo's (exact)", dw_a, dw_c, nw, 0, 0);
+    float *more[] = {y4, dx_a, dw_a, dx_c, dw_c};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) xfree(more[i]);
 
     float *bufs[] = {x,    w,    b,    dy,   y_w,  y_i,  y_a,  dx0,  dw0,
                      db0,  dx_w, dw_w, db_w, dx_i, dw_i, db_i, ctx.ws};
@@ -619,7 +635,8 @@ struct FdOp {
     float *in[4];  /* op inputs, perturbed in place */
     float *aux[4]; /* scratch the forward needs (BatchNorm statistics) */
     ConvShape s;
-    const OpsCtx *ctx; /* conv: non-NULL runs the Winograd path instead of the reference */
+    const OpsCtx *ctx; /* conv: non-NULL runs the Winograd path `algo` instead of the reference */
+    ConvAlgo algo;
     int transposed, n, c, hw, ca, cb, fi, fo;
     int64_t count;
 };
@@ -653,16 +670,15 @@ static int fd_check(const char *label, FdOp *op, float *p, const float *grad, si
 
 static void fd_conv_forward(FdOp *op) {
     if (op->ctx)
-        conv2d_forward_algo(op->ctx, CONV_ALGO_WINOGRAD, op->y, op->in[0], op->in[1], op->in[2],
-                            &op->s);
+        conv2d_forward_algo(op->ctx, op->algo, op->y, op->in[0], op->in[1], op->in[2], &op->s);
     else
         (op->transposed ? conv_transpose2d_forward_ref
                         : conv2d_forward_ref)(op->y, op->in[0], op->in[1], op->in[2], &op->s);
 }
 
-/* With wino set, both sides are the Winograd path (float forward, its own backward): the
- * forward is linear, so the difference quotient is exact up to the rounding noise of the
- * outputs the step touches. */
+/* With wino 2 or 4, both sides are the Winograd F(2x2, 3x3) or F(4x4, 3x3) path (float forward,
+ * its own backward): the forward is linear, so the difference quotient is exact up to the
+ * rounding noise of the outputs the step touches. */
 static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wino) {
     size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
     size_t nw = (size_t)s.ci * s.co * s.k * s.k;
@@ -671,6 +687,7 @@ static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wi
     if (wino) {
         ctx = ctx_make(2, conv2d_winograd_workspace_floats(&s, 2));
         op.ctx = &ctx;
+        op.algo = wino == 4 ? CONV_ALGO_WINOGRAD4 : CONV_ALGO_WINOGRAD;
     }
     op.y = zero_buf(ny);
     op.r = rand_buf(r, ny, -1, 1);
@@ -679,7 +696,7 @@ static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wi
     op.in[2] = rand_buf(r, (size_t)s.co, -1, 1);
     float *dx = zero_buf(nx), *dw = zero_buf(nw), *db = zero_buf((size_t)s.co);
     if (wino)
-        conv2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx, dw, db, op.r, op.in[0], op.in[1], &s);
+        conv2d_backward_algo(&ctx, op.algo, dx, dw, db, op.r, op.in[0], op.in[1], &s);
     else
         conv_bwd(NULL, transposed, dx, dw, db, op.r, op.in[0], op.in[1], &s);
     printf(" %s\n", name);
@@ -863,7 +880,9 @@ static void test_backward_vs_finite_differences(void **state) {
                   &r, 0);
     ok &= fd_conv("convT 3x3 s2 p1 4x5", 1, conv_transpose_shape(2, 2, 3, 4, 5, 3, 2, 1), &r, 0);
     ok &= fd_conv("conv 3x3 s1 p1 5x7 16->16, Winograd path", 0,
-                  conv_shape(3, 16, 16, 5, 7, 3, 1, 1), &r, 1);
+                  conv_shape(3, 16, 16, 5, 7, 3, 1, 1), &r, 2);
+    ok &= fd_conv("conv 3x3 s1 p1 9x6 16->16, Winograd F(4x4) path", 0,
+                  conv_shape(2, 16, 16, 9, 6, 3, 1, 1), &r, 4);
     ok &= fd_batchnorm(1, &r);
     ok &= fd_batchnorm(0, &r);
     ok &= fd_small_ops(&r);

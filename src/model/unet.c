@@ -573,7 +573,7 @@ static void unit_forward(Unet *m, UnetUnit *u, const float *in, int n, int train
         if (u->transposed)
             conv_transpose2d_forward(&m->ctx, m->s1, in, m->fold, b, &s);
         else
-            conv2d_forward_infer(&m->ctx, m->s1, in, m->fold, b, &s);
+            conv2d_forward(&m->ctx, m->s1, in, m->fold, b, &s);
         if (row) prof_lap(m, &row[UNET_PROF_CONV], &t);
         gelu_forward(&m->ctx, u->act, m->s1, count);
         if (row) prof_lap(m, &row[UNET_PROF_GELU], &t);
@@ -690,7 +690,7 @@ const float *unet_forward(Unet *m, const float *x, const float *tn, const float 
     ConvShape so = out_shape(m, n);
     double t = prof_now(m);
     if (train == UNET_INFER)
-        conv2d_forward_infer(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
+        conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
     else
         conv2d_forward(&m->ctx, m->out, U[U_DEC_1].act, m->out_w, m->out_b, &so);
     if (m->prof) {

@@ -183,9 +183,8 @@ void unet_free(Unet *m);
 /* Modes of unet_forward. UNET_TRAIN: BatchNorm with batch statistics (and updating the running
  * ones). UNET_EVAL: BatchNorm with the running statistics, as PyTorch's model.eval().
  * UNET_INFER: the same function for sampling, computed faster and a little less exactly:
- * BatchNorm folded into the preceding convolution's weights and bias, and the convolutions
- * that run Winograd F(2x2, 3x3) in training run F(4x4, 3x3) (conv2d_forward_infer); no
- * backward may follow it. */
+ * BatchNorm folded into the preceding convolution's weights and bias; no backward may
+ * follow it. */
 enum { UNET_EVAL = 0, UNET_TRAIN = 1, UNET_INFER = 2 };
 
 /* Forward on n <= max_batch images. x (N,1,28,28); tn (N,1) or NULL for the denoiser;

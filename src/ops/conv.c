@@ -512,10 +512,7 @@ static void direct1_run(const OpsCtx *ctx, float *y, float *dx, float *dw, const
 
 /* The algorithm conv2d_forward / conv2d_backward run for s. */
 static ConvAlgo resolve_algo(ConvAlgo algo, const ConvShape *s) {
-    if (algo == CONV_ALGO_AUTO) {
-        if (conv2d_uses_winograd(s)) return CONV_ALGO_WINOGRAD;
-        return conv_is_direct1(s) && !conv_im2col_forced() ? CONV_ALGO_DIRECT1 : CONV_ALGO_IM2COL;
-    }
+    if (algo == CONV_ALGO_AUTO) return conv2d_algo(s);
     if (algo == CONV_ALGO_WINOGRAD || algo == CONV_ALGO_WINOGRAD4)
         DDPM_CHECK(conv_winograd_geometry(s));
     if (algo == CONV_ALGO_DIRECT1) DDPM_CHECK(conv_is_direct1(s));
@@ -549,9 +546,10 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
                           const float *dy, const float *x, const float *w, const ConvShape *s) {
     check_conv_shape(s);
     ConvAlgo a = resolve_algo(algo, s);
-    DDPM_CHECK(a != CONV_ALGO_WINOGRAD4); /* forward only */
     if (a == CONV_ALGO_WINOGRAD) {
         conv2d_winograd_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (a == CONV_ALGO_WINOGRAD4) {
+        conv2d_winograd4_backward(ctx, dx, dw, dy, x, w, s);
     } else if (a == CONV_ALGO_DIRECT1) {
         if (dw || dx) direct1_run(ctx, NULL, dx, dw, x, dy, w, NULL, s);
     } else if (dw || dx) {
@@ -576,15 +574,11 @@ void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
     conv2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
 }
 
-ConvAlgo conv2d_infer_algo(const ConvShape *s) {
-    if (!conv2d_uses_winograd(s)) return resolve_algo(CONV_ALGO_AUTO, s);
-    return s->h >= WINOGRAD4_MIN_SIZE && s->w >= WINOGRAD4_MIN_SIZE ? CONV_ALGO_WINOGRAD4
-                                                                    : CONV_ALGO_WINOGRAD;
-}
-
-void conv2d_forward_infer(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                          const float *b, const ConvShape *s) {
-    conv2d_forward_algo(ctx, conv2d_infer_algo(s), y, x, w, b, s);
+ConvAlgo conv2d_algo(const ConvShape *s) {
+    if (conv2d_uses_winograd(s))
+        return s->h >= WINOGRAD4_MIN_SIZE && s->w >= WINOGRAD4_MIN_SIZE ? CONV_ALGO_WINOGRAD4
+                                                                        : CONV_ALGO_WINOGRAD;
+    return conv_is_direct1(s) && !conv_im2col_forced() ? CONV_ALGO_DIRECT1 : CONV_ALGO_IM2COL;
 }
 
 void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,

@@ -40,12 +40,6 @@ size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads);
 /* y (N,Co,Ho,Wo) = conv(x (N,Ci,H,W), w (Co,Ci,K,K)) + b (Co). b may be NULL. */
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
                     const ConvShape *s);
-/* The same for inference (no backward of it follows): where conv2d_forward would run
- * Winograd F(2x2, 3x3) on large images (28x28), this runs F(4x4, 3x3): 1.78x fewer
- * multiplies, with an error of up to about 1e-5 of the output's largest magnitude instead of
- * 1e-6 (winograd.h: conv2d_infer_algo). */
-void conv2d_forward_infer(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                          const float *b, const ConvShape *s);
 /* dx (N,Ci,H,W) += ..., dw (Co,Ci,K,K) += ..., db (Co) += ... from dy (N,Co,Ho,Wo). */
 void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
                      const float *x, const float *w, const ConvShape *s);

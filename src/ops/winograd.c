@@ -1,6 +1,6 @@
 /* Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for Convolutional Neural
  * Networks", 2016) for Conv2d with K 3, stride 1, padding 1, forward and backward; and
- * F(4x4, 3x3), forward only, for inference (its section below).
+ * F(4x4, 3x3), forward and backward (its section below).
  *
  * The output is cut into 2x2 tiles; tile (ty, tx) of an image needs the 4x4 input patch d at
  * rows 2ty-1 .. 2ty+2, columns 2tx-1 .. 2tx+2 (zero outside the image: the padding, and the
@@ -54,7 +54,7 @@
  * 64 bytes): the shared U, then per thread V, M, the dU partial, three padded planes and
  * the inverse transform's row buffer. A unit of work is g whole images (band == th) or one
  * band of tile rows of one image (g == 1). r is the output tile's side: 2 for F(2x2, 3x3),
- * 4 for the forward-only F(4x4, 3x3) (no dU partial). */
+ * 4 for F(4x4, 3x3). */
 typedef struct {
     int r, npos;     /* output tile side, positions of the (r + 2)^2 transform */
     int th, tw, tpi; /* tiles per image: rows, columns, total (slots included) */
@@ -124,7 +124,7 @@ static WPlan wplan_make(const ConvShape *s, int nthreads, int r) {
     p.u = (size_t)p.npos * xi_stride((size_t)s->co, (size_t)s->ci);
     p.v = (size_t)p.npos * xi_stride((size_t)s->ci, tiles);
     p.m = (size_t)p.npos * xi_stride((size_t)s->co, tiles);
-    p.du = r == 2 ? p.u : 0;
+    p.du = p.u;
     if (r == 2) {
         p.plane = round16((size_t)p.ph * (size_t)p.pw);
         p.tmp = round16((size_t)p.npos * (size_t)p.tw);
@@ -344,7 +344,7 @@ static void grad_input_transform(float *restrict dx, const float *restrict v, si
            sizeof(float) * (size_t)(2 * (ty1 - ty0) + 2) * (size_t)pw);
 }
 
-/* ---- F(4x4, 3x3): the forward pass alone, for inference -----------------------------------
+/* ---- F(4x4, 3x3) ------------------------------------------------------------------------------
  * 4x4 output tiles from the 6x6 input patches at rows 4ty-1 .. 4ty+4 (columns alike), with
  *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
  *            0 4 0 -5 0 1],
@@ -353,8 +353,11 @@ static void grad_input_transform(float *restrict dx, const float *restrict v, si
  * 36 GEMMs, 36 multiplies per tile and channel pair for 16 outputs where direct convolution
  * needs 144 (4x fewer; 1.78x fewer than F(2x2, 3x3)). The larger coefficients cost accuracy
  * (errors up to about 1e-5 of the output's largest magnitude on random data, against 6e-7
- * for F(2x2, 3x3); test_ops), which is why training keeps F(2x2, 3x3) and only inference
- * (conv2d_forward_infer, on 28x28 images) uses this. */
+ * for F(2x2, 3x3); test_ops), a float epsilon's worth of a 4-bit mantissa loss that
+ * training shrugs off; conv2d_algo runs it on images of 20 rows and more, where it is faster.
+ * Backward: dX is the forward's computation applied to dY with each kernel rotated by 180
+ * degrees and the channel counts swapped (weight_transform4's flipped, accumulating output);
+ * dU_xi = sum over tiles (A dY A^T)_xi (B^T d B)_xi, dW += G^T dU G. */
 
 /* G g for one 3-vector, in double (the weights are transformed once per call). */
 static inline void g6(double *o, double g0, double g1, double g2) {
@@ -366,13 +369,18 @@ static inline void g6(double *o, double g0, double g1, double g2) {
     o[5] = g2;
 }
 
-/* U (36, Co, Ci) = G w G^T; work-shared over co by the calling team. */
-static void weight_transform4(float *u, const float *w, int co, int ci) {
+/* U (36, Co, Ci) = G w G^T; work-shared over co by the calling team. flipped: the kernel of
+ * the input gradient's convolution, whose (output o, input i) kernel is the weight w (i, o)
+ * (w then being (Ci, Co, 3, 3)) rotated by 180 degrees. */
+static void weight_transform4(float *u, const float *w, int co, int ci, int flipped) {
     const size_t xs = xi_stride((size_t)co, (size_t)ci);
 #pragma omp for schedule(static)
     for (int o = 0; o < co; o++)
         for (int i = 0; i < ci; i++) {
-            const float *g = w + ((size_t)o * (size_t)ci + (size_t)i) * 9;
+            const float *src = flipped ? w + ((size_t)i * (size_t)co + (size_t)o) * 9
+                                       : w + ((size_t)o * (size_t)ci + (size_t)i) * 9;
+            float g[9];
+            for (int k = 0; k < 9; k++) g[k] = flipped ? src[8 - k] : src[k];
             double h[3][6], c[6]; /* h = g G^T: each kernel row mapped to 6 values */
             for (int a = 0; a < 3; a++) g6(h[a], g[3 * a], g[3 * a + 1], g[3 * a + 2]);
             float *dst = u + (size_t)o * (size_t)ci + (size_t)i;
@@ -443,11 +451,12 @@ static void input_transform4(float *restrict v, size_t xs, const float *const *i
     }
 }
 
-/* out[j] (h, w) = A^T M A + bias for tile rows [ty0, ty1) of one channel plane of each of g
- * images, from m[xi xs + f] (image j's slots after image j - 1's). */
+/* out[j] (h, w) = A^T M A + bias (acc: out[j] += A^T M A + bias) for tile rows [ty0, ty1) of
+ * one channel plane of each of g images, from m[xi xs + f] (image j's slots after image
+ * j - 1's). */
 static void output_transform4(float *const *out, int g, const float *restrict m, size_t xs,
-                              float *restrict tmp, float bias, const WPlan *p, int h, int w,
-                              int ty0, int ty1) {
+                              float *restrict tmp, float bias, int acc, const WPlan *p, int h,
+                              int w, int ty0, int ty1) {
     const int rows = ty1 - ty0, W = 4 * p->slots, nf = g * rows * p->slots;
     const size_t ts = (size_t)g * (size_t)rows * (size_t)W; /* floats per i block of t */
     /* along the rows: t[i][4 f + c] = (A^T applied to row i of slot f's M)[c] */
@@ -477,12 +486,77 @@ static void output_transform4(float *const *out, int g, const float *restrict m,
                 const float m0 = t[x], m1 = t[ts + x], m2 = t[2 * ts + x], m3 = t[3 * ts + x],
                             m4 = t[4 * ts + x], m5 = t[5 * ts + x];
                 const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-                o[x] = m0 + a + c + bias;
-                if (nk > 1) o[w + x] = b + 2.0f * d + bias;
-                if (nk > 2) o[2 * w + x] = a + 4.0f * c + bias;
-                if (nk > 3) o[3 * w + x] = b + 8.0f * d + m5 + bias;
+                if (acc) { /* a loop of its own after unswitching (-O3) */
+                    o[x] += m0 + a + c + bias;
+                    if (nk > 1) o[w + x] += b + 2.0f * d + bias;
+                    if (nk > 2) o[2 * w + x] += a + 4.0f * c + bias;
+                    if (nk > 3) o[3 * w + x] += b + 8.0f * d + m5 + bias;
+                } else {
+                    o[x] = m0 + a + c + bias;
+                    if (nk > 1) o[w + x] = b + 2.0f * d + bias;
+                    if (nk > 2) o[2 * w + x] = a + 4.0f * c + bias;
+                    if (nk > 3) o[3 * w + x] = b + 8.0f * d + m5 + bias;
+                }
             }
         }
+}
+
+/* m[xi xs + f] = (A dY A^T)[xi], xi = 6 i + j, for the 4x4 tiles of tile rows [ty0, ty1) of one
+ * gradient plane of each of g images (dy[j], (h, w)), in the slot layout of input_transform4
+ * (the junk slot, columns past w, and rows past h read as zero, so their dM is exactly 0).
+ * rb holds 4 zero-padded rows of W = 4 slots floats, tmp the column pass (6 blocks of
+ * g rows W). Each 4-vector d maps to (d0, d0 + d1 + d2 + d3, d0 - d1 + d2 - d3,
+ * d0 + 2 d1 + 4 d2 + 8 d3, d0 - 2 d1 + 4 d2 - 8 d3, d3), down the columns, then along the rows. */
+static void grad_output_transform4(float *restrict m, size_t xs, const float *const *dy, int g,
+                                   float *restrict rb, float *restrict tmp, const WPlan *p, int h,
+                                   int w, int ty0, int ty1) {
+    const int rows = ty1 - ty0, W = 4 * p->slots, nf = g * rows * p->slots;
+    const size_t ts = (size_t)g * (size_t)rows * (size_t)W;
+    memset(rb, 0, sizeof(float) * 4 * (size_t)W);
+    for (int j = 0; j < g; j++)
+        for (int ty = ty0; ty < ty1; ty++) {
+            for (int k = 0; k < 4; k++) {
+                const int y = 4 * ty + k;
+                if (y < h)
+                    memcpy(rb + (size_t)k * (size_t)W, dy[j] + (size_t)y * (size_t)w, sizeof(float) * (size_t)w);
+                else
+                    memset(rb + (size_t)k * (size_t)W, 0, sizeof(float) * (size_t)w);
+            }
+            float *c = tmp + ((size_t)j * (size_t)rows + (size_t)(ty - ty0)) * (size_t)W;
+#pragma omp simd
+            for (int x = 0; x < W; x++) {
+                const float d0 = rb[x], d1 = rb[W + x], d2 = rb[2 * W + x], d3 = rb[3 * W + x];
+                const float a = d0 + d2, b = d1 + d3, e = d0 + 4.0f * d2, f = 2.0f * d1 + 8.0f * d3;
+                c[x] = d0;
+                c[ts + x] = a + b;
+                c[2 * ts + x] = a - b;
+                c[3 * ts + x] = e + f;
+                c[4 * ts + x] = e - f;
+                c[5 * ts + x] = d3;
+            }
+        }
+    for (int i = 0; i < 6; i++) {
+        const float *c = tmp + (size_t)i * ts;
+        float *o = m + (size_t)(6 * i) * xs;
+#pragma omp simd
+        for (int f = 0; f < nf; f++) {
+            const float d0 = c[4 * f], d1 = c[4 * f + 1], d2 = c[4 * f + 2], d3 = c[4 * f + 3];
+            const float a = d0 + d2, b = d1 + d3, e = d0 + 4.0f * d2, q = 2.0f * d1 + 8.0f * d3;
+            o[f] = d0;
+            o[xs + f] = a + b;
+            o[2 * xs + f] = a - b;
+            o[3 * xs + f] = e + q;
+            o[4 * xs + f] = e - q;
+            o[5 * xs + f] = d3;
+        }
+    }
+}
+
+/* G^T u for one 6-vector (G the 6x3 matrix of g6), in double. */
+static inline void gt6(double *o, const double *u) {
+    o[0] = u[0] / 4.0 - (u[1] + u[2]) / 6.0 + (u[3] + u[4]) / 24.0;
+    o[1] = (u[2] - u[1]) / 6.0 + (u[3] - u[4]) / 12.0;
+    o[2] = (u[3] + u[4] - u[1] - u[2]) / 6.0 + u[5];
 }
 
 /* ---- the drivers ------------------------------------------------------------------------- */
@@ -512,9 +586,13 @@ static WScratch scratch_of(const OpsCtx *ctx, const WPlan *p, int t) {
     return w;
 }
 
-/* The forward pass with r x r output tiles: F(2x2, 3x3) or F(4x4, 3x3). */
+/* The forward pass with r x r output tiles: F(2x2, 3x3) or F(4x4, 3x3). grad (r 4 only):
+ * the input gradient's convolution instead, y += conv(x, w flipped) with w (Ci, Co, 3, 3)
+ * the forward weight of the layer whose output gradient x is (s is that convolution's shape:
+ * Ci and Co the layer's Co and Ci); b must be NULL. */
 static void winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                             const float *b, const ConvShape *s, int r) {
+                             const float *b, const ConvShape *s, int r, int grad) {
+    DDPM_CHECK(!grad || (r == 4 && !b));
     const int nt = ctx->nthreads;
     const WPlan p = wplan_make(s, nt, r);
     DDPM_CHECK(ctx->ws_floats >= p.u + (size_t)nt * p.per_thread);
@@ -527,7 +605,7 @@ static void winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
         if (r == 2) /* each ends with a barrier */
             weight_transform(u, w, co, ci);
         else
-            weight_transform4(u, w, co, ci);
+            weight_transform4(u, w, co, ci, grad);
         for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
             WScratch sc = scratch_of(ctx, &p, t);
             int n0, n1;
@@ -570,7 +648,7 @@ static void winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
                             for (int j = 0; j < gi; j++)
                                 yo[j] = y + (size_t)(i + j) * out_img + (size_t)o * pix;
                             output_transform4(yo, gi, sc.m + (size_t)o * (size_t)T, mxs, sc.tmp,
-                                              b ? b[o] : 0.0f, &p, h, wd, ty0, ty1);
+                                              b ? b[o] : 0.0f, grad, &p, h, wd, ty0, ty1);
                         }
                 }
         }
@@ -579,12 +657,97 @@ static void winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
 
 void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
                              const float *b, const ConvShape *s) {
-    winograd_forward(ctx, y, x, w, b, s, 2);
+    winograd_forward(ctx, y, x, w, b, s, 2, 0);
 }
 
 void conv2d_winograd4_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
                               const float *b, const ConvShape *s) {
-    winograd_forward(ctx, y, x, w, b, s, 4);
+    winograd_forward(ctx, y, x, w, b, s, 4, 0);
+}
+
+/* dw (Co, Ci, 3, 3) += G^T dU G with dU the sum of the nt partials (36, Co, Ci) at part,
+ * stride apart, summed in slice order (in double, as the weight transform); called by every
+ * thread of the team. */
+static void reduce_weight_grad4(float *dw, const float *part, size_t stride, int nt, int co,
+                                int ci) {
+    const size_t pairs = (size_t)co * (size_t)ci, xs = xi_stride((size_t)co, (size_t)ci);
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (size_t e = 0; e < pairs; e++) {
+        double a[36], r[6][3], col[6], o[3];
+        for (int xi = 0; xi < 36; xi++) {
+            float acc = 0.0f;
+            for (int t = 0; t < nt; t++) acc += part[(size_t)t * stride + (size_t)xi * xs + e];
+            a[xi] = acc;
+        }
+        for (int i = 0; i < 6; i++) gt6(r[i], a + 6 * i); /* dU G, row by row */
+        float *d = dw + e * 9;
+        for (int c = 0; c < 3; c++) { /* G^T (dU G), column by column */
+            for (int i = 0; i < 6; i++) col[i] = r[i][c];
+            gt6(o, col);
+            for (int k = 0; k < 3; k++) d[3 * k + c] += (float)o[k];
+        }
+    }
+}
+
+/* dw += the weight gradient by F(4x4, 3x3): dU_xi = sum over tiles (A dY A^T)_xi (B^T d B)_xi,
+ * 36 GEMMs over 4x4 output tiles instead of F(2x2)'s 16 over 2x2 ones (1.78x fewer
+ * multiplies); the junk slots' dM is exactly zero and their V is zeroed. */
+static void winograd4_weight_grad(const OpsCtx *ctx, float *dw, const float *dy, const float *x,
+                                  const ConvShape *s) {
+    const int nt = ctx->nthreads;
+    const WPlan p = wplan_make(s, nt, 4);
+    DDPM_CHECK(ctx->ws_floats >= p.u + (size_t)nt * p.per_thread);
+    const int ci = s->ci, co = s->co, h = s->h, wd = s->w;
+    const size_t pix = (size_t)h * (size_t)wd, in_img = (size_t)ci * pix,
+                 out_img = (size_t)co * pix, uxs = xi_stride((size_t)co, (size_t)ci);
+#pragma omp parallel num_threads(nt)
+    {
+        for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
+            WScratch sc = scratch_of(ctx, &p, t);
+            memset(sc.du, 0, sizeof(float) * p.du);
+            int n0, n1;
+            slice_of(s->n, nt, t, &n0, &n1);
+            for (int i = n0; i < n1; i += p.g)
+                for (int ty0 = 0; ty0 < p.th; ty0 += p.band) {
+                    const int gi = n1 - i < p.g ? n1 - i : p.g;
+                    const int ty1 = ty0 + p.band < p.th ? ty0 + p.band : p.th;
+                    const int tpu = (ty1 - ty0) * p.slots, T = gi * tpu;
+                    const size_t vxs = xi_stride((size_t)ci, (size_t)T),
+                                 mxs = xi_stride((size_t)co, (size_t)T);
+                    const float *pl[WINO4_MAX_GROUP];
+                    for (int c = 0; c < ci; c++) {
+                        for (int j = 0; j < gi; j++) pl[j] = x + (size_t)(i + j) * in_img + (size_t)c * pix;
+                        float *vc = sc.v + (size_t)c * (size_t)T;
+                        input_transform4(vc, vxs, pl, gi, sc.pin, sc.tmp, &p, h, wd, ty0, ty1);
+                        for (int xi = 0; xi < 36; xi++) /* the junk slot of each tile row */
+                            for (int f = p.slots - 1; f < T; f += p.slots) vc[(size_t)xi * vxs + (size_t)f] = 0.0f;
+                    }
+                    for (int o = 0; o < co; o++) {
+                        for (int j = 0; j < gi; j++) pl[j] = dy + (size_t)(i + j) * out_img + (size_t)o * pix;
+                        grad_output_transform4(sc.m + (size_t)o * (size_t)T, mxs, pl, gi, sc.pdy,
+                                               sc.tmp, &p, h, wd, ty0, ty1);
+                    }
+                    for (int xi = 0; xi < 36; xi++)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, co, ci, T, 1.0f,
+                                    sc.m + (size_t)xi * mxs, T, sc.v + (size_t)xi * vxs, T, 1.0f,
+                                    sc.du + (size_t)xi * uxs, ci);
+                }
+        }
+        reduce_weight_grad4(dw, ctx->ws + p.u + p.v + p.m, p.per_thread, nt, co, ci);
+    }
+}
+
+void conv2d_winograd4_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
+                               const float *x, const float *w, const ConvShape *s) {
+    if (dw) winograd4_weight_grad(ctx, dw, dy, x, s);
+    if (dx) {
+        /* dx += dy convolved with each kernel rotated by 180 degrees, channels swapped: a
+         * 3x3 stride-1 padding-1 convolution of shape (N, Co -> Ci), whose workspace is the
+         * forward's (the plan is symmetric in Ci and Co) */
+        ConvShape g = conv_shape(s->n, s->co, s->ci, s->h, s->w, 3, 1, 1);
+        winograd_forward(ctx, dx, dy, w, NULL, &g, 4, 1);
+    }
 }
 
 /* dw (Co, Ci, 3, 3) += G^T dU G with dU the sum of the nt partials (16, Co, Ci) at part,

@@ -1,8 +1,8 @@
-/* Winograd F(2x2, 3x3) for Conv2d with a 3x3 kernel, stride 1 and padding 1: the fast path
- * beside im2col + SGEMM (conv.c), which conv2d_forward and conv2d_backward choose for such
- * shapes when both channel counts reach WINOGRAD_MIN_CHANNELS. Same conventions as ops.h:
- * gradients accumulate, NULL skips, all scratch from ctx->ws, bit-identical results for a
- * fixed nthreads.
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) for Conv2d with a 3x3 kernel, stride 1 and padding 1:
+ * the fast paths beside im2col + SGEMM (conv.c), which conv2d_forward and conv2d_backward
+ * choose for such shapes when both channel counts reach WINOGRAD_MIN_CHANNELS (conv2d_algo).
+ * Same conventions as ops.h: gradients accumulate, NULL skips, all scratch from ctx->ws,
+ * bit-identical results for a fixed nthreads.
  *
  * The environment variable DDPM_CONV=im2col (read once, at the first convolution) turns the
  * Winograd path off everywhere, for comparisons and as an escape hatch; unset or
@@ -40,17 +40,20 @@ void conv2d_winograd_forward(const OpsCtx *ctx, float *y, const float *x, const 
 void conv2d_winograd_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
                               const float *x, const float *w, const ConvShape *s);
 
-/* Forward with Winograd F(4x4, 3x3) (winograd.c): 1.78x fewer multiplies than F(2x2, 3x3)
- * but a larger rounding error, so only conv2d_forward_infer uses it. b may be NULL. */
+/* Forward with Winograd F(4x4, 3x3) (winograd.c): 1.78x fewer multiplies than F(2x2, 3x3),
+ * with a larger rounding error. b may be NULL. */
 void conv2d_winograd4_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
                               const float *b, const ConvShape *s);
+/* Backward with the input gradient by F(4x4, 3x3) (the forward's transforms on dy with the
+ * kernels rotated and the channels swapped) and the weight gradient by F(2x2, 3x3). */
+void conv2d_winograd4_backward(const OpsCtx *ctx, float *dx, float *dw, const float *dy,
+                               const float *x, const float *w, const ConvShape *s);
 
 /* conv2d_forward / conv2d_backward with the algorithm named instead of chosen (conv.c).
- * CONV_ALGO_WINOGRAD (F(2x2, 3x3)) and CONV_ALGO_WINOGRAD4 (F(4x4, 3x3), forward only) need
+ * CONV_ALGO_WINOGRAD (F(2x2, 3x3)) and CONV_ALGO_WINOGRAD4 (F(4x4, 3x3)) need
  * conv_winograd_geometry(s) and a workspace of at least conv2d_winograd_workspace_floats;
  * CONV_ALGO_DIRECT1 needs Co 1 and that geometry (conv2d_workspace_floats covers it);
- * CONV_ALGO_AUTO is what conv2d_forward does: Winograd where conv2d_uses_winograd, DIRECT1
- * for one output channel, else im2col (DDPM_CONV=im2col: always im2col). */
+ * CONV_ALGO_AUTO is conv2d_algo(s), what conv2d_forward and conv2d_backward run. */
 typedef enum {
     CONV_ALGO_AUTO,
     CONV_ALGO_IM2COL,
@@ -64,12 +67,12 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
                           const float *dy, const float *x, const float *w, const ConvShape *s);
 
 /* F(4x4, 3x3) pays off from this image size on: measured on 128 images 64 > 64, 17.5 ms
- * against 25 ms for F(2x2, 3x3) at 28x28, but no faster at 14x14 or 7x7 (4 and 2 tiles per
- * row, one more slot of padding each), where the more exact F(2x2, 3x3) stays. */
+ * against 25 ms for F(2x2, 3x3) forward at 28x28, but no faster at 14x14 or 7x7 (4 and 2
+ * tiles per row, one more slot of padding each), where the more exact F(2x2, 3x3) stays. */
 #define WINOGRAD4_MIN_SIZE 20
-/* What conv2d_forward_infer runs for s: what conv2d_forward runs, except that where that is
- * Winograd it is CONV_ALGO_WINOGRAD4 for images of at least WINOGRAD4_MIN_SIZE rows and
- * columns. */
-ConvAlgo conv2d_infer_algo(const ConvShape *s);
+/* What conv2d_forward and conv2d_backward run for s: where conv2d_uses_winograd, F(4x4, 3x3)
+ * on images of at least WINOGRAD4_MIN_SIZE rows and columns and F(2x2, 3x3) on smaller ones;
+ * direct loops for one output channel; else im2col (DDPM_CONV=im2col: always im2col). */
+ConvAlgo conv2d_algo(const ConvShape *s);
 
 #endif
