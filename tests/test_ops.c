@@ -314,6 +314,79 @@ static void test_conv_winograd_vs_im2col(void **state) {
     assert_true(ok);
 }
 
+/* ---- UpConv: sub-pixel Winograd F(2x2, 2x2) against col2im ----------------------------------
+ * The transposed 4x4 stride-2 convolution through both paths on the same inputs, gradients
+ * starting non-zero, each gradient alone too; the automatic choice is exactly the Winograd
+ * path where the rule (channels >= 16, input >= 10x10) holds. The transforms only add and subtract, so the rounding differs by about as much as
+ * F(2x2, 3x3)'s: within WINO_REL of the largest magnitude. */
+static int convt_wino_vs_im2col(ConvShape s, int nthreads, Rng *r) {
+    size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
+    size_t nw = (size_t)s.ci * s.co * 16, nb = (size_t)s.co;
+    OpsCtx ctx = ctx_make(nthreads, conv_transpose2d_workspace_floats(&s, nthreads));
+    float *x = rand_buf(r, nx, -1, 1), *w = rand_buf(r, nw, -1, 1), *b = rand_buf(r, nb, -1, 1);
+    float *dy = rand_buf(r, ny, -1, 1), *dx0 = rand_buf(r, nx, -1, 1), *dw0 = rand_buf(r, nw, -1, 1),
+          *db0 = rand_buf(r, nb, -1, 1);
+    float *y_w = zero_buf(ny), *y_i = zero_buf(ny), *y_a = zero_buf(ny);
+    float *dx_w = copy_buf(dx0, nx), *dw_w = copy_buf(dw0, nw), *db_w = copy_buf(db0, nb);
+    float *dx_i = copy_buf(dx0, nx), *dw_i = copy_buf(dw0, nw), *db_i = copy_buf(db0, nb);
+    float *dx_a = copy_buf(dx0, nx), *dw_a = copy_buf(dw0, nw);
+    printf(" convT %dx%dx%dx%d %d->%d, %d thread(s)\n", s.n, s.ci, s.h, s.w, s.ci, s.co, nthreads);
+    conv_transpose2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_w, x, w, b, &s);
+    conv_transpose2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, b, &s);
+    int ok = wino_close("forward y", y_w, y_i, ny);
+    conv_transpose2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_a, x, w, NULL, &s);
+    conv_transpose2d_forward_algo(&ctx, CONV_ALGO_IM2COL, y_i, x, w, NULL, &s);
+    ok &= wino_close("forward y, no bias", y_a, y_i, ny);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, dw_w, db_w, dy, x, w, &s);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, dw_i, db_i, dy, x, w, &s);
+    ok &= wino_close("backward dx", dx_w, dx_i, nx);
+    ok &= wino_close("backward dw", dw_w, dw_i, nw);
+    ok &= check_tensor("backward db (exact)", db_w, db_i, nb, 0, 0);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, NULL, dw_w, NULL, dy, x, w, &s);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_IM2COL, NULL, dw_i, NULL, dy, x, w, &s);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_w, NULL, NULL, dy, x, w, &s);
+    conv_transpose2d_backward_algo(&ctx, CONV_ALGO_IM2COL, dx_i, NULL, NULL, dy, x, w, &s);
+    ok &= wino_close("backward dx only", dx_w, dx_i, nx);
+    ok &= wino_close("backward dw only", dw_w, dw_i, nw);
+    /* the automatic choice */
+    ok &= conv_transpose2d_uses_winograd(&s) == (s.ci >= WINOGRAD_MIN_CHANNELS && s.co >= WINOGRAD_MIN_CHANNELS &&
+                                                 s.h >= 10 && s.w >= 10);
+    if (conv_transpose2d_uses_winograd(&s)) {
+        float *dx_c = copy_buf(dx0, nx), *dw_c = copy_buf(dw0, nw);
+        conv_transpose2d_forward(&ctx, y_a, x, w, b, &s);
+        conv_transpose2d_forward_algo(&ctx, CONV_ALGO_WINOGRAD, y_w, x, w, b, &s);
+        ok &= check_tensor("conv_transpose2d_forward = Winograd (exact)", y_a, y_w, ny, 0, 0);
+        conv_transpose2d_backward(&ctx, dx_a, dw_a, NULL, dy, x, w, &s);
+        conv_transpose2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx_c, dw_c, NULL, dy, x, w, &s);
+        ok &= check_tensor("conv_transpose2d_backward dx = Winograd (exact)", dx_a, dx_c, nx, 0, 0);
+        ok &= check_tensor("conv_transpose2d_backward dw = Winograd (exact)", dw_a, dw_c, nw, 0, 0);
+        xfree(dx_c);
+        xfree(dw_c);
+    }
+    float *bufs[] = {x, w, b, dy, dx0, dw0, db0, y_w, y_i, y_a, dx_w, dw_w, db_w, dx_i, dw_i, db_i, dx_a, dw_a, ctx.ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) xfree(bufs[i]);
+    return ok;
+}
+
+/* The UNet's UpConv shapes (7 -> 14 with 256 > 64 channels, 14 -> 28 with 128 > 64), odd and
+ * non-square inputs (partial tiles), a 1x1 input, and channel counts below the threshold
+ * (forced). */
+static void test_convt_winograd_vs_im2col(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 9);
+    const ConvShape shapes[] = {
+        conv_transpose_shape(3, 32, 16, 7, 7, 4, 2, 1),   conv_transpose_shape(2, 16, 24, 14, 14, 4, 2, 1),
+        conv_transpose_shape(2, 24, 40, 5, 9, 4, 2, 1),   conv_transpose_shape(3, 16, 16, 1, 1, 4, 2, 1),
+        conv_transpose_shape(2, 4, 3, 6, 3, 4, 2, 1),     conv_transpose_shape(3, 256, 64, 7, 7, 4, 2, 1),
+        conv_transpose_shape(2, 128, 64, 14, 14, 4, 2, 1),
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int nt = 1; nt <= 3; nt++) ok &= convt_wino_vs_im2col(shapes[i], nt, &r);
+    assert_true(ok);
+}
+
 /* ---- one output channel: direct against im2col ---------------------------------------------
  * The last layer's shape (Ci -> 1, 3x3 s1 p1) runs direct loops (conv.c); against im2col +
  * SGEMM on the same inputs (gradients starting non-zero), forward and both gradients within
@@ -669,15 +742,17 @@ static int fd_check(const char *label, FdOp *op, float *p, const float *grad, si
 }
 
 static void fd_conv_forward(FdOp *op) {
-    if (op->ctx)
+    if (op->ctx && op->transposed)
+        conv_transpose2d_forward_algo(op->ctx, CONV_ALGO_WINOGRAD, op->y, op->in[0], op->in[1], op->in[2], &op->s);
+    else if (op->ctx)
         conv2d_forward_algo(op->ctx, op->algo, op->y, op->in[0], op->in[1], op->in[2], &op->s);
     else
         (op->transposed ? conv_transpose2d_forward_ref
                         : conv2d_forward_ref)(op->y, op->in[0], op->in[1], op->in[2], &op->s);
 }
 
-/* With wino 2 or 4, both sides are the Winograd F(2x2, 3x3) or F(4x4, 3x3) path (float forward,
- * its own backward): the forward is linear, so the difference quotient is exact up to the
+/* With wino 2 or 4, both sides are the Winograd F(2x2, 3x3) or F(4x4, 3x3) path (for a
+ * transposed convolution: sub-pixel F(2x2, 2x2)) (float forward, its own backward): the forward is linear, so the difference quotient is exact up to the
  * rounding noise of the outputs the step touches. */
 static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wino) {
     size_t nx = (size_t)s.n * s.ci * s.h * s.w, ny = (size_t)s.n * s.co * s.ho * s.wo;
@@ -685,7 +760,8 @@ static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wi
     FdOp op = {.forward = fd_conv_forward, .ny = ny, .s = s, .transposed = transposed};
     OpsCtx ctx = {0};
     if (wino) {
-        ctx = ctx_make(2, conv2d_winograd_workspace_floats(&s, 2));
+        ctx = ctx_make(2, transposed ? conv_transpose2d_workspace_floats(&s, 2)
+                                     : conv2d_winograd_workspace_floats(&s, 2));
         op.ctx = &ctx;
         op.algo = wino == 4 ? CONV_ALGO_WINOGRAD4 : CONV_ALGO_WINOGRAD;
     }
@@ -695,7 +771,9 @@ static int fd_conv(const char *name, int transposed, ConvShape s, Rng *r, int wi
     op.in[1] = rand_buf(r, nw, -1, 1);
     op.in[2] = rand_buf(r, (size_t)s.co, -1, 1);
     float *dx = zero_buf(nx), *dw = zero_buf(nw), *db = zero_buf((size_t)s.co);
-    if (wino)
+    if (wino && transposed)
+        conv_transpose2d_backward_algo(&ctx, CONV_ALGO_WINOGRAD, dx, dw, db, op.r, op.in[0], op.in[1], &s);
+    else if (wino)
         conv2d_backward_algo(&ctx, op.algo, dx, dw, db, op.r, op.in[0], op.in[1], &s);
     else
         conv_bwd(NULL, transposed, dx, dw, db, op.r, op.in[0], op.in[1], &s);
@@ -883,6 +961,8 @@ static void test_backward_vs_finite_differences(void **state) {
                   conv_shape(3, 16, 16, 5, 7, 3, 1, 1), &r, 2);
     ok &= fd_conv("conv 3x3 s1 p1 9x6 16->16, Winograd F(4x4) path", 0,
                   conv_shape(2, 16, 16, 9, 6, 3, 1, 1), &r, 4);
+    ok &= fd_conv("convT 4x4 s2 p1 5x3 16->16, Winograd F(2x2, 2x2) path", 1,
+                  conv_transpose_shape(2, 16, 16, 5, 3, 4, 2, 1), &r, 2);
     ok &= fd_batchnorm(1, &r);
     ok &= fd_batchnorm(0, &r);
     ok &= fd_small_ops(&r);
@@ -1054,6 +1134,7 @@ int main(void) {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_conv_vs_ref),
         cmocka_unit_test(test_conv_winograd_vs_im2col),
+        cmocka_unit_test(test_convt_winograd_vs_im2col),
         cmocka_unit_test(test_conv_direct1_vs_im2col),
         cmocka_unit_test(test_other_ops_vs_ref),
         cmocka_unit_test(test_backward_vs_finite_differences),

@@ -27,7 +27,7 @@ static const char *HEAD =
     "table of every layer's time per step (training step, or reverse step with --sample),\n"
     "forward and backward, with the convolutions' GFLOP/s and share of the machine's SGEMM\n"
     "peak (measured first, same thread count); layers marked W run Winograd F(2x2,3x3), W4\n"
-    "F(4x4,3x3), whose rates count direct-convolution FLOPs.";
+    "F(4x4,3x3), Wt sub-pixel F(2x2,2x2), whose rates count direct-convolution FLOPs.";
 
 /* Peak resident memory of this process so far, MiB. */
 static double peak_rss_mib(void) {
@@ -100,6 +100,9 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
                 ConvShape cs = conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
                 ConvAlgo a = conv2d_algo(&cs);
                 mark = a == CONV_ALGO_WINOGRAD4 ? " W4" : a == CONV_ALGO_WINOGRAD ? " W" : "";
+            } else {
+                ConvShape cs = conv_transpose_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
+                if (conv_transpose2d_uses_winograd(&cs)) mark = " Wt";
             }
             snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s", u->transposed ? "convT" : "conv", u->ci,
                      u->co, u->hout, u->hout, mark);
@@ -126,8 +129,9 @@ static void print_profile(const Unet *m, const UnetProfile *p, int steps, int ba
     }
     double tf = p->total_fwd / steps, tb = p->total_bwd / steps;
     double rest = step_s - tf - tb;
-    printf("W: Winograd F(2x2,3x3), W4: F(4x4,3x3) (DDPM_CONV=im2col turns both off); their GFLOP/s\n"
-           "   count the FLOPs of a direct convolution, an effective rate that may exceed the SGEMM peak\n");
+    printf("W: Winograd F(2x2,3x3), W4: F(4x4,3x3), Wt: sub-pixel F(2x2,2x2) (DDPM_CONV=im2col turns\n"
+           "   all off); their GFLOP/s count the FLOPs of a direct convolution, an effective rate that may\n"
+           "   exceed the SGEMM peak\n");
     if (sampling) printf("BatchNorm folded into the convolutions (inference)\n");
     if (!sampling)
         printf("bn: BatchNorm and the GELU after it, one fused operator in training (gelu columns empty)\n");

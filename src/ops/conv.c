@@ -144,7 +144,12 @@ size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_convt_shape(s);
     if (convt_is_outer(s)) return 0;
     Geom g = geom_convt(s);
-    return (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+    size_t need = (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
+    if (conv_transpose_up_geometry(s)) {
+        size_t up = conv_transpose2d_winograd_workspace_floats(s, nthreads);
+        if (up > need) need = up;
+    }
+    return need;
 }
 
 /* ---- im2col / col2im ---------------------------------------------------------------- */
@@ -635,9 +640,30 @@ static void outer_backward(const OpsCtx *ctx, float *dx, float *dw, const float 
     }
 }
 
+static ConvAlgo resolve_convt_algo(ConvAlgo algo, const ConvShape *s) {
+    if (algo == CONV_ALGO_AUTO) return conv_transpose2d_uses_winograd(s) ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL;
+    DDPM_CHECK(algo == CONV_ALGO_IM2COL || algo == CONV_ALGO_WINOGRAD);
+    if (algo == CONV_ALGO_WINOGRAD) DDPM_CHECK(conv_transpose_up_geometry(s));
+    return algo;
+}
+
 void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
                               const float *b, const ConvShape *s) {
+    conv_transpose2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
+}
+
+void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                               const float *x, const float *w, const ConvShape *s) {
+    conv_transpose2d_backward_algo(ctx, CONV_ALGO_AUTO, dx, dw, db, dy, x, w, s);
+}
+
+void conv_transpose2d_forward_algo(const OpsCtx *ctx, ConvAlgo algo, float *y, const float *x,
+                                   const float *w, const float *b, const ConvShape *s) {
     check_convt_shape(s);
+    if (resolve_convt_algo(algo, s) == CONV_ALGO_WINOGRAD) {
+        conv_transpose2d_winograd_forward(ctx, y, x, w, b, s);
+        return;
+    }
     if (convt_is_outer(s)) {
         outer_forward(ctx, y, x, w, b, s);
         return;
@@ -650,10 +676,13 @@ void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const
     run_job(ctx, &jb, &g, s->n, w);
 }
 
-void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
-                               const float *x, const float *w, const ConvShape *s) {
+void conv_transpose2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw,
+                                    float *db, const float *dy, const float *x, const float *w,
+                                    const ConvShape *s) {
     check_convt_shape(s);
-    if (convt_is_outer(s)) {
+    if (resolve_convt_algo(algo, s) == CONV_ALGO_WINOGRAD) {
+        conv_transpose2d_winograd_backward(ctx, dx, dw, dy, x, w, s);
+    } else if (convt_is_outer(s)) {
         if (dx || dw) outer_backward(ctx, dx, dw, dy, x, w, s);
     } else if (dx || dw) {
         Geom g = geom_convt(s);
