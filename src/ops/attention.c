@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/cpu.h"
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 /* Offsets of one image's saved tensors: QKV (3C, L), P (L, L), O (C, L). */
 static size_t saved_per_image(int c, int l) {
@@ -49,12 +49,6 @@ static Plan plan_make(int c, int l) {
 size_t attention_workspace_floats(int n, int c, int l, int nthreads) {
     DDPM_CHECK(n > 0 && c > 0 && l > 0 && nthreads > 0);
     return (size_t)nthreads * plan_make(c, l).per_thread;
-}
-
-/* Images [n0, n1) of thread t among nt. */
-static void slice_of(int n, int nt, int t, int *n0, int *n1) {
-    *n0 = (int)((long long)n * t / nt);
-    *n1 = (int)((long long)n * (t + 1) / nt);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/cpu.h"
 #include "ops/winograd.h"
 
 /* Both operators are driven as one plain convolution, described by a Geom: it unfolds the
@@ -41,7 +42,6 @@ typedef struct {
     size_t per_thread;
 } Plan;
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 static Geom geom_conv(const ConvShape *s) {
     return (Geom){s->ci, s->h, s->w, s->co, s->ho, s->wo, s->k, s->stride, s->pad};
@@ -273,12 +273,6 @@ static void fill_bias(float *dst, const float *bias, int gi, int c, size_t pix) 
 }
 
 /* ---- the generic driver ----------------------------------------------------------------- */
-
-/* Batch slice [*n0, *n1) of slice t out of nt (balanced, independent of OpenMP's team size). */
-static void slice_of(int n, int nt, int t, int *n0, int *n1) {
-    *n0 = (int)((int64_t)n * t / nt);
-    *n1 = (int)((int64_t)n * (t + 1) / nt);
-}
 
 /* What one call of the driver computes, in Geom terms (any pointer may be NULL = skip):
  *   fwd_out  = W im2col(fwd_in) + fwd_bias              (out side, overwritten)

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/cpu.h"
 
 /* Tiles per GEMM: as many as keep one group's V and M, 64 (Ci + Co) bytes per tile, within
  * this many bytes (half of the 1 MiB L2 per core of the machine it was tuned on, so that the
@@ -65,7 +66,6 @@ typedef struct {
     size_t u, v, m, du, plane, tmp, per_thread;
 } WPlan;
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 /* Floats from one position xi to the next in V (rows Ci), M (rows Co) or U: the matrix
  * rounded to 64 bytes plus 64 bytes more, so that the streams a transform reads or writes
@@ -560,12 +560,6 @@ static inline void gt6(double *o, const double *u) {
 }
 
 /* ---- the drivers ------------------------------------------------------------------------- */
-
-/* Batch slice [*n0, *n1) of slice t out of nt (as conv.c: balanced, fixed by nt). */
-static void slice_of(int n, int nt, int t, int *n0, int *n1) {
-    *n0 = (int)((int64_t)n * t / nt);
-    *n1 = (int)((int64_t)n * (t + 1) / nt);
-}
 
 /* One thread's view of the workspace. */
 typedef struct {

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/cpu.h"
 #include "ops/winograd.h"
 
 /* Tiles per GEMM: as many whole images as keep V and M (36 positions, Ci + Co channels)
@@ -40,9 +41,8 @@
 #define UP_MIN_TILES 64
 #define UP_NPOS 36
 
-static size_t rnd16(size_t n) { return (n + 15) / 16 * 16; }
 /* Floats between consecutive positions of a (rows, cols) block, spread over cache sets. */
-static size_t pos_stride(size_t rows, size_t cols) { return rnd16(rows * cols) + 16; }
+static size_t pos_stride(size_t rows, size_t cols) { return round16(rows * cols) + 16; }
 
 typedef struct {
     int th, tw, tpi; /* tiles per image: rows, columns, total */
@@ -83,9 +83,9 @@ static UPlan uplan_make(const ConvShape *s, int nthreads) {
     p.v = UP_NPOS * pos_stride((size_t)s->ci, tiles);
     p.m = UP_NPOS * pos_stride((size_t)s->co, tiles);
     p.du = p.u;
-    p.plane = rnd16((size_t)p.ph * (size_t)p.pw);
-    p.oplane = rnd16((size_t)p.oh * (size_t)p.ow);
-    p.tmp = rnd16(16 * (size_t)p.tw);
+    p.plane = round16((size_t)p.ph * (size_t)p.pw);
+    p.oplane = round16((size_t)p.oh * (size_t)p.ow);
+    p.tmp = round16(16 * (size_t)p.tw);
     p.per_thread = p.v + p.m + p.du + 2 * p.plane + p.oplane + p.tmp;
     return p;
 }
@@ -315,11 +315,6 @@ static void up_reduce_weight_grad(float *dw, const float *part, size_t stride, i
 }
 
 /* ---- the drivers -------------------------------------------------------------------------- */
-
-static void slice_of(int n, int nt, int t, int *n0, int *n1) {
-    *n0 = (int)((int64_t)n * t / nt);
-    *n1 = (int)((int64_t)n * (t + 1) / nt);
-}
 
 typedef struct {
     float *v, *m, *du, *pin, *pacc, *po, *tmp;
