@@ -86,6 +86,8 @@ static void test_bad_options(void **state) {
     expect_error("--digit: 12 is out of range", "%s sample --ckpt x --digit 12", NULL);
     expect_error("unknown noise schedule 'quad'", "%s train --model time --schedule quad", NULL);
     expect_error("--clip takes no value", "%s sample --ckpt x --clip=1", NULL);
+    expect_error("--clip goes with --ckpt", "%s eval --samples x.idx --clip", NULL);
+    expect_error("--sampler goes with --ckpt", "%s eval --judge-only --sampler ddim --steps 20", NULL);
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
     expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
     expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);

@@ -262,6 +262,15 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "ddpm eval: give exactly one of --ckpt, --samples or --judge-only (see --help)\n");
         return 2;
     }
+    if (!ckpt) { /* the sampling options would be silently ignored */
+        const char *only[] = {"n", "guidance", "sigmas", "save-idx", "batch", "no-ema",
+                              "sampler", "steps", "eta", "clip", "spacing"};
+        for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
+            if (args_find(opts, no, only[i])->seen) {
+                fprintf(stderr, "ddpm eval: --%s goes with --ckpt\n", only[i]);
+                return 2;
+            }
+    }
     float guid[MAX_GUIDANCE], sig[MAX_SIGMAS];
     int ng = parse_float_list("--guidance", guid_s, guid, MAX_GUIDANCE);
     if (ng < 0) return cli_fail("eval", 2);
