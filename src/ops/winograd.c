@@ -353,8 +353,9 @@ static void grad_input_transform(float *restrict dx, const float *restrict v, si
  * 36 GEMMs, 36 multiplies per tile and channel pair for 16 outputs where direct convolution
  * needs 144 (4x fewer; 1.78x fewer than F(2x2, 3x3)). The larger coefficients cost accuracy
  * (errors up to about 1e-5 of the output's largest magnitude on random data, against 6e-7
- * for F(2x2, 3x3); test_ops), a float epsilon's worth of a 4-bit mantissa loss that
- * training shrugs off; conv2d_algo runs it on images of 20 rows and more, where it is faster.
+ * for F(2x2, 3x3); test_ops, in every direction). conv2d_algo runs it on images of 20 rows
+ * and more, where it is faster, in training too (docs/PERFORMANCE.md compares the losses of
+ * a training run with and without it).
  * Backward: dX is the forward's computation applied to dY with each kernel rotated by 180
  * degrees and the channel counts swapped (weight_transform4's flipped, accumulating output);
  * dU_xi = sum over tiles (A dY A^T)_xi (B^T d B)_xi, dW += G^T dU G. */
