@@ -13,7 +13,6 @@
 #include "core/common.h"
 #include "ops/cpu.h"
 
-
 /* Offsets of one image's saved tensors: QKV (3C, L), P (L, L), O (C, L). */
 static size_t saved_per_image(int c, int l) {
     return 4 * (size_t)c * (size_t)l + (size_t)l * (size_t)l;

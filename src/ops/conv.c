@@ -42,7 +42,6 @@ typedef struct {
     size_t per_thread;
 } Plan;
 
-
 static Geom geom_conv(const ConvShape *s) {
     return (Geom){s->ci, s->h, s->w, s->co, s->ho, s->wo, s->k, s->stride, s->pad};
 }

@@ -66,7 +66,6 @@ typedef struct {
     size_t u, v, m, du, plane, tmp, per_thread;
 } WPlan;
 
-
 /* Floats from one position xi to the next in V (rows Ci), M (rows Co) or U: the matrix
  * rounded to 64 bytes plus 64 bytes more, so that the streams a transform reads or writes
  * do not all start at the same offset modulo 4 KiB (which would put them in one L1 set). */
