@@ -175,10 +175,12 @@ static double draw(Unet *m, const Schedule *s, const SampleRequest *sampler, con
     Rng rng;
     rng_seed(&rng, seed);
     SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
-    SampleRequest req = {.n = n, .labels = labels, .guidance = g,
-                         .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
-                         .ddim_steps = sampler->ddim_steps, .ddim_eta = sampler->ddim_eta,
-                         .ddim_clip = sampler->ddim_clip, .ddim_spacing = sampler->ddim_spacing};
+    SampleRequest req = *sampler; /* the sampler chosen by sampler_choose, then this draw */
+    req.n = n;
+    req.labels = labels;
+    req.guidance = g;
+    req.progress = isatty(2) ? cli_sample_progress : NULL;
+    req.progress_user = &pr;
     double t0 = now_seconds();
     ddpm_sample(m, s, &rng, &req, out);
     const double secs = now_seconds() - t0;

@@ -175,11 +175,14 @@ int cmd_sample(int argc, char **argv) {
         Rng rng;
         rng_seed(&rng, seed);
         SampleProgressLine pr = {.t0 = now_seconds(), .last_pct = -1};
-        SampleRequest req = {.n = n, .labels = labels, .guidance = g,
-                             .frame_every = gif && k == 0 ? gif_every : 0, .frames = frames,
-                             .progress = isatty(2) ? cli_sample_progress : NULL, .progress_user = &pr,
-                             .ddim_steps = base.ddim_steps, .ddim_eta = base.ddim_eta,
-                             .ddim_clip = base.ddim_clip, .ddim_spacing = base.ddim_spacing};
+        SampleRequest req = base; /* the sampler chosen by sampler_choose, then this draw */
+        req.n = n;
+        req.labels = labels;
+        req.guidance = g;
+        req.frame_every = gif && k == 0 ? gif_every : 0;
+        req.frames = frames;
+        req.progress = isatty(2) ? cli_sample_progress : NULL;
+        req.progress_user = &pr;
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
         double dt = now_seconds() - t0;
