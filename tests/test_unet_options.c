@@ -235,9 +235,10 @@ static double central(Unet *m, const Inputs *in, float *p, size_t i, float h) {
 
 /* For each named tensor, three elements spread over it (for qkv weights one in each of the
  * q, k and v thirds): central differences of the training-mode forward, with Richardson's
- * extrapolation from h = 1e-2 and 5e-3 (the plain h = 1e-2 difference is off by up to 3e-2
- * through curvature on the first layer, which feeds every skip), within 2e-2 |fd| + 2e-3 of
- * the backward. */
+ * extrapolation from h = 2e-2 and 1e-2 (the plain h = 1e-2 difference is off by up to 3e-2
+ * through curvature on the first layer, which feeds every skip; with h = 1e-2 and 5e-3 the
+ * float rounding of the loss put single small gradients at the tolerance, and a change in
+ * GELU's last bits pushed one past it), within 2e-2 |fd| + 2e-3 of the backward. */
 static void fd_check(UnetKind kind, const UnetOptions *o, const char *const *names, int n_names) {
     const int D = 4;
     Unet m;
@@ -259,7 +260,7 @@ static void fd_check(UnetKind kind, const UnetOptions *o, const char *const *nam
         float *p = unet_tensor_data(&m, tt), *g = unet_tensor_grad(&m, tt);
         for (int j = 0; j < 3; j++) {
             size_t i = ((size_t)j * tt->count / 3 + (size_t)(5 * k + 1)) % tt->count;
-            double fd = (4 * central(&m, &in, p, i, 5e-3f) - central(&m, &in, p, i, 1e-2f)) / 3;
+            double fd = (4 * central(&m, &in, p, i, 1e-2f) - central(&m, &in, p, i, 2e-2f)) / 3;
             double err = fabs(fd - g[i]);
             int good = err <= 2e-2 * fabs(fd) + 2e-3;
             printf("    %-20s [%4zu]: backward %10.6f, finite difference %10.6f %s\n", names[k], i,
