@@ -451,38 +451,6 @@ static void input_transform4(float *restrict v, size_t xs, const float *const *i
     }
 }
 
-/* Sixteen floats as one value (GCC and Clang vector extensions; on a machine without 512-bit
- * registers the compiler splits them). The first stage of output_transform4 writes its four
- * results per slot interleaved (t[4 f + c]); written as a plain loop, GCC vectorises those
- * stride-4 stores as scatters, which cost more than the arithmetic. Here four vectors of
- * 16 slots are interleaved in registers by two rounds of shuffles and stored contiguously. */
-typedef float v16f __attribute__((vector_size(64)));
-
-static inline v16f load16(const float *p) {
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
-
-/* t[0 .. 63] = p0[0] p1[0] p2[0] p3[0] p0[1] p1[1] ... p3[15]. */
-static inline void store_interleaved4(float *t, v16f p0, v16f p1, v16f p2, v16f p3) {
-    v16f a = __builtin_shufflevector(p0, p1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    v16f b = __builtin_shufflevector(p0, p1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
-                                     15, 31);
-    v16f c = __builtin_shufflevector(p2, p3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    v16f d = __builtin_shufflevector(p2, p3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
-                                     15, 31);
-    store16(t, __builtin_shufflevector(a, c, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
-    store16(t + 16, __builtin_shufflevector(a, c, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14,
-                                            15, 30, 31));
-    store16(t + 32, __builtin_shufflevector(b, d, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22,
-                                            23));
-    store16(t + 48, __builtin_shufflevector(b, d, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14,
-                                            15, 30, 31));
-}
-
 /* One output row of a tile row: o[x] (+)= (A^T applied to the six t rows at x)[k] + bias, k the
  * row within the tile; w values. Separate loops per (k, acc) so that each is straight code. */
 #define OUT4_ROW(OP, EXPR)                                                                          \

@@ -62,6 +62,10 @@ int conv_transpose2d_uses_winograd(const ConvShape *s) {
            s->w >= WINOGRAD_UP_MIN_SIZE && !conv_im2col_forced();
 }
 
+/* Floats per row of the input transform's column stage (up_input_transform): its vectors of 16
+ * write up to round16(tw + 1) and read one past round16(tw). */
+static size_t up_cstride(int tw) { return round16((size_t)tw + 2); }
+
 static UPlan uplan_make(const ConvShape *s, int nthreads) {
     DDPM_CHECK(conv_transpose_up_geometry(s) && nthreads >= 1 && s->n >= 1);
     UPlan p;
@@ -83,9 +87,11 @@ static UPlan uplan_make(const ConvShape *s, int nthreads) {
     p.v = UP_NPOS * pos_stride((size_t)s->ci, tiles);
     p.m = UP_NPOS * pos_stride((size_t)s->co, tiles);
     p.du = p.u;
-    p.plane = round16((size_t)p.ph * (size_t)p.pw);
+    p.plane = round16((size_t)p.ph * (size_t)p.pw) + 16; /* + the input transform's over-read */
     p.oplane = round16((size_t)p.oh * (size_t)p.ow);
-    p.tmp = round16(16 * (size_t)p.tw);
+    /* 16 tw (grad input), 12 up_cstride + 16 (input, with its over-read), 24 round16(tw) (output) */
+    size_t in_tmp = 12 * up_cstride(p.tw) + 16, out_tmp = 24 * round16((size_t)p.tw);
+    p.tmp = in_tmp > out_tmp ? in_tmp : out_tmp;
     p.per_thread = p.v + p.m + p.du + 2 * p.plane + p.oplane + p.tmp;
     return p;
 }
@@ -127,77 +133,93 @@ static void up_weight_transform(float *u, const float *w, int co, int ci) {
         }
 }
 
-/* v[P xs + tile] = (B'^T d B')[P] for the tiles of one input plane (h, w), copied first into
- * the zero-bordered pin (its border and the rows and columns past the image stay zero). */
+/* v[P xs + tile] = (B'^T d B')[P] for the tiles of one input plane (h, w). Patch column j of
+ * tile tx is padded column 2 tx + j, so the plane is copied into pin split by column parity
+ * (E: even padded columns, O: odd ones, K = tw + 1 of each per row; image pixel (y, x) is
+ * padded (y + 1, x + 1); the border and everything past the image stay zero): the four
+ * columns of tile tx are then E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous along the
+ * tile row (with stride 2 the loop did not vectorise). Per tile row, B'^T down the columns
+ * into tmp (rows of up_cstride(tw) floats: 6 for E, 6 for O), then B' along the rows. A tile
+ * row has only 4 to 16 tiles, too short for the compiler's vector loops, so both stages work
+ * on whole vectors of 16: reads may run past a row (inside pin and tmp, sized for it), and the
+ * stores to V spill up to 15 values past the row, onto tiles that are written later (the
+ * caller goes through the planes in the order of V: channel, then image) or onto the 16
+ * spare floats at the end of each position's block (pos_stride). */
 static void up_input_transform(float *restrict v, size_t xs, const float *restrict in,
-                               float *restrict pin, const UPlan *p, int h, int w) {
-    const int pw = p->pw, tw = p->tw;
-    for (int y = 0; y < h; y++)
-        memcpy(pin + (size_t)(y + 1) * (size_t)pw + 1, in + (size_t)y * (size_t)w, sizeof(float) * (size_t)w);
+                               float *restrict pin, float *restrict tmp, const UPlan *p, int h,
+                               int w) {
+    const int tw = p->tw, K = tw + 1;
+    const size_t cs = up_cstride(tw);
+    float *restrict E = pin, *restrict O = pin + (size_t)p->ph * (size_t)K;
+    for (int y = 0; y < h; y++) {
+        const float *src = in + (size_t)y * (size_t)w;
+        float *e = E + (size_t)(y + 1) * (size_t)K, *o = O + (size_t)(y + 1) * (size_t)K;
+        for (int k = 0; 2 * k < w; k++) o[k] = src[2 * k];         /* x = 2k: column 2k + 1 */
+        for (int k = 1; 2 * k - 1 < w; k++) e[k] = src[2 * k - 1]; /* x = 2k - 1: column 2k */
+    }
     for (int ty = 0; ty < p->th; ty++) {
-        const float *r0 = pin + (size_t)(2 * ty) * (size_t)pw, *r1 = r0 + pw, *r2 = r1 + pw, *r3 = r2 + pw;
-        float *o = v + (size_t)ty * (size_t)tw;
-#pragma omp simd
-        for (int tx = 0; tx < tw; tx++) {
-            float t[6][4];
-            for (int j = 0; j < 4; j++) { /* B'^T down each patch column */
-                const float d0 = r0[2 * tx + j], d1 = r1[2 * tx + j], d2 = r2[2 * tx + j],
-                            d3 = r3[2 * tx + j];
-                t[0][j] = d0 - d1;
-                t[1][j] = d1;
-                t[2][j] = d2 - d1;
-                t[3][j] = d1 - d2;
-                t[4][j] = d2;
-                t[5][j] = d3 - d2;
+        for (int s = 0; s < 2; s++) { /* c[i][k] = (B'^T applied to rows 2ty .. 2ty + 3)[i] */
+            const float *r0 = (s ? O : E) + (size_t)(2 * ty) * (size_t)K, *r1 = r0 + K,
+                        *r2 = r1 + K, *r3 = r2 + K;
+            float *c = tmp + (size_t)s * 6 * cs;
+            for (int k = 0; k < K; k += 16) {
+                const v16f d0 = load16(r0 + k), d1 = load16(r1 + k), d2 = load16(r2 + k),
+                           d3 = load16(r3 + k);
+                store16(c + k, d0 - d1);
+                store16(c + cs + k, d1);
+                store16(c + 2 * cs + k, d2 - d1);
+                store16(c + 3 * cs + k, d1 - d2);
+                store16(c + 4 * cs + k, d2);
+                store16(c + 5 * cs + k, d3 - d2);
             }
-            for (int R = 0; R < 6; R++) { /* then along each row */
-                const float d0 = t[R][0], d1 = t[R][1], d2 = t[R][2], d3 = t[R][3];
-                float *q = o + (size_t)(6 * R) * xs + tx;
-                q[0] = d0 - d1;
-                q[xs] = d1;
-                q[2 * xs] = d2 - d1;
-                q[3 * xs] = d1 - d2;
-                q[4 * xs] = d2;
-                q[5 * xs] = d3 - d2;
+        }
+        float *o = v + (size_t)ty * (size_t)tw;
+        for (int R = 0; R < 6; R++) { /* along each row: columns E[tx], O[tx], E[tx+1], O[tx+1] */
+            const float *ce = tmp + (size_t)R * cs, *co = tmp + (size_t)(6 + R) * cs;
+            float *q = o + (size_t)(6 * R) * xs;
+            for (int tx = 0; tx < tw; tx += 16) {
+                const v16f d0 = load16(ce + tx), d1 = load16(co + tx), d2 = load16(ce + tx + 1),
+                           d3 = load16(co + tx + 1);
+                store16(q + tx, d0 - d1);
+                store16(q + xs + tx, d1);
+                store16(q + 2 * xs + tx, d2 - d1);
+                store16(q + 3 * xs + tx, d1 - d2);
+                store16(q + 4 * xs + tx, d2);
+                store16(q + 5 * xs + tx, d3 - d2);
             }
         }
     }
 }
 
-/* out (ho, wo) = A'^T M A' + bias of one output plane, through the output-sized po (the
- * blocks of partial tiles reach past ho or wo there). */
+/* out (ho, wo) = A'^T M A' + bias of one output plane. Per tile row: A'^T along the rows of
+ * M for all tiles at once, 16 tiles per step, the four results of each tile stored side by
+ * side (tmp row R holds 4 tw values, the layout of the output row); then A'^T down the
+ * columns is a sum of two such rows, contiguous along the output row. Tile rows and columns
+ * past ho or wo (partial tiles of odd sizes) are dropped. */
 static void up_output_transform(float *restrict out, const float *restrict m, size_t xs,
-                                float *restrict po, float bias, const UPlan *p, int ho, int wo) {
-    const int ow = p->ow, tw = p->tw;
+                                float *restrict tmp, float bias, const UPlan *p, int ho, int wo) {
+    const int tw = p->tw;
+    const size_t ts = 4 * round16((size_t)tw); /* floats per row of tmp (the last step's 16 tiles fit) */
     for (int ty = 0; ty < p->th; ty++) {
         const float *mi = m + (size_t)ty * (size_t)tw;
-        float *o = po + (size_t)(4 * ty) * (size_t)ow;
-#pragma omp simd
-        for (int tx = 0; tx < tw; tx++) {
-            float t[6][4];
-            for (int R = 0; R < 6; R++) { /* A'^T along each row of M */
-                const float *q = mi + (size_t)(6 * R) * xs + tx;
-                const float m0 = q[0], m1 = q[xs], m2 = q[2 * xs], m3 = q[3 * xs], m4 = q[4 * xs],
-                            m5 = q[5 * xs];
-                t[R][0] = m0 + m1;
-                t[R][1] = m3 + m4;
-                t[R][2] = m1 + m2;
-                t[R][3] = m4 + m5;
-            }
-            for (int c = 0; c < 4; c++) { /* then down the columns */
-                float *d = o + 4 * tx + c;
-                d[0] = t[0][c] + t[1][c];
-                d[ow] = t[3][c] + t[4][c];
-                d[2 * ow] = t[1][c] + t[2][c];
-                d[3 * ow] = t[4][c] + t[5][c];
+        for (int R = 0; R < 6; R++) {
+            /* reads up to 15 tiles past the row: within M (pos_stride keeps 16 floats spare) */
+            const float *q = mi + (size_t)(6 * R) * xs;
+            for (int tx = 0; tx < tw; tx += 16) {
+                const v16f m0 = load16(q + tx), m1 = load16(q + xs + tx), m2 = load16(q + 2 * xs + tx),
+                           m3 = load16(q + 3 * xs + tx), m4 = load16(q + 4 * xs + tx),
+                           m5 = load16(q + 5 * xs + tx);
+                store_interleaved4(tmp + (size_t)R * ts + 4 * (size_t)tx, m0 + m1, m3 + m4, m1 + m2,
+                                   m4 + m5);
             }
         }
-    }
-    for (int y = 0; y < ho; y++) {
-        const float *src = po + (size_t)y * (size_t)ow;
-        float *dst = out + (size_t)y * (size_t)wo;
+        static const int first[4] = {0, 3, 1, 4}; /* output row r = tmp rows first[r] + first[r] + 1 */
+        for (int r = 0; r < 4 && 4 * ty + r < ho; r++) {
+            const float *a = tmp + (size_t)first[r] * ts, *b = a + ts;
+            float *dst = out + (size_t)(4 * ty + r) * (size_t)wo;
 #pragma omp simd
-        for (int x = 0; x < wo; x++) dst[x] = src[x] + bias;
+            for (int x = 0; x < wo; x++) dst[x] = (a[x] + b[x]) + bias;
+        }
     }
 }
 
@@ -354,11 +376,11 @@ void conv_transpose2d_winograd_forward(const OpsCtx *ctx, float *y, const float 
             for (int i = n0; i < n1; i += p.g) {
                 const int gi = n1 - i < p.g ? n1 - i : p.g, T = gi * p.tpi;
                 const size_t vxs = pos_stride((size_t)ci, (size_t)T), mxs = pos_stride((size_t)co, (size_t)T);
-                for (int j = 0; j < gi; j++)
-                    for (int c = 0; c < ci; c++)
+                for (int c = 0; c < ci; c++) /* in this order: up_input_transform's spill */
+                    for (int j = 0; j < gi; j++)
                         up_input_transform(sc.v + (size_t)c * (size_t)T + (size_t)j * (size_t)p.tpi, vxs,
-                                           x + (size_t)(i + j) * in_img + (size_t)c * pix, sc.pin, &p,
-                                           s->h, s->w);
+                                           x + (size_t)(i + j) * in_img + (size_t)c * pix, sc.pin, sc.tmp,
+                                           &p, s->h, s->w);
                 for (int P = 0; P < UP_NPOS; P++)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, T, ci, 1.0f,
                                 u + (size_t)P * uxs, ci, sc.v + (size_t)P * vxs, T, 0.0f,
@@ -367,7 +389,7 @@ void conv_transpose2d_winograd_forward(const OpsCtx *ctx, float *y, const float 
                     for (int o = 0; o < co; o++)
                         up_output_transform(y + (size_t)(i + j) * out_img + (size_t)o * opix,
                                             sc.m + (size_t)o * (size_t)T + (size_t)j * (size_t)p.tpi, mxs,
-                                            sc.po, b ? b[o] : 0.0f, &p, s->ho, s->wo);
+                                            sc.tmp, b ? b[o] : 0.0f, &p, s->ho, s->wo);
             }
         }
     }
@@ -401,11 +423,11 @@ void conv_transpose2d_winograd_backward(const OpsCtx *ctx, float *dx, float *dw,
                                                  mxs, dy + (size_t)(i + j) * out_img + (size_t)o * opix,
                                                  sc.po, &p, s->ho, s->wo);
                 if (dw) {
-                    for (int j = 0; j < gi; j++)
-                        for (int c = 0; c < ci; c++)
+                    for (int c = 0; c < ci; c++) /* in this order: up_input_transform's spill */
+                        for (int j = 0; j < gi; j++)
                             up_input_transform(sc.v + (size_t)c * (size_t)T + (size_t)j * (size_t)p.tpi,
                                                vxs, x + (size_t)(i + j) * in_img + (size_t)c * pix,
-                                               sc.pin, &p, s->h, s->w);
+                                               sc.pin, sc.tmp, &p, s->h, s->w);
                     for (int P = 0; P < UP_NPOS; P++)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, co, ci, T, 1.0f,
                                     sc.m + (size_t)P * mxs, T, sc.v + (size_t)P * vxs, T, 1.0f,
