@@ -479,7 +479,8 @@ static void output_transform4(float *const *out, int g, const float *restrict m,
                        m3 = load16(r + 3 * xs + f), m4 = load16(r + 4 * xs + f),
                        m5 = load16(r + 5 * xs + f);
             const v16f a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-            store_interleaved4(t + 4 * f, m0 + a + c, b + 2.0f * d, a + 4.0f * c, b + 8.0f * d + m5);
+            const v16f out[4] = {m0 + a + c, b + 2.0f * d, a + 4.0f * c, b + 8.0f * d + m5};
+            store_interleaved4(t + 4 * f, out);
         }
         for (; f < nf; f++) {
             const float m0 = r[f], m1 = r[xs + f], m2 = r[2 * xs + f], m3 = r[3 * xs + f],

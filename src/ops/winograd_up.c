@@ -165,12 +165,8 @@ static void up_input_transform(float *restrict v, size_t xs, const float *restri
             for (int k = 0; k < K; k += 16) {
                 const v16f d0 = load16(r0 + k), d1 = load16(r1 + k), d2 = load16(r2 + k),
                            d3 = load16(r3 + k);
-                store16(c + k, d0 - d1);
-                store16(c + cs + k, d1);
-                store16(c + 2 * cs + k, d2 - d1);
-                store16(c + 3 * cs + k, d1 - d2);
-                store16(c + 4 * cs + k, d2);
-                store16(c + 5 * cs + k, d3 - d2);
+                const v16f out[6] = {d0 - d1, d1, d2 - d1, d1 - d2, d2, d3 - d2};
+                for (int i = 0; i < 6; i++) memcpy(c + (size_t)i * cs + k, &out[i], sizeof out[i]);
             }
         }
         float *o = v + (size_t)ty * (size_t)tw;
@@ -180,12 +176,8 @@ static void up_input_transform(float *restrict v, size_t xs, const float *restri
             for (int tx = 0; tx < tw; tx += 16) {
                 const v16f d0 = load16(ce + tx), d1 = load16(co + tx), d2 = load16(ce + tx + 1),
                            d3 = load16(co + tx + 1);
-                store16(q + tx, d0 - d1);
-                store16(q + xs + tx, d1);
-                store16(q + 2 * xs + tx, d2 - d1);
-                store16(q + 3 * xs + tx, d1 - d2);
-                store16(q + 4 * xs + tx, d2);
-                store16(q + 5 * xs + tx, d3 - d2);
+                const v16f out[6] = {d0 - d1, d1, d2 - d1, d1 - d2, d2, d3 - d2};
+                for (int i = 0; i < 6; i++) memcpy(q + (size_t)i * xs + tx, &out[i], sizeof out[i]);
             }
         }
     }
@@ -209,8 +201,8 @@ static void up_output_transform(float *restrict out, const float *restrict m, si
                 const v16f m0 = load16(q + tx), m1 = load16(q + xs + tx), m2 = load16(q + 2 * xs + tx),
                            m3 = load16(q + 3 * xs + tx), m4 = load16(q + 4 * xs + tx),
                            m5 = load16(q + 5 * xs + tx);
-                store_interleaved4(tmp + (size_t)R * ts + 4 * (size_t)tx, m0 + m1, m3 + m4, m1 + m2,
-                                   m4 + m5);
+                const v16f out[4] = {m0 + m1, m3 + m4, m1 + m2, m4 + m5};
+                store_interleaved4(tmp + (size_t)R * ts + 4 * (size_t)tx, out);
             }
         }
         static const int first[4] = {0, 3, 1, 4}; /* output row r = tmp rows first[r] + first[r] + 1 */
