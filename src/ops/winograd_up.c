@@ -140,8 +140,8 @@ static void up_weight_transform(float *u, const float *w, int co, int ci) {
  * columns of tile tx are then E[tx], O[tx], E[tx + 1], O[tx + 1], all contiguous along the
  * tile row (with stride 2 the loop did not vectorise). Per tile row, B'^T down the columns
  * into tmp (rows of up_cstride(tw) floats: 6 for E, 6 for O), then B' along the rows. A tile
- * row has only 4 to 16 tiles, too short for the compiler's vector loops, so both stages work
- * on whole vectors of 16: reads may run past a row (inside pin and tmp, sized for it), and the
+ * row has few tiles (7 for the UNet's 14x14 input), too few for the compiler's vector loops,
+ * so both stages work on whole vectors of 16: reads may run past a row (inside pin and tmp, sized for it), and the
  * stores to V spill up to 15 values past the row, onto tiles that are written later (the
  * caller goes through the planes in the order of V: channel, then image) or onto the 16
  * spare floats at the end of each position's block (pos_stride). */
