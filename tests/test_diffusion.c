@@ -268,6 +268,18 @@ static void test_ddim_steps(void **state) {
     assert_int_equal(st[25], 78);               /* (25/49)^2 299 = 77.8 */
     assert_int_equal(st[48], 287);              /* (48/49)^2 299 = 286.9 */
     assert_true(st[49] - st[48] > st[26] - st[25]);
+    /* trailing: (i + 1) T / K - 1, no step at 0; every gap T / K when K divides T */
+    for (int K = 1; K <= 300; K += 13) {
+        schedule_ddim_steps(&s, K, DDIM_SPACING_TRAILING, st);
+        assert_int_equal(st[K - 1], 299);
+        assert_true(st[0] >= 0);
+        for (int i = 1; i < K; i++) assert_true(st[i] > st[i - 1]);
+    }
+    schedule_ddim_steps(&s, 50, DDIM_SPACING_TRAILING, st);
+    assert_int_equal(st[0], 5);
+    for (int i = 1; i < 50; i++) assert_int_equal(st[i] - st[i - 1], 6);
+    schedule_ddim_steps(&s, 300, DDIM_SPACING_TRAILING, st);
+    for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
     /* the command-line words */
     SampleRequest q = {0};
     SamplerWords w = {"ddim", 0, -1, 0, NULL};
@@ -285,6 +297,11 @@ static void test_ddim_steps(void **state) {
     char desc[96];
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDIM, 20 steps, eta 0.5, x0 clipped, quadratic spacing");
+    w = (SamplerWords){"ddim", 50, 1.0f, 0, "trailing"};
+    assert_int_equal(sampler_choose(&q, &s, &w), 0);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_TRAILING);
+    sampler_describe(&q, &s, desc, sizeof desc);
+    assert_string_equal(desc, "DDIM, 50 steps, eta 1, trailing spacing");
     w = (SamplerWords){"ddpm", 0, -1, 0, NULL};
     assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 0);

@@ -250,7 +250,7 @@ int cmd_eval(int argc, char **argv) {
         {"steps", OPT_INT, &ddim_steps, "--ckpt, ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "--ckpt, ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
-        {"spacing", OPT_STR, &spacing, "--ckpt, ddim: uniform (default) or quadratic (denser near the clean end)", 0, -1, 0},
+        {"spacing", OPT_STR, &spacing, "--ckpt, ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);

@@ -90,7 +90,7 @@ int cmd_sample(int argc, char **argv) {
         {"steps", OPT_INT, &steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
         {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
-        {"spacing", OPT_STR, &spacing, "ddim: uniform (default) or quadratic (denser near the clean end)", 0, -1, 0},
+        {"spacing", OPT_STR, &spacing, "ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "images per forward pass (default 128)", 2, 65536, 0},
     };

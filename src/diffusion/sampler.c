@@ -40,8 +40,9 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w)
     if (!(eta <= 1.0f)) return err_set("--eta %g: out of range (0..1)", (double)eta);
     DdimSpacing spacing = DDIM_SPACING_UNIFORM;
     if (w->spacing && strcmp(w->spacing, "quadratic") == 0) spacing = DDIM_SPACING_QUADRATIC;
+    else if (w->spacing && strcmp(w->spacing, "trailing") == 0) spacing = DDIM_SPACING_TRAILING;
     else if (w->spacing && strcmp(w->spacing, "uniform") != 0)
-        return err_set("--spacing: unknown spacing '%s' (expected uniform or quadratic)", w->spacing);
+        return err_set("--spacing: unknown spacing '%s' (expected uniform, quadratic or trailing)", w->spacing);
     req->ddim_steps = steps;
     req->ddim_eta = eta;
     req->ddim_clip = w->clip != 0;
@@ -56,7 +57,9 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
     }
     snprintf(buf, size, "DDIM, %d steps, eta %g%s%s", req->ddim_steps, (double)req->ddim_eta,
              req->ddim_clip ? ", x0 clipped" : "",
-             req->ddim_spacing == DDIM_SPACING_QUADRATIC ? ", quadratic spacing" : "");
+             req->ddim_spacing == DDIM_SPACING_QUADRATIC  ? ", quadratic spacing"
+             : req->ddim_spacing == DDIM_SPACING_TRAILING ? ", trailing spacing"
+                                                           : "");
 }
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {

@@ -33,7 +33,7 @@ typedef struct {
     int steps;           /* ddim: 1..T; 0 = not given: min(50, T) */
     float eta;           /* ddim: 0..1; negative = not given: 0 */
     int clip;            /* ddim: clip the predicted clean image */
-    const char *spacing; /* ddim: "uniform" or "quadratic"; NULL = not given: uniform */
+    const char *spacing; /* ddim: "uniform", "quadratic" or "trailing"; NULL = not given: uniform */
 } SamplerWords;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */

@@ -124,6 +124,11 @@ void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *ste
         steps[0] = s->T - 1;
         return;
     }
+    if (spacing == DDIM_SPACING_TRAILING) {
+        /* T / K >= 1 apart, so distinct and ending at T - 1 */
+        for (int i = 0; i < K; i++) steps[i] = (int)floor((double)(i + 1) * s->T / K + 0.5) - 1;
+        return;
+    }
     for (int i = 0; i < K; i++) {
         double u = (double)i / (K - 1);
         if (spacing == DDIM_SPACING_QUADRATIC) u *= u;

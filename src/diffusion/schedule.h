@@ -59,11 +59,15 @@ typedef enum {
     DDIM_SPACING_UNIFORM = 0, /* steps[i] = round(i (T - 1) / (K - 1)) */
     DDIM_SPACING_QUADRATIC,   /* steps[i] = round((i / (K - 1))^2 (T - 1)): denser near t = 0,
                                * as the DDIM paper spaces its CIFAR-10 steps */
+    DDIM_SPACING_TRAILING,    /* steps[i] = round((i + 1) T / K) - 1: even steps of T / K that
+                               * end at T - 1 and leave out t = 0 (the last step goes from
+                               * about T / K - 1 straight to x0), diffusers' "trailing" */
 } DdimSpacing;
 
-/* The K steps a DDIM sampler visits, ascending, from 0 and ending at T-1 ({T - 1} for K = 1),
- * spread by `spacing`; where rounding makes two equal, the later ones move up by one (and,
- * near T - 1, the earlier ones down), so the K steps are distinct. K <= T. */
+/* The K steps a DDIM sampler visits, ascending, ending at T-1 ({T - 1} for K = 1), spread by
+ * `spacing` and (but for trailing spacing) starting at 0; where rounding makes two equal, the
+ * later ones move up by one (and, near T - 1, the earlier ones down), so the K steps are
+ * distinct. K <= T. */
 void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *steps);
 
 #endif
