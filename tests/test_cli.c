@@ -97,6 +97,8 @@ static void test_bad_options(void **state) {
     expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
     expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
     expect_error("contradict", "%s reproduce --quick --profile tiny", NULL);
+    expect_error("--parts: 4 is out of range (1..3)", "%s reproduce --parts 2,4", NULL);
+    expect_error("--parts: part 2 is listed twice", "%s reproduce --parts 2,2", NULL);
     /* a directory that holds another profile's reproduction is not mixed with this one */
     char dir[400], file[500], cmd[700];
     snprintf(dir, sizeof dir, "%s/repro", tmpdir);

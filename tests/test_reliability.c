@@ -438,9 +438,45 @@ static void test_reproduce_resume(void **state) {
 
     rc = run_sync(log, 600, REPRO " --out %s --data %s", dir, data);
     assert_int_equal(rc, 0);
-    assert_true(log_has(log, "[3/7] Part 3: train the digit-conditioned DDPM (D 4, 1 epoch): done earlier, skipped"));
-    assert_true(log_has(log, "[6/7] evaluate the three models with ddpm eval: done earlier, skipped"));
+    assert_true(log_has(log, "[6/9] Part 3: train the digit-conditioned DDPM (D 4, 1 epoch): done earlier, skipped"));
+    assert_true(log_has(log, "[8/9] Part 3: evaluate 20 samples per guidance scale (0,5) with ddpm eval: done earlier, skipped"));
     assert_false(log_has(log, "resuming"));
+
+    /* the same reproduction one part per call (part 1, then 3 and 2): the page lists what is
+     * missing until the last call, and every model and sample file equals the one-call run's */
+    const char *pdir = tp("repro_parts");
+    rc = run_sync(log, 600, REPRO " --out %s --data %s --parts 1", pdir, data);
+    show_log(log);
+    assert_int_equal(rc, 0);
+    assert_true(log_has(log, "parts 1 finished"));
+    assert_true(log_has(log, "(6 stages of other parts still to run)"));
+    assert_true(exists(tp("repro_parts/eval/part1.json")));
+    assert_false(exists(tp("repro_parts/part2")));
+    assert_false(exists(tp("repro_parts/part3")));
+    char page[700];
+    snprintf(page, sizeof page, "%s/index.html", pdir);
+    assert_true(log_has(page, "Not run yet."));
+    rc = run_sync(log, 600, REPRO " --out %s --data %s --parts 3,2", pdir, data);
+    show_log(log);
+    assert_int_equal(rc, 0);
+    assert_false(log_has(log, "Part 1")); /* not even as skipped: not asked for */
+    assert_true(log_has(log, "reproduction finished"));
+    assert_false(log_has(page, "Not run yet."));
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/%s", pdir, files[i]);
+        snprintf(b, sizeof b, "%s/%s", ref, files[i]);
+        printf("  compare %s\n", a);
+        assert_true(same_file(a, b));
+    }
+    char stages[700];
+    snprintf(stages, sizeof stages, "%s/stages.json", pdir);
+    for (int k = 0; k < 9; k++) {
+        const char *names[] = {"part1", "eval1", "part2", "samples2", "eval2", "part3", "samples3", "eval3", "report"};
+        char want_name[64];
+        snprintf(want_name, sizeof want_name, "\"name\":\t\"%s\"", names[k]);
+        assert_true(log_has(stages, want_name));
+    }
 }
 
 /* ---- signals ------------------------------------------------------------------------------ */
@@ -1407,5 +1443,6 @@ int main(void) {
         cmocka_unit_test(test_readonly_dir),
         cmocka_unit_test(test_vanished_dir),
     };
+    if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER")); /* e.g. test_sig* */
     return cmocka_run_group_tests(tests, setup, teardown);
 }

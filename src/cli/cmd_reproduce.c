@@ -27,7 +27,7 @@
 
 static const char *HEAD =
     "Usage: ddpm reproduce [--quick | --profile full|quick|tiny] [--out DIR] [--data DIR]\n"
-    "                      [--threads N] [--judge FILE] [--no-progress]\n"
+    "                      [--parts LIST] [--threads N] [--judge FILE] [--no-progress]\n"
     "\n"
     "Trains the three models of the write-up (Part 1 denoiser, Part 2 time-conditioned DDPM,\n"
     "Part 3 digit-conditioned DDPM with guidance), samples from them (grids, the reverse\n"
@@ -37,7 +37,10 @@ static const char *HEAD =
     "Profiles: full = the SPEC's protocol (hours on a CPU); quick = small widths, few epochs\n"
     "and a training subset, about 10 minutes on 2 cores; tiny = seconds, for tests only.\n"
     "Run it again with the same --out to continue a stopped reproduction: finished stages\n"
-    "are skipped and a stopped training run resumes from its checkpoint.";
+    "are skipped and a stopped training run resumes from its checkpoint. --parts runs the\n"
+    "stages of some parts only (train, sample, evaluate), e.g. one part per sitting on a\n"
+    "machine that cannot run for hours; the page shows what has been done so far and is\n"
+    "complete once every part has run in the same --out.";
 
 /* What a profile trains and measures. The time and class models share their settings. */
 typedef struct {
@@ -65,6 +68,7 @@ typedef struct {
     const Profile *p;
     const char *out, *data, *judge;
     int threads, progress;
+    int parts[4]; /* parts[k]: run the stages of part k (1..3) */
     long fault_stop_at; /* test hook, passed to the training stages that start fresh */
     char judge_path[1024];
     cJSON *stages; /* stages.json: {"stages": [{name, what, seconds}]} */
@@ -127,9 +131,15 @@ static double model_macs(UnetKind kind, int width) {
     return macs;
 }
 
-typedef enum { ST_PART1, ST_PART2, ST_PART3, ST_SAMPLES2, ST_SAMPLES3, ST_EVAL, ST_REPORT, N_STAGES } StageId;
+/* The stages, part by part: each part is trained, sampled and evaluated before the next. */
+typedef enum {
+    ST_PART1, ST_EVAL1, ST_PART2, ST_SAMPLES2, ST_EVAL2, ST_PART3, ST_SAMPLES3, ST_EVAL3, ST_REPORT,
+    N_STAGES
+} StageId;
 
-static const char *STAGE_NAMES[N_STAGES] = {"part1", "part2", "part3", "samples2", "samples3", "eval", "report"};
+static const char *STAGE_NAMES[N_STAGES] = {"part1", "eval1", "part2", "samples2", "eval2",
+                                            "part3", "samples3", "eval3", "report"};
+static const int STAGE_PART[N_STAGES] = {1, 1, 2, 2, 2, 3, 3, 3, 0}; /* 0: every part */
 
 /* Forward multiply-adds per image of the profile's three models. */
 typedef struct {
@@ -151,7 +161,9 @@ static double stage_work(const Profile *p, const ProfileMacs *pm, StageId s) {
     case ST_PART3: return 3 * cm * dm_imgs;
     case ST_SAMPLES2: return tm * p->T * p->sample_n;
     case ST_SAMPLES3: return 2 * cm * p->T * (10.0 * p->per_digit + 4 + 10.0 * p->sweep_per_digit * n_sweep);
-    case ST_EVAL: return tm * p->T * p->eval_n + 2 * cm * p->T * (double)p->eval_n * n_guid;
+    case ST_EVAL1: return den * p->eval_n_test * 7; /* the default noise levels */
+    case ST_EVAL2: return tm * p->T * p->eval_n;
+    case ST_EVAL3: return 2 * cm * p->T * (double)p->eval_n * n_guid;
     default: return 0;
     }
 }
@@ -164,11 +176,15 @@ static void fmt_duration(char *dst, size_t cap, double s) {
 
 /* ---- stage bookkeeping ----------------------------------------------------------------- */
 
+/* Recorded in stages.json. Reproductions before the evaluation was split per part recorded
+ * one "eval" stage for the three. */
 static int stage_done(const Ctx *x, const char *name) {
     const cJSON *s;
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(x->stages, "stages")) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, "name");
-        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) return 1;
+        if (!cJSON_IsString(n)) continue;
+        if (strcmp(n->valuestring, name) == 0) return 1;
+        if (strcmp(n->valuestring, "eval") == 0 && strncmp(name, "eval", 4) == 0) return 1;
     }
     return 0;
 }
@@ -341,14 +357,14 @@ static int run_stage(Ctx *x, StageId s) {
                             p->sweep_per_digit);
         return rc;
     }
-    case ST_EVAL: {
+    case ST_EVAL1:
+    case ST_EVAL2:
+    case ST_EVAL3:
         path_in(dir, sizeof dir, x, "eval");
         if (make_dirs(dir) != 0) return cli_fail("reproduce", 1);
-        int rc = run_eval(x, "part1", "eval/part1.json", 0, NULL);
-        if (rc == 0) rc = run_eval(x, "part2", "eval/part2.json", p->eval_n, NULL);
-        if (rc == 0) rc = run_eval(x, "part3", "eval/part3.json", p->eval_n, p->eval_guidance);
-        return rc;
-    }
+        if (s == ST_EVAL1) return run_eval(x, "part1", "eval/part1.json", 0, NULL);
+        if (s == ST_EVAL2) return run_eval(x, "part2", "eval/part2.json", p->eval_n, NULL);
+        return run_eval(x, "part3", "eval/part3.json", p->eval_n, p->eval_guidance);
     case ST_REPORT:
         if (report_write(x->out) != 0) return cli_fail("reproduce", 1);
         return 0;
@@ -369,7 +385,12 @@ static const char *stage_what(const Profile *p, StageId s, char *buf, size_t cap
         break;
     case ST_SAMPLES2: snprintf(buf, cap, "Part 2: samples and the reverse process"); break;
     case ST_SAMPLES3: snprintf(buf, cap, "Part 3: digit grid, reverse process, a number, guidance sweep"); break;
-    case ST_EVAL: snprintf(buf, cap, "evaluate the three models with ddpm eval"); break;
+    case ST_EVAL1: snprintf(buf, cap, "Part 1: evaluate the denoiser with ddpm eval"); break;
+    case ST_EVAL2: snprintf(buf, cap, "Part 2: evaluate %d samples with ddpm eval", p->eval_n); break;
+    case ST_EVAL3:
+        snprintf(buf, cap, "Part 3: evaluate %d samples per guidance scale (%s) with ddpm eval", p->eval_n,
+                 p->eval_guidance);
+        break;
     default: snprintf(buf, cap, "write the report page"); break;
     }
     return buf;
@@ -470,6 +491,7 @@ static int open_reproduction(Ctx *x, int argc, char **argv) {
 
 int cmd_reproduce(int argc, char **argv) {
     const char *profile = NULL, *out = NULL, *data = NULL, *judge = NULL, *device = "cpu";
+    const char *parts = "1,2,3";
     int quick = 0, threads = 2, no_progress = 0;
     long fault_stop_at = 0;
     Opt opts[] = {
@@ -477,6 +499,7 @@ int cmd_reproduce(int argc, char **argv) {
         {"profile", OPT_STR, &profile, "full (default), quick or tiny", 0, -1, 0},
         {"out", OPT_STR, &out, "reproduction directory (default reproduce-<profile>)", 0, -1, 0},
         {"data", OPT_STR, &data, "MNIST directory (default $DDPM_DATA or ./data/mnist)", 0, -1, 0},
+        {"parts", OPT_STR, &parts, "run the stages of these parts only, e.g. 1 or 2,3 (default 1,2,3)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"judge", OPT_STR, &judge, "judge weights for ddpm eval (default: its cache)", 0, -1, 0},
         {"device", OPT_STR, &device, "cpu (the only backend of this build)", 0, -1, 0},
@@ -498,6 +521,16 @@ int cmd_reproduce(int argc, char **argv) {
     if (quick) profile = "quick";
     if (!profile) profile = "full";
     Ctx x = {.threads = threads, .data = data, .progress = !no_progress, .fault_stop_at = fault_stop_at};
+    int plist[3];
+    int np = parse_int_list("--parts", parts, plist, 3, 1, 3);
+    if (np < 0) return cli_fail("reproduce", 2);
+    for (int i = 0; i < np; i++) {
+        if (x.parts[plist[i]]) {
+            err_set("--parts: part %d is listed twice", plist[i]);
+            return cli_fail("reproduce", 2);
+        }
+        x.parts[plist[i]] = 1;
+    }
     for (int i = 0; i < N_PROFILES; i++)
         if (strcmp(profile, PROFILES[i].name) == 0) x.p = &PROFILES[i];
     if (!x.p) {
@@ -518,19 +551,21 @@ int cmd_reproduce(int argc, char **argv) {
         return cli_fail("reproduce", 1);
     }
 
-    double work[N_STAGES], total = 0;
+    double work[N_STAGES], remaining = 0;
     const ProfileMacs pm = {model_macs(UNET_DENOISER, x.p->den_width),
                             model_macs(UNET_TIME, x.p->dm_width),
                             model_macs(UNET_CLASS, x.p->dm_width)};
-    for (int s = 0; s < N_STAGES; s++) total += work[s] = stage_work(x.p, &pm, (StageId)s);
-    double remaining = total;
-    for (int s = 0; s < N_STAGES; s++)
-        if (stage_done(&x, STAGE_NAMES[s])) remaining -= work[s];
+    for (int s = 0; s < N_STAGES; s++) {
+        work[s] = stage_work(x.p, &pm, (StageId)s);
+        if (x.parts[STAGE_PART[s]] && !stage_done(&x, STAGE_NAMES[s])) remaining += work[s];
+    }
+    x.parts[0] = 1; /* the report is every part's */
     x.t_start = now_seconds();
     int rc = 0;
     for (int s = 0; s < N_STAGES && rc == 0; s++) {
         char what[160], left[32], elapsed[32];
         stage_what(x.p, (StageId)s, what, sizeof what);
+        if (!x.parts[STAGE_PART[s]]) continue;
         if (stage_done(&x, STAGE_NAMES[s]) && s != ST_REPORT) {
             fprintf(stderr, "reproduce [%d/%d] %s: done earlier, skipped\n", s + 1, N_STAGES, what);
             continue;
@@ -551,24 +586,36 @@ int cmd_reproduce(int argc, char **argv) {
         x.done_work += work[s];
         x.done_seconds += dt;
         remaining -= work[s];
-        if (!stage_done(&x, STAGE_NAMES[s]) && stage_record(&x, STAGE_NAMES[s], what, dt) != 0) {
+        /* the report counts as done once every other stage is */
+        int record = !stage_done(&x, STAGE_NAMES[s]);
+        for (int k = 0; k < ST_REPORT && s == ST_REPORT; k++)
+            if (!stage_done(&x, STAGE_NAMES[k])) record = 0;
+        if (record && stage_record(&x, STAGE_NAMES[s], what, dt) != 0) {
             rc = cli_fail("reproduce", 1);
             break;
         }
-        if (s == ST_PART3 && report_write(x.out) != 0) { /* a first page as soon as all three exist */
+        if (s != ST_REPORT && report_write(x.out) != 0) { /* the page fills in stage by stage */
             rc = cli_fail("reproduce", 1);
             break;
         }
     }
+    int missing = 0;
+    for (int s = 0; s < ST_REPORT; s++) missing += !stage_done(&x, STAGE_NAMES[s]);
     cJSON_Delete(x.stages);
+    int all_parts = x.parts[1] && x.parts[2] && x.parts[3];
     if (rc == 130 || rc == 143) {
-        fprintf(stderr, "ddpm reproduce: stopped; `ddpm reproduce --profile %s --out %s` continues "
-                        "where it stopped\n", x.p->name, x.out);
+        fprintf(stderr, "ddpm reproduce: stopped; `ddpm reproduce --profile %s --out %s%s%s` continues "
+                        "where it stopped\n", x.p->name, x.out, all_parts ? "" : " --parts ",
+                all_parts ? "" : parts);
         return rc;
     }
     if (rc != 0) return rc;
     char elapsed[32];
     fmt_duration(elapsed, sizeof elapsed, now_seconds() - x.t_start);
-    printf("reproduction finished in %s: open %s/index.html\n", elapsed, x.out);
+    if (missing)
+        printf("parts %s finished in %s (%d stage%s of other parts still to run): open %s/index.html\n",
+               parts, elapsed, missing, missing == 1 ? "" : "s", x.out);
+    else
+        printf("reproduction finished in %s: open %s/index.html\n", elapsed, x.out);
     return 0;
 }
