@@ -477,6 +477,8 @@ static void test_reproduce_resume(void **state) {
         snprintf(want_name, sizeof want_name, "\"name\":\t\"%s\"", names[k]);
         assert_true(log_has(stages, want_name));
     }
+    assert_true(log_has(stages, "\"finished\":\t\"20")); /* when each stage ended, and the BLAS kernel */
+    assert_true(log_has(stages, "\"blas_kernel\":"));
 }
 
 /* ---- signals ------------------------------------------------------------------------------ */

@@ -57,7 +57,8 @@ static void test_report_page(void **state) {
                                "\"machine\":{\"cpu\":\"Test CPU\",\"cores\":2,\"threads\":2,\"blas\":\"B\"},"
                                "\"sweep\":[0,5]}");
     put_text("stages.json", "{\"stages\":[{\"name\":\"part1\",\"what\":\"train\",\"seconds\":30},"
-                            "{\"name\":\"part2\",\"what\":\"train\",\"seconds\":150}]}");
+                            "{\"name\":\"part2\",\"what\":\"train\",\"seconds\":150,"
+                            "\"finished\":\"2026-11-26 18:00 UTC\"}]}");
     put_text("part1/config.json", "{\"model\":\"denoiser\",\"width\":16,\"batch\":128,\"epochs\":1,"
                                   "\"lr\":1e-4,\"lr_end\":1e-4,\"subset\":20000,\"sigma\":0.5,\"parameters\":12345}");
     put_text("part1/metrics.json", "{\"epochs\":[{\"epoch\":1,\"mean_loss\":0.0321,\"mean_loss_last100\":0.0222,"
@@ -97,6 +98,8 @@ static void test_report_page(void **state) {
     assert_non_null(strstr(html, "real data (training images): the floor"));
     assert_non_null(strstr(html, "99.33% test accuracy"));
     assert_non_null(strstr(html, "<th>3.0 min</th>")); /* 180 s over the stages */
+    assert_non_null(strstr(html, "<td>2.5 min</td><td>2026-11-26 18:00 UTC</td>"));
+    assert_non_null(strstr(html, "<td>30 s</td><td></td>")); /* recorded before "finished" */
     assert_non_null(strstr(html, "Guidance 5"));
     assert_int_equal(count(html, "Not run yet."), 2); /* parts 2 and 3 have no config */
     assert_non_null(strstr(html, "name=\"viewport\""));

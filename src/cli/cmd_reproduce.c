@@ -195,6 +195,14 @@ static int stage_record(Ctx *x, const char *name, const char *what, double secon
     cJSON_AddStringToObject(o, "name", name);
     cJSON_AddStringToObject(o, "what", what);
     cJSON_AddNumberToObject(o, "seconds", round(seconds * 10) / 10);
+    /* when and with which BLAS kernel: a reproduction run part by part may span machines */
+    char buf[64];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tmv);
+    cJSON_AddStringToObject(o, "finished", buf);
+    cJSON_AddStringToObject(o, "blas_kernel", openblas_get_corename());
     cJSON_AddItemToArray(arr, o);
     char path[1200];
     path_in(path, sizeof path, x, "stages.json");

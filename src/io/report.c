@@ -348,7 +348,8 @@ static void denoiser_eval_table(Buf *b, const char *dir) {
 static void stage_table(Buf *b, const cJSON *stages) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(stages, "stages");
     if (!cJSON_IsArray(arr)) return;
-    puts_(b, "<div class=\"scroll\"><table><tr><th>stage</th><th>what</th><th>time</th></tr>\n");
+    puts_(b, "<div class=\"scroll\"><table><tr><th>stage</th><th>what</th><th>time</th>"
+             "<th>finished</th></tr>\n");
     double total = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, arr) {
@@ -360,11 +361,13 @@ static void stage_table(Buf *b, const cJSON *stages) {
         esc(b, str(s, "name") ? str(s, "name") : "?");
         puts_(b, "</td><td class=\"l\">");
         esc(b, str(s, "what") ? str(s, "what") : "");
-        printf_(b, "</td><td>%s</td></tr>\n", t);
+        printf_(b, "</td><td>%s</td><td>", t);
+        esc(b, str(s, "finished") ? str(s, "finished") : "");
+        puts_(b, "</td></tr>\n");
     }
     char t[32];
     fmt_seconds(t, sizeof t, total);
-    printf_(b, "<tr><th>all</th><th></th><th>%s</th></tr></table></div>\n", t);
+    printf_(b, "<tr><th>all</th><th></th><th>%s</th><th></th></tr></table></div>\n", t);
 }
 
 int report_write(const char *dir) {
