@@ -198,7 +198,7 @@ static void test_ddim_step(void **state) {
     for (int j = 0; j < 5; j++) {
         int t = jumps[j][0], tp = jumps[j][1];
         schedule_add_noise(&s, xt, x0, eps, t, N);
-        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, 0, 0, N);
+        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, 0, N);
         if (tp >= 0) schedule_add_noise(&s, want, x0, eps, tp, N);
         else memcpy(want, x0, sizeof want);
         char label[64];
@@ -209,25 +209,25 @@ static void test_ddim_step(void **state) {
      * variance beta_t (1 - abar_{t-1}) / (1 - abar_t) */
     float zero[N] = {0};
     const int t = 120;
-    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, 0, 0, N);
+    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, 0, N);
     double var = s.beta[t] * (1 - s.abar[t - 1]) / (1 - s.abar[t]);
     for (int i = 0; i < N; i++) want[i] = (float)(sqrt(var) * z[i]);
     assert_true(check_tensor("ddim eta 1 noise = posterior std", got, want, N, 1e-7, 1e-5));
     /* eta 0 ignores z: the same call with other noise gives the same result */
     schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, 0, 0, N);
-    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, 0, 0, N);
+    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, 0, N);
+    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, 0, N);
     assert_memory_equal(got, want, sizeof got);
     /* clip: a clean image inside [0, 1] is left alone (the exact eps gives the same step);
      * outside, the step is the one from the clipped image, eps recomputed from it */
     for (int i = 0; i < N; i++) x0[i] = (float)i / (N - 1);
     schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, 0, N);
-    schedule_ddim_step(&s, want, xt, eps, z, 200, 100, 0.0f, 0, 0, N);
+    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
+    schedule_ddim_step(&s, want, xt, eps, z, 200, 100, 0.0f, 0, N);
     assert_true(check_tensor("ddim clip, x0 inside [0, 1]", got, want, N, 1e-5, 1e-5));
     for (int i = 0; i < N; i++) x0[i] = 3.0f * (float)i / (N - 1) - 1.0f; /* -1 .. 2 */
     schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, 0, N);
+    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
     {
         double ab = s.abar[200], abp = s.abar[100];
         for (int i = 0; i < N; i++) {
@@ -238,54 +238,6 @@ static void test_ddim_step(void **state) {
     }
     assert_true(check_tensor("ddim clip, x0 in [-1, 2]", got, want, N, 1e-5, 1e-5));
     schedule_free(&s);
-}
-
-/* --variance ddpm: the closed form of schedule_ddpm_skip_variance against the DDPM steps
- * themselves (with x_t given and the clean image fixed, x_{u-1} = k0 x0 + kt_u x_u + sqrt(beta_u) z,
- * so the variance follows v <- kt_u^2 v + beta_u from v = 0); beta_t for a one-step jump,
- * so a one-step DDIM step with it is the SPEC's DDPM step; the posterior's (eta 1) variance
- * plus the excess, for both schedules. */
-static void test_ddpm_skip_variance(void **state) {
-    (void)state;
-    for (int kind = 0; kind < 2; kind++) {
-        Schedule s;
-        assert_int_equal(schedule_init_kind(&s, (ScheduleKind)kind, 300, 1e-4f, 0.02f), 0);
-        const int jumps[][2] = {{299, 293}, {150, 100}, {6, 0}, {1, 0}, {299, 0}, {12, 5}, {50, 49}};
-        for (int j = 0; j < 7; j++) {
-            int t = jumps[j][0], tp = jumps[j][1];
-            double v = 0;
-            for (int u = t; u > tp; u--) {
-                double kt = sqrt(s.alpha[u]) * (1 - s.abar[u - 1]) / (1 - s.abar[u]);
-                v = kt * kt * v + s.beta[u];
-            }
-            double got = schedule_ddpm_skip_variance(&s, t, tp);
-            double post = (1 - s.abar[tp]) / (1 - s.abar[t]) * (1 - s.abar[t] / s.abar[tp]);
-            if (fabs(got - v) > 1e-9 * v) fail_msg("%d -> %d: %.12g, DDPM steps give %.12g", t, tp, got, v);
-            assert_true(got > post);
-        }
-        for (int t = 1; t < 300; t++) {
-            double got = schedule_ddpm_skip_variance(&s, t, t - 1);
-            if (fabs(got - s.beta[t]) > 1e-12) fail_msg("t %d: %.15g, beta %.15g", t, got, s.beta[t]);
-        }
-        assert_true(schedule_ddpm_skip_variance(&s, 40, -1) == 0.0);
-        /* one step with it is the DDPM step (the same noise z) */
-        enum { N = 129 };
-        float xt[N], eps[N], z[N], got[N], want[N];
-        Rng r;
-        rng_seed(&r, 9);
-        rng_fill_normal(&r, xt, N);
-        rng_fill_normal(&r, eps, N);
-        rng_fill_normal(&r, z, N);
-        const int ts[] = {299, 100, 1, 0};
-        for (int i = 0; i < 4; i++) {
-            schedule_ddim_step(&s, got, xt, eps, z, ts[i], ts[i] - 1, 0.3f, 0, 1, N);
-            schedule_reverse_step(&s, want, xt, eps, z, ts[i], N);
-            char label[64];
-            snprintf(label, sizeof label, "ddpm variance, t %d, schedule %d", ts[i], kind);
-            assert_true(check_tensor(label, got, want, N, 2e-5, 1e-5));
-        }
-        schedule_free(&s);
-    }
 }
 
 static void test_ddim_steps(void **state) {
@@ -330,13 +282,13 @@ static void test_ddim_steps(void **state) {
     for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
     /* the command-line words */
     SampleRequest q = {0};
-    SamplerWords w = {"ddim", 0, -1, 0, NULL, NULL};
+    SamplerWords w = {"ddim", 0, -1, 0, NULL};
     assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 50);
     assert_true(q.ddim_eta == 0.0f);
     assert_int_equal(q.ddim_clip, 0);
     assert_int_equal(q.ddim_spacing, DDIM_SPACING_UNIFORM);
-    w = (SamplerWords){"ddim", 20, 0.5f, 1, "quadratic", NULL};
+    w = (SamplerWords){"ddim", 20, 0.5f, 1, "quadratic"};
     assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 20);
     assert_true(q.ddim_eta == 0.5f);
@@ -345,21 +297,12 @@ static void test_ddim_steps(void **state) {
     char desc[96];
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDIM, 20 steps, eta 0.5, x0 clipped, quadratic spacing");
-    w = (SamplerWords){"ddim", 50, 1.0f, 0, "trailing", NULL};
+    w = (SamplerWords){"ddim", 50, 1.0f, 0, "trailing"};
     assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_spacing, DDIM_SPACING_TRAILING);
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDIM, 50 steps, eta 1, trailing spacing");
-    w = (SamplerWords){"ddim", 50, -1, 1, NULL, "ddpm"};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
-    assert_int_equal(q.ddim_ddpm_var, 1);
-    assert_true(q.ddim_eta == 1.0f);
-    sampler_describe(&q, &s, desc, sizeof desc);
-    assert_string_equal(desc, "DDIM, 50 steps, eta 1, DDPM variance, x0 clipped");
-    w = (SamplerWords){"ddim", 50, 0.5f, 0, NULL, "eta"};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
-    assert_int_equal(q.ddim_ddpm_var, 0);
-    w = (SamplerWords){"ddpm", 0, -1, 0, NULL, NULL};
+    w = (SamplerWords){"ddpm", 0, -1, 0, NULL};
     assert_int_equal(sampler_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 0);
     sampler_describe(&q, &s, desc, sizeof desc);
@@ -369,17 +312,14 @@ static void test_ddim_steps(void **state) {
         SamplerWords w;
         const char *msg;
     } bad[] = {
-        {{"ddim", 301, -1, 0, NULL, NULL}, "1 to T = 300"},
-        {{"ddim", 0, 1.5f, 0, NULL, NULL}, "--eta 1.5: out of range"},
-        {{"ddim", 0, -1, 0, "cubic", NULL}, "unknown spacing 'cubic'"},
-        {{"ddpm", 50, -1, 0, NULL, NULL}, "takes all T = 300 steps"},
-        {{"ddpm", 0, 0.0f, 0, NULL, NULL}, "--eta is for --sampler ddim"},
-        {{"ddpm", 0, -1, 1, NULL, NULL}, "--clip is for --sampler ddim"},
-        {{"ddpm", 0, -1, 0, "uniform", NULL}, "--spacing is for --sampler ddim"},
-        {{"euler", 0, -1, 0, NULL, NULL}, "unknown sampler 'euler'"},
-        {{"ddim", 0, 0.5f, 0, NULL, "ddpm"}, "--variance ddpm takes the mean of eta 1"},
-        {{"ddim", 0, -1, 0, NULL, "learned"}, "unknown variance 'learned'"},
-        {{"ddpm", 0, -1, 0, NULL, "ddpm"}, "--variance is for --sampler ddim"},
+        {{"ddim", 301, -1, 0, NULL}, "1 to T = 300"},
+        {{"ddim", 0, 1.5f, 0, NULL}, "--eta 1.5: out of range"},
+        {{"ddim", 0, -1, 0, "cubic"}, "unknown spacing 'cubic'"},
+        {{"ddpm", 50, -1, 0, NULL}, "takes all T = 300 steps"},
+        {{"ddpm", 0, 0.0f, 0, NULL}, "--eta is for --sampler ddim"},
+        {{"ddpm", 0, -1, 1, NULL}, "--clip is for --sampler ddim"},
+        {{"ddpm", 0, -1, 0, "uniform"}, "--spacing is for --sampler ddim"},
+        {{"euler", 0, -1, 0, NULL}, "unknown sampler 'euler'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(sampler_choose(&q, &s, &bad[i].w), -1);
@@ -427,23 +367,6 @@ static void test_ddim_sampler(void **state) {
     rng_seed(&r, 21);
     ddpm_sample(&big, &s, &r, &req, c);
     assert_memory_not_equal(b, c, sizeof b);
-    /* with the DDPM variance and all T steps, DDIM is the DDPM sampler (same noise draws) */
-    req.ddim_steps = s.T;
-    req.ddim_ddpm_var = 1;
-    rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, b);
-    req.ddim_steps = 0;
-    req.ddim_ddpm_var = 0;
-    rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, c);
-    assert_true(check_tensor("ddim T steps, ddpm variance = ddpm", b, c, n * 784, 1e-4, 1e-4));
-    /* and with 8 steps it draws noise, unlike eta 0 */
-    req.ddim_steps = 8;
-    req.ddim_ddpm_var = 1;
-    req.ddim_eta = 0.0f;
-    rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, c);
-    assert_memory_not_equal(a, c, sizeof a);
     schedule_free(&s);
     unet_free(&small);
     unet_free(&big);
@@ -523,7 +446,6 @@ int main(void) {
         cmocka_unit_test(test_sampler_reproducible),
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_ddim_step),
-        cmocka_unit_test(test_ddpm_skip_variance),
         cmocka_unit_test(test_ddim_steps),
         cmocka_unit_test(test_ddim_sampler),
         cmocka_unit_test(test_guidance_single_pass),

@@ -217,7 +217,7 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *samples = NULL, *labels_path = NULL, *json = NULL, *judge_path = NULL;
     const char *data = NULL, *guid_s = "5", *sig_s = "0,0.2,0.4,0.5,0.6,0.8,1.0", *save = NULL;
     int n = 1000, threads = 2, batch = 128, n_test = 10000, n_train = 60000, judge_only = 0;
-    const char *spacing = NULL, *variance = NULL;
+    const char *spacing = NULL;
     int ddim_steps = 0, no_ema = 0, used_ema = 0, clip = 0;
     float eta = -1.0f;
     const char *sampler = "ddpm";
@@ -251,7 +251,6 @@ int cmd_eval(int argc, char **argv) {
         {"eta", OPT_FLOAT, &eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "--ckpt, ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
         {"spacing", OPT_STR, &spacing, "--ckpt, ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
-        {"variance", OPT_STR, &variance, "--ckpt, ddim: eta (default: the noise --eta sets) or ddpm (the mean of eta 1 with the noise that the DDPM steps it skips would add; with --steps T it is the DDPM sampler)", 0, -1, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
@@ -267,7 +266,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!ckpt) { /* the sampling options would be silently ignored */
         const char *only[] = {"n", "guidance", "sigmas", "save-idx", "batch", "no-ema",
-                              "sampler", "steps", "eta", "clip", "spacing", "variance"};
+                              "sampler", "steps", "eta", "clip", "spacing"};
         for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
             if (args_find(opts, no, only[i])->seen) {
                 fprintf(stderr, "ddpm eval: --%s goes with --ckpt\n", only[i]);
@@ -326,7 +325,7 @@ int cmd_eval(int argc, char **argv) {
         ScheduleKind sk;
         if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
         if (schedule_init_kind(&sched, sk, T, b0, b1) != 0) goto done;
-        SamplerWords words = {sampler, ddim_steps, eta, clip, spacing, variance};
+        SamplerWords words = {sampler, ddim_steps, eta, clip, spacing};
         if (sampler_choose(&sampler_req, &sched, &words) != 0) goto done;
         char sdesc[96];
         sampler_describe(&sampler_req, &sched, sdesc, sizeof sdesc);

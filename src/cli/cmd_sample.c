@@ -70,7 +70,7 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 1;
     float guidance = 5.0f, eta = -1.0f;
     const char *sampler = "ddpm";
-    const char *spacing = NULL, *variance = NULL;
+    const char *spacing = NULL;
     int steps = 0, no_ema = 0, used_ema = 0, clip = 0;
     Opt opts[] = {
         {"ckpt", OPT_STR, &ckpt, "weights of a time or class model (.safetensors), required", 0, -1, 0},
@@ -91,7 +91,6 @@ int cmd_sample(int argc, char **argv) {
         {"eta", OPT_FLOAT, &eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
         {"clip", OPT_FLAG, &clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
         {"spacing", OPT_STR, &spacing, "ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
-        {"variance", OPT_STR, &variance, "ddim: eta (default: the noise --eta sets) or ddpm (the mean of eta 1 with the noise that the DDPM steps it skips would add; with --steps T it is the DDPM sampler)", 0, -1, 0},
         {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
         {"batch", OPT_INT, &batch, "images per forward pass (default 128)", 2, 65536, 0},
     };
@@ -148,7 +147,7 @@ int cmd_sample(int argc, char **argv) {
     if (checkpoint_schedule_kind(ckpt, &sk, &T, &b0, &b1) != 0) goto done;
     if (schedule_init_kind(&s, sk, T, b0, b1) != 0) goto done;
     SampleRequest base = {0};
-    SamplerWords words = {sampler, steps, eta, clip, spacing, variance};
+    SamplerWords words = {sampler, steps, eta, clip, spacing};
     if (sampler_choose(&base, &s, &words) != 0) goto done;
     const int K = sampler_steps(&s, &base);
 

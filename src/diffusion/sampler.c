@@ -29,7 +29,6 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w)
         if (w->eta >= 0.0f) return err_set("--eta is for --sampler ddim");
         if (w->clip) return err_set("--clip is for --sampler ddim");
         if (w->spacing) return err_set("--spacing is for --sampler ddim");
-        if (w->variance) return err_set("--variance is for --sampler ddim");
         req->ddim_steps = 0;
         return 0;
     }
@@ -44,18 +43,8 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w)
     else if (w->spacing && strcmp(w->spacing, "trailing") == 0) spacing = DDIM_SPACING_TRAILING;
     else if (w->spacing && strcmp(w->spacing, "uniform") != 0)
         return err_set("--spacing: unknown spacing '%s' (expected uniform, quadratic or trailing)", w->spacing);
-    int ddpm_var = 0;
-    if (w->variance && strcmp(w->variance, "ddpm") == 0) {
-        if (w->eta >= 0.0f && w->eta != 1.0f)
-            return err_set("--variance ddpm takes the mean of eta 1 (leave --eta out)");
-        ddpm_var = 1;
-        eta = 1.0f;
-    } else if (w->variance && strcmp(w->variance, "eta") != 0) {
-        return err_set("--variance: unknown variance '%s' (expected eta or ddpm)", w->variance);
-    }
     req->ddim_steps = steps;
     req->ddim_eta = eta;
-    req->ddim_ddpm_var = ddpm_var;
     req->ddim_clip = w->clip != 0;
     req->ddim_spacing = spacing;
     return 0;
@@ -66,8 +55,7 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
         snprintf(buf, size, "DDPM, %d steps", s->T);
         return;
     }
-    snprintf(buf, size, "DDIM, %d steps, eta %g%s%s%s", req->ddim_steps, (double)req->ddim_eta,
-             req->ddim_ddpm_var ? ", DDPM variance" : "",
+    snprintf(buf, size, "DDIM, %d steps, eta %g%s%s", req->ddim_steps, (double)req->ddim_eta,
              req->ddim_clip ? ", x0 clipped" : "",
              req->ddim_spacing == DDIM_SPACING_QUADRATIC  ? ", quadratic spacing"
              : req->ddim_spacing == DDIM_SPACING_TRAILING ? ", trailing spacing"
@@ -131,10 +119,8 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             }
             if (req->ddim_steps > 0) {
                 /* fresh noise only where the step adds some, so eta 0 draws nothing */
-                if ((req->ddim_eta > 0 || req->ddim_ddpm_var) && t_prev >= 0)
-                    rng_fill_normal(rng, z, (size_t)c * P);
-                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, req->ddim_clip,
-                                   req->ddim_ddpm_var, c * P);
+                if (req->ddim_eta > 0 && t_prev >= 0) rng_fill_normal(rng, z, (size_t)c * P);
+                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, req->ddim_clip, c * P);
             } else {
                 if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
                 schedule_reverse_step(s, x, x, eps, z, t, c * P);

@@ -25,7 +25,6 @@ typedef struct {
     float ddim_eta; /* DDIM: 0 deterministic, 1 ancestral-like */
     int ddim_clip;  /* DDIM: clip the predicted clean image to [0, 1] (schedule_ddim_step) */
     DdimSpacing ddim_spacing; /* DDIM: how the K steps spread over 0..T-1 */
-    int ddim_ddpm_var; /* DDIM: eta 1's mean with the variance the skipped DDPM steps add */
 } SampleRequest;
 
 /* The sampler as the command line gives it. */
@@ -35,7 +34,6 @@ typedef struct {
     float eta;           /* ddim: 0..1; negative = not given: 0 */
     int clip;            /* ddim: clip the predicted clean image */
     const char *spacing; /* ddim: "uniform", "quadratic" or "trailing"; NULL = not given: uniform */
-    const char *variance; /* ddim: "eta" or "ddpm"; NULL = not given: eta */
 } SamplerWords;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */

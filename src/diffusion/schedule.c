@@ -96,35 +96,15 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
     }
 }
 
-double schedule_ddpm_skip_variance(const Schedule *s, int t, int t_prev) {
-    DDPM_CHECK(t >= 0 && t < s->T && t_prev >= -1 && t_prev < t);
-    if (t_prev < 0) return 0.0; /* DDPM's last step (t = 0) adds no noise either */
-    double ab_prev = s->abar[t_prev], ab = s->abar[t];
-    double v = (1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev); /* the posterior's */
-    for (int u = t_prev + 1; u <= t; u++) {
-        /* step u adds beta_u - beta~_u = abar_{u-1} beta_u^2 / (1 - abar_u) beyond the
-         * posterior; the later posterior means carry it to t_prev scaled by
-         * sqrt(abar_{u-1} / abar_prev) (1 - abar_prev) / (1 - abar_{u-1}) */
-        double abm = s->abar[u - 1], b = s->beta[u];
-        double extra = abm * b * b / (1.0 - s->abar[u]);
-        double carry = (1.0 - ab_prev) / (1.0 - abm);
-        v += extra * (abm / ab_prev) * carry * carry;
-    }
-    return v;
-}
-
 void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int clip, int ddpm_var,
-                        int count) {
+                        const float *z, int t, int t_prev, float eta, int clip, int count) {
     DDPM_CHECK(t >= 0 && t < s->T && t_prev >= -1 && t_prev < t);
     double ab = s->abar[t], ab_prev = schedule_abar(s, t_prev);
     double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
-    if (ddpm_var) eta = 1.0f; /* the mean of eta 1, the posterior's */
     double sigma = (double)eta * sqrt((1.0 - ab_prev) / (1.0 - ab)) * sqrt(1.0 - ab / ab_prev);
     double dir2 = 1.0 - ab_prev - sigma * sigma;
     double dir = dir2 > 0 ? sqrt(dir2) : 0.0, a_prev = sqrt(ab_prev);
     const double a_t = sqrt(ab), s_t = sqrt(1.0 - ab);
-    if (ddpm_var) sigma = sqrt(schedule_ddpm_skip_variance(s, t, t_prev));
     int noisy = sigma > 0;
     for (int i = 0; i < count; i++) {
         double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i], e = eps[i];

@@ -50,19 +50,9 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
  * it, eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), so that the step stays
  * consistent (what diffusers' DDIM does by default); it keeps the first steps of a schedule
  * whose abar_t is about 0 at T - 1 (cosine) from amplifying eps's error by 1 / sqrt(abar_t).
- * ddpm_var: the mean of eta 1 (the posterior's) with the variance of
- * schedule_ddpm_skip_variance in place of sigma^2 (eta is ignored); with t_prev = t - 1 this
- * is the SPEC's DDPM step. x_prev may alias xt. */
+ * x_prev may alias xt. */
 void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int clip, int ddpm_var,
-                        int count);
-
-/* The variance that the DDPM steps t, t-1, ..., t_prev+1 add on the way from x_t to x_prev
- * when their clean-image prediction stays the same: the posterior's variance of the skip,
- * (1 - abar_prev) / (1 - abar_t) (1 - abar_t / abar_prev) (DDIM's eta 1), plus for every
- * step u the DDPM excess beta_u - beta~_u carried to t_prev by the later posterior means.
- * beta_t for t_prev = t - 1; 0 for t_prev = -1 (the last DDPM step adds no noise). */
-double schedule_ddpm_skip_variance(const Schedule *s, int t, int t_prev);
+                        const float *z, int t, int t_prev, float eta, int clip, int count);
 
 /* How a DDIM sampler spreads its K steps over 0..T-1. */
 typedef enum {
