@@ -71,7 +71,7 @@ typedef struct {
     int parts[4]; /* parts[k]: run the stages of part k (1..3) */
     long fault_stop_at; /* test hook, passed to the training stages that start fresh */
     char judge_path[1024];
-    cJSON *stages; /* stages.json: {"stages": [{name, what, seconds}]} */
+    cJSON *stages; /* stages.json: {"stages": [{name, what, seconds, finished, blas_kernel}]} */
     double t_start, done_work, done_seconds;
 } Ctx;
 
