@@ -394,6 +394,20 @@ static void test_resume_bit_identical(void **state) {
 
 #define REPRO "reproduce --profile tiny --threads 1 --no-progress"
 
+/* The three models, a loss log and the sample files of two reproductions are byte-identical. */
+static void same_models_and_samples(const char *dir, const char *ref) {
+    const char *files[] = {"part1/model.safetensors", "part2/model.safetensors",
+                           "part3/model.safetensors", "part1/loss.csv",
+                           "samples/part2-samples.idx", "samples/part3-digits.idx"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/%s", dir, files[i]);
+        snprintf(b, sizeof b, "%s/%s", ref, files[i]);
+        printf("  compare %s\n", a);
+        assert_true(same_file(a, b));
+    }
+}
+
 /* A tiny reproduction interrupted in its first training stage (SIGINT after step 3) and run
  * again: the stopped stage resumes from its checkpoint, and the three models and the samples
  * equal those of an uninterrupted reproduction byte for byte. A finished reproduction run
@@ -424,16 +438,7 @@ static void test_reproduce_resume(void **state) {
     assert_int_equal(rc, 0);
     assert_true(log_has(log, "continuing the tiny reproduction"));
     assert_true(log_has(log, "resuming denoiser model"));
-    const char *files[] = {"part1/model.safetensors", "part2/model.safetensors",
-                           "part3/model.safetensors", "part1/loss.csv",
-                           "samples/part2-samples.idx", "samples/part3-digits.idx"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char a[700], b[700];
-        snprintf(a, sizeof a, "%s/%s", dir, files[i]);
-        snprintf(b, sizeof b, "%s/%s", ref, files[i]);
-        printf("  compare %s\n", a);
-        assert_true(same_file(a, b));
-    }
+    same_models_and_samples(dir, ref);
     assert_true(exists(tp("repro_stop/index.html")));
 
     rc = run_sync(log, 600, REPRO " --out %s --data %s", dir, data);
@@ -462,13 +467,7 @@ static void test_reproduce_resume(void **state) {
     assert_false(log_has(log, "Part 1")); /* not even as skipped: not asked for */
     assert_true(log_has(log, "reproduction finished"));
     assert_false(log_has(page, "Not run yet."));
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char a[700], b[700];
-        snprintf(a, sizeof a, "%s/%s", pdir, files[i]);
-        snprintf(b, sizeof b, "%s/%s", ref, files[i]);
-        printf("  compare %s\n", a);
-        assert_true(same_file(a, b));
-    }
+    same_models_and_samples(pdir, ref);
     char stages[700];
     snprintf(stages, sizeof stages, "%s/stages.json", pdir);
     for (int k = 0; k < 9; k++) {

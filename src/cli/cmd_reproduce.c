@@ -189,6 +189,13 @@ static int stage_done(const Ctx *x, const char *name) {
     return 0;
 }
 
+/* Stages other than the report not recorded yet. */
+static int stages_missing(const Ctx *x) {
+    int n = 0;
+    for (int s = 0; s < ST_REPORT; s++) n += !stage_done(x, STAGE_NAMES[s]);
+    return n;
+}
+
 static int stage_record(Ctx *x, const char *name, const char *what, double seconds) {
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(x->stages, "stages");
     cJSON *o = cJSON_CreateObject();
@@ -595,9 +602,7 @@ int cmd_reproduce(int argc, char **argv) {
         x.done_seconds += dt;
         remaining -= work[s];
         /* the report counts as done once every other stage is */
-        int record = !stage_done(&x, STAGE_NAMES[s]);
-        for (int k = 0; k < ST_REPORT && s == ST_REPORT; k++)
-            if (!stage_done(&x, STAGE_NAMES[k])) record = 0;
+        int record = !stage_done(&x, STAGE_NAMES[s]) && (s != ST_REPORT || stages_missing(&x) == 0);
         if (record && stage_record(&x, STAGE_NAMES[s], what, dt) != 0) {
             rc = cli_fail("reproduce", 1);
             break;
@@ -607,8 +612,7 @@ int cmd_reproduce(int argc, char **argv) {
             break;
         }
     }
-    int missing = 0;
-    for (int s = 0; s < ST_REPORT; s++) missing += !stage_done(&x, STAGE_NAMES[s]);
+    int missing = stages_missing(&x);
     cJSON_Delete(x.stages);
     int all_parts = x.parts[1] && x.parts[2] && x.parts[3];
     if (rc == 130 || rc == 143) {
