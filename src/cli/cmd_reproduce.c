@@ -35,7 +35,7 @@ static const char *HEAD =
     "with ddpm eval, and writes OUT/index.html: one self-contained page with every figure,\n"
     "table and timing (the images are also files under OUT).\n"
     "Profiles: full = the SPEC's protocol (hours on a CPU); quick = small widths, few epochs\n"
-    "and a training subset, about 10 minutes on 2 cores; tiny = seconds, for tests only.\n"
+    "and a training subset, about 6 minutes on 2 cores; tiny = seconds, for tests only.\n"
     "Run it again with the same --out to continue a stopped reproduction: finished stages\n"
     "are skipped and a stopped training run resumes from its checkpoint. --parts runs the\n"
     "stages of some parts only (train, sample, evaluate), e.g. one part per sitting on a\n"
