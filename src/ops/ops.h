@@ -119,6 +119,72 @@ float mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int
 void mse_backward(const OpsCtx *ctx, float *dpred, const float *pred, const float *target,
                   int64_t count);
 
+/* ==== Memory and whole-tensor operations ==================================================
+ * Everything above the operators touches tensor memory only through these, so that a
+ * backend whose memory is not the host's (a GPU) needs no change above this interface.
+ * dev_alloc returns zeroed memory (aborts on exhaustion, as xmalloc); upload and download
+ * copy between host memory and the backend's; fill and copy work on the backend's memory. */
+void *dev_alloc(const OpsCtx *ctx, size_t bytes);
+void dev_free(const OpsCtx *ctx, void *p, size_t bytes);
+void dev_upload(const OpsCtx *ctx, void *dst, const void *src, size_t bytes);
+void dev_download(const OpsCtx *ctx, void *dst, const void *src, size_t bytes);
+void dev_fill(const OpsCtx *ctx, float *dst, float value, size_t count);
+void dev_copy(const OpsCtx *ctx, float *dst, const float *src, size_t count);
+
+/* y = a + b over count elements (y may alias a or b). */
+void add_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, size_t count);
+/* y = x + alpha z over count elements (the denoiser's noisy input). */
+void scale_add(const OpsCtx *ctx, float *y, const float *x, float alpha, const float *z,
+               size_t count);
+/* Forward noising, per image i of n with per pixels: xt = ca[i] x0 + cb[i] eps, where
+ * ca (n), cb (n) are sqrt(abar_t) and sqrt(1 - abar_t) of image i's timestep. */
+void noising_forward(const OpsCtx *ctx, float *xt, const float *x0, const float *eps,
+                     const float *ca, const float *cb, int n, int per);
+/* Sinusoidal features of t/T for n inputs: with s = 1000 t/T, half = E / 2 and
+ * f_k = 10000^(-k / half), out (N, E) = (sin(s f_0) .. sin(s f_{half-1}), cos(s f_0) .. ). */
+void time_embedding_forward(const OpsCtx *ctx, float *out, const float *tn, int n, int E);
+/* BatchNorm (running statistics) folded into the preceding convolution: per output channel o,
+ * s = gamma / sqrt(running_var + eps); wf = w s, bf = (b - running_mean) s + beta. w is
+ * (Co, Ci, K, K), or (Ci, Co, K, K) when transposed; wf, bf as w, b. */
+void bn_fold(const OpsCtx *ctx, float *wf, float *bf, const float *w, const float *b,
+             const float *gamma, const float *beta, const float *running_mean,
+             const float *running_var, int ci, int co, int k, int transposed, float eps);
+
+/* Adam's per-element update with the scalars optim/adam.c derives for the step. */
+typedef struct {
+    float beta1, one_minus_b1, beta2, one_minus_b2, step_size, bc2_sqrt, eps;
+} AdamScalars;
+void adam_update(const OpsCtx *ctx, float *param, const float *grad, float *m, float *v,
+                 size_t count, const AdamScalars *s);
+/* ema = d ema + (1 - d) x over count elements. */
+void ema_update(const OpsCtx *ctx, float *ema, const float *x, float d, size_t count);
+/* Exchange a and b over count elements. */
+void swap_values(const OpsCtx *ctx, float *a, float *b, size_t count);
+/* 1 when every one of count values is finite, else 0. */
+int all_finite(const OpsCtx *ctx, const float *x, size_t count);
+/* Sum over count elements of (a - b)^2, accumulated in double in index order. */
+double sq_diff_sum(const OpsCtx *ctx, const float *a, const float *b, size_t count);
+
+/* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
+void guidance_forward(const OpsCtx *ctx, float *eps, const float *eps_c, const float *eps_u,
+                      float gamma, size_t count);
+/* One DDPM reverse step with the schedule's coefficients for step t (diffusion/schedule.c):
+ * x0 = c_x0 x_t - c_eps eps; x_prev = k0 x0 + kt x_t (+ sd z when z is not NULL), in double.
+ * x_prev may alias xt. */
+typedef struct {
+    double c_x0, c_eps, k0, kt, sd;
+} DdpmCoefs;
+void ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
+               const float *z, const DdpmCoefs *c, size_t count);
+/* One DDIM step: x0 = c_x0 x_t - c_eps eps (clip: x0 clipped to [0, 1] and eps = (x_t - a_t
+ * x0) / s_t); x_prev = a_prev x0 + dir eps (+ sigma z when z is not NULL), in double. */
+typedef struct {
+    double c_x0, c_eps, a_t, s_t, a_prev, dir, sigma;
+    int clip;
+} DdimCoefs;
+void ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
+               const float *z, const DdimCoefs *c, size_t count);
+
 /* ==== Classifier operators (the judge network of src/model/classifier.c) ===================
  * Implemented in src/ops/classifier_ops.c; same conventions as above. */
 
