@@ -1,11 +1,11 @@
 /* libFuzzer harness for the run configuration parser (train_config_from_json in
- * src/train/state.c), which --resume trusts: any text gives a configuration inside the
+ * src/train/config.c), which --resume trusts: any text gives a configuration inside the
  * command line's ranges, or a clean error. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/state.h"
+#include "train/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

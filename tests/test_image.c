@@ -1,6 +1,7 @@
 /* Tests for the I/O layer: atomic files (commit, abort, failed commits leave the old file),
  * read_file and make_dirs; PNG and GIF written by us and read back with libpng and giflib;
- * figures and plots drawn with cairo come out as valid PNGs of the expected size. */
+ * figures and plots drawn with cairo come out as valid PNGs of the expected size; PNG, GIF,
+ * IDX and figures hold the same gray levels for the same float images (core/pixel.h). */
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "testutil.h"
 
 #include "core/common.h"
+#include "core/pixel.h"
+#include "data/idx.h"
 #include "io/fileio.h"
 #include "io/image.h"
 
@@ -318,6 +321,120 @@ static void test_gif_roundtrip(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------
+ * One pixel conversion for every writer. */
+
+/* Round half to even at every exact half k + 0.5, clamping, NaN, and the byte round trip. */
+static void test_pixel_rounding(void **state) {
+    (void)state;
+    for (int k = 0; k < 255; k++) {
+        float v = (k + 0.5f) / 255.0f;
+        assert_true(v * 255.0f == k + 0.5f); /* an exact half, as the writers see it */
+        assert_int_equal(pixel_to_u8(v), k % 2 == 0 ? k : k + 1);
+    }
+    assert_int_equal(pixel_to_u8(0.5f / 255.0f), 0); /* 0.00196: 0 in every file */
+    assert_int_equal(pixel_to_u8(-3.0f), 0);
+    assert_int_equal(pixel_to_u8(7.0f), 255);
+    assert_int_equal(pixel_to_u8(NAN), 0);
+    assert_int_equal(pixel_to_u8(INFINITY), 255);
+    for (int b = 0; b < 256; b++) assert_int_equal(pixel_to_u8(pixel_from_u8((uint8_t)b)), b);
+}
+
+/* The same float images written as PNG (grid), GIF (grid), IDX and a figure come back as the
+ * same bytes, pixel_to_u8's, exact halves included. */
+static void test_writers_agree(void **state) {
+    (void)state;
+    enum { N = 2, S = 28, P = S * S };
+    float imgs[N * P];
+    uint8_t want[N * P];
+    for (int i = 0; i < N * P; i++) {
+        int k = i % 255;
+        /* exact halves, a ramp between them, and out-of-range values */
+        imgs[i] = i % 3 == 0 ? (k + 0.5f) / 255.0f : i % 3 == 1 ? (float)i / (N * P) : (i % 7) - 3.0f;
+    }
+    imgs[5] = NAN;
+    pixels_to_u8(want, imgs, N * P);
+
+    const char *png = tpath("agree.png"), *gif = tpath("agree.gif"), *idx = tpath("agree.idx");
+    assert_int_equal(png_write_grid(png, imgs, N, S, S, 1, 0, 1), 0);
+    const PixelGrid g = {.n = N, .h = S, .w = S, .cols = 1, .pad = 0, .scale = 1};
+    assert_int_equal(gif_write_grid(gif, imgs, N * P, 1, &g, 10, 10), 0);
+    const int labels[N] = {3, 7};
+    assert_int_equal(idx_write_images(idx, imgs, labels, N, S, S), 0);
+
+    int w, h;
+    uint8_t *from_png = read_png(png, PNG_FORMAT_GRAY, &w, &h);
+    assert_int_equal(w, S);
+    assert_int_equal(h, N * S);
+    assert_memory_equal(from_png, want, N * P);
+    xfree(from_png);
+
+    int err = 0;
+    GifFileType *gf = DGifOpenFileName(gif, &err);
+    assert_non_null(gf);
+    assert_int_equal(DGifSlurp(gf), GIF_OK);
+    assert_int_equal(gf->ImageCount, 1);
+    assert_int_equal(gf->SWidth, S);
+    assert_int_equal(gf->SHeight, N * S);
+    assert_memory_equal(gf->SavedImages[0].RasterBits, want, N * P);
+    DGifCloseFile(gf, &err);
+
+    IdxArray a, l;
+    const uint32_t dims[3] = {N, S, S}, ldims[1] = {N};
+    if (idx_read_expect(idx, &a, 3, dims) != 0) fail_msg("%s", err_msg());
+    assert_memory_equal(a.data, want, N * P);
+    idx_free(&a);
+    char *lp = idx_labels_path(idx);
+    assert_string_equal(lp, tpath("agree-labels.idx"));
+    if (idx_read_expect(lp, &l, 1, ldims) != 0) fail_msg("%s", err_msg());
+    assert_int_equal(l.data[0], 3);
+    assert_int_equal(l.data[1], 7);
+    idx_free(&l);
+    xfree(lp);
+
+    /* A figure of the first image alone: 3x upscaled, 12 pixels of margin, gray as RGB. */
+    assert_int_equal(figure_grid_png(png, imgs, 1, 1, S, S, NULL, NULL, NULL), 0);
+    uint8_t *rgb = read_png(png, PNG_FORMAT_RGB, &w, &h);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const uint8_t *px = rgb + 3 * ((size_t)(12 + 3 * y) * w + 12 + 3 * x);
+            assert_int_equal(px[0], want[y * S + x]);
+            assert_int_equal(px[1], want[y * S + x]);
+        }
+    xfree(rgb);
+}
+
+/* A GIF grid shows the first g.n of a frame's images (frame_stride apart), padded. */
+static void test_gif_grid(void **state) {
+    (void)state;
+    enum { NF = 2, NI = 3, H = 2, W = 3 };
+    float frames[NF * NI * H * W];
+    for (int i = 0; i < NF * NI * H * W; i++) frames[i] = (float)i / (NF * NI * H * W);
+    const PixelGrid g = {.n = 2, .h = H, .w = W, .cols = 2, .pad = 1, .scale = 1, .background = 9};
+    const char *p = tpath("grid.gif");
+    assert_int_equal(gif_write_grid(p, frames, NI * H * W, NF, &g, 5, 50), 0);
+    int err = 0;
+    GifFileType *gf = DGifOpenFileName(p, &err);
+    assert_non_null(gf);
+    assert_int_equal(DGifSlurp(gf), GIF_OK);
+    const int GW = 1 + 2 * (W + 1), GH = 1 + (H + 1);
+    assert_int_equal(gf->SWidth, GW);
+    assert_int_equal(gf->SHeight, GH);
+    assert_int_equal(gf->ImageCount, NF);
+    for (int f = 0; f < NF; f++) {
+        const uint8_t *r = gf->SavedImages[f].RasterBits;
+        assert_int_equal(r[0], 9);
+        for (int i = 0; i < 2; i++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    assert_int_equal(r[(1 + y) * GW + 1 + i * (W + 1) + x],
+                                     pixel_to_u8(frames[(f * NI + i) * H * W + y * W + x]));
+    }
+    DGifCloseFile(gf, &err);
+    const PixelGrid bad = {.n = 0, .h = H, .w = W, .cols = 1, .scale = 1};
+    assert_int_equal(gif_write_grid(p, frames, 0, 1, &bad, 5, 5), -1);
+}
+
+/* ---------------------------------------------------------------------------------------
  * Figures. */
 
 static void test_figure_grid(void **state) {
@@ -420,6 +537,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_png_gray_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_png_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gif_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pixel_rounding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writers_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gif_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_figure_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plot_curve, setup, teardown),
     };

@@ -256,7 +256,7 @@ static int load_state(const char *dir, int n_train, long *step) {
     if (trainer_init(&tr, &c) != 0) return -1;
     TrainProgress p;
     train_progress_init(&p, &c, n_train);
-    int rc = train_state_load(path, &tr, &p);
+    int rc = train_state_load(path, trainer_state_refs(&tr), &p);
     if (rc) printf("  load failed: %s\n", err_msg());
     if (step) *step = p.step;
     train_progress_free(&p);
@@ -1326,7 +1326,7 @@ static void test_state_roundtrip(void **state) {
     cJSON *cj = train_config_to_json(&c, &a.model);
     char *cfg = cJSON_PrintUnformatted(cj);
     const char *path = tp("roundtrip.safetensors");
-    assert_int_equal(train_state_save(path, &a, &p, cfg), 0);
+    assert_int_equal(train_state_save(path, trainer_state_refs(&a), &p, cfg), 0);
 
     TrainConfig c2;
     char data[4096];
@@ -1338,7 +1338,7 @@ static void test_state_roundtrip(void **state) {
     assert_string_equal(data, c.data_dir);
     assert_int_equal(trainer_init(&b, &c2), 0);
     train_progress_init(&q, &c2, 16);
-    if (train_state_load(path, &b, &q) != 0) fail_msg("%s", err_msg());
+    if (train_state_load(path, trainer_state_refs(&b), &q) != 0) fail_msg("%s", err_msg());
     assert_memory_equal(a.model.params, b.model.params, a.model.n_params * sizeof(float));
     assert_memory_equal(a.model.buffers, b.model.buffers, a.model.n_buffers * sizeof(float));
     assert_memory_equal(a.m, b.m, a.model.n_params * sizeof(float));

@@ -97,6 +97,8 @@ int cmd_train(int argc, char **argv) {
         {"fault-stop-at", OPT_LONG, &fault_stop_at, NULL, 1, 1e15, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
+    /* the configuration's fields take their ranges from its table (train/config.c) */
+    for (int i = 0; i < n; i++) train_config_option_range(opts[i].name, &opts[i].min, &opts[i].max);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("train", 2);

@@ -1,9 +1,11 @@
 /* Helpers shared by the sampling subcommands: a percentage line for the sampler's progress
- * callback, and the conversion of a pixel in [0, 1] to a gray level. */
+ * callback, and (from core/pixel.h) the conversion of a pixel in [0, 1] to a gray level. */
 #ifndef DDPM_CLI_PROGRESS_H
 #define DDPM_CLI_PROGRESS_H
 
 #include <stdint.h>
+
+#include "core/pixel.h"
 
 typedef struct {
     double t0;    /* start time (now_seconds) */
@@ -13,8 +15,5 @@ typedef struct {
 /* A SampleProgress callback (user = SampleProgressLine *): redraws "sampling: NN%" on stderr
  * every 10%. Meant for terminals. */
 void cli_sample_progress(void *user, int done, int total);
-
-/* Clamp to [0, 1] and round to 0..255. */
-uint8_t pixel_to_u8(float v);
 
 #endif

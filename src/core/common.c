@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,4 +76,12 @@ double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void format_duration(char *dst, size_t cap, double seconds) {
+    if (!(seconds >= 0) || !isfinite(seconds)) seconds = 0;
+    long t = (long)(seconds + 0.5);
+    if (t < 60) snprintf(dst, cap, "%lds", t);
+    else if (t < 3600) snprintf(dst, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(dst, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
 }

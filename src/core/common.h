@@ -38,5 +38,8 @@ const char *err_msg(void);
 
 /* Wall clock in seconds (monotonic). */
 double now_seconds(void);
+/* A duration for people, rounded to the second: "45s", "3m07s", "2h05m" (negative or not
+ * finite: "0s"). */
+void format_duration(char *dst, size_t cap, double seconds);
 
 #endif

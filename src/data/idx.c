@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "io/fileio.h"
 
 /* Largest decompressed payload we accept: far above MNIST (47 MB), far below what would
@@ -398,4 +399,34 @@ int idx_write_u8(const char *path, const uint8_t *data, int ndim, const uint32_t
         return -1;
     }
     return atomic_commit(&af);
+}
+
+char *idx_labels_path(const char *path) {
+    size_t cap = strlen(path) + sizeof "-labels";
+    char *lp = xmalloc(cap);
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (dot && (!slash || dot > slash) && dot != path)
+        snprintf(lp, cap, "%.*s-labels%s", (int)(dot - path), path, dot);
+    else
+        snprintf(lp, cap, "%s-labels", path);
+    return lp;
+}
+
+int idx_write_images(const char *path, const float *imgs, const int *labels, int n, int h, int w) {
+    if (n < 1 || h < 1 || w < 1)
+        return err_set("%s: cannot write %d images of %d x %d", path, n, h, w);
+    size_t count = (size_t)n * (size_t)h * (size_t)w;
+    uint8_t *b = xmalloc(count);
+    pixels_to_u8(b, imgs, count);
+    const uint32_t dims[3] = {(uint32_t)n, (uint32_t)h, (uint32_t)w};
+    int rc = idx_write_u8(path, b, 3, dims);
+    if (rc == 0 && labels) {
+        char *lp = idx_labels_path(path);
+        for (int i = 0; i < n; i++) b[i] = (uint8_t)labels[i];
+        const uint32_t ld[1] = {(uint32_t)n};
+        rc = idx_write_u8(lp, b, 1, ld);
+        xfree(lp);
+    }
+    xfree(b);
+    return rc;
 }

@@ -31,4 +31,12 @@ void idx_free(IdxArray *a);
  * (temporary file, flush, fsync, rename). Returns 0 or -1 with err_msg(). */
 int idx_write_u8(const char *path, const uint8_t *data, int ndim, const uint32_t *dims);
 
+/* Images (n, h, w) in the data scale as gray levels (core/pixel.h's rounding) to path, and
+ * when labels is not NULL, labels (n, each 0..255) to idx_labels_path(path). Returns 0 or -1
+ * with err_msg(). */
+int idx_write_images(const char *path, const float *imgs, const int *labels, int n, int h, int w);
+/* Where the labels of the images in path go: "a/b.idx" -> "a/b-labels.idx", a name without
+ * an extension gets "-labels" appended. Allocated (xfree). */
+char *idx_labels_path(const char *path);
+
 #endif

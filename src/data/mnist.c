@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/common.h"
 #include "data/idx.h"
+#include "io/fileio.h"
 
 const char *mnist_data_dir(const char *option) {
     if (option && *option) return option;
@@ -18,18 +18,13 @@ const char *mnist_data_dir(const char *option) {
     return "./data/mnist";
 }
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 /* Pick dir/NAME.gz, else dir/NAME. Writes the chosen path into buf; if neither exists,
  * sets the error (naming both) and returns -1. */
 static int find_file(const char *dir, const char *name, char *buf, size_t cap) {
     for (int plain = 0; plain <= 1; plain++) {
         int n = snprintf(buf, cap, "%s/%s%s", dir, name, plain ? "" : ".gz");
         if (n < 0 || (size_t)n >= cap) return err_set("%s: data directory path too long", dir);
-        if (file_exists(buf)) return 0;
+        if (path_exists(buf)) return 0;
     }
     return err_set("%s/%s.gz: no such file (nor %s without .gz); set DDPM_DATA to a "
                    "directory holding MNIST, or fetch it first",

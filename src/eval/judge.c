@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "io/safetensors.h"
@@ -48,10 +49,8 @@ int judge_default_path(char *dst, size_t cap) {
 
 float *mnist_to_float(const MnistSplit *s, const int *idx, int n) {
     float *f = xmalloc((size_t)n * P * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        const uint8_t *src = s->images + (size_t)(idx ? idx[i] : i) * P;
-        for (int j = 0; j < P; j++) f[(size_t)i * P + (size_t)j] = (float)src[j] / 255.0f;
-    }
+    for (int i = 0; i < n; i++)
+        pixels_from_u8(f + (size_t)i * P, s->images + (size_t)(idx ? idx[i] : i) * P, P);
     return f;
 }
 
@@ -81,8 +80,7 @@ static double split_accuracy(Classifier *m, const MnistSplit *s) {
     int64_t right = 0;
     for (int i0 = 0; i0 < s->n; i0 += CHUNK) {
         int c = s->n - i0 < CHUNK ? s->n - i0 : CHUNK;
-        for (size_t j = 0; j < (size_t)c * P; j++)
-            x[j] = (float)s->images[(size_t)i0 * P + j] / 255.0f;
+        pixels_from_u8(x, s->images + (size_t)i0 * P, (size_t)c * P);
         judge_apply(m, x, c, NULL, pred);
         for (int i = 0; i < c; i++) right += pred[i] == s->labels[i0 + i];
     }
@@ -97,7 +95,7 @@ static void shifted_image(float *dst, const uint8_t *src, int dx, int dy) {
         for (int xx = 0; xx < 28; xx++) {
             int sy = yy - dy, sx = xx - dx;
             dst[yy * 28 + xx] = sy >= 0 && sy < 28 && sx >= 0 && sx < 28
-                                    ? (float)src[sy * 28 + sx] / 255.0f
+                                    ? pixel_from_u8(src[sy * 28 + sx])
                                     : 0.0f;
         }
 }

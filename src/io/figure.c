@@ -9,6 +9,7 @@
 #include <cairo.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "io/fileio.h"
 #include "io/image.h"
 
@@ -65,12 +66,6 @@ static int save_surface(cairo_surface_t *surf, cairo_t *cr, const char *path) {
         return err_set("%s: PNG encoding failed: %s", path, cairo_status_to_string(st));
     }
     return atomic_commit(&af);
-}
-
-static uint8_t to_byte(float v) {
-    if (!(v > 0.0f)) return 0; /* also NaN */
-    if (v >= 1.0f) return 255;
-    return (uint8_t)(v * 255.0f + 0.5f);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -160,7 +155,7 @@ int figure_grid_png(const char *path, const float *imgs, int rows, int cols, int
                     uint32_t *row = (uint32_t *)(base + (size_t)(y0 + yy) * (size_t)stride) + x0;
                     const float *src = img + (size_t)(yy / scale) * (size_t)w;
                     for (int xx = 0; xx < iw; xx++) {
-                        uint32_t v = to_byte(src[xx / scale]);
+                        uint32_t v = pixel_to_u8(src[xx / scale]);
                         row[xx] = 0xff000000u | v << 16 | v << 8 | v;
                     }
                 }

@@ -300,3 +300,13 @@ int atomic_remove_stale(const char *dir) {
     closedir(d);
     return removed;
 }
+
+int path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void path_join(char *dst, size_t cap, const char *dir, const char *name) {
+    int n = snprintf(dst, cap, "%s/%s", dir, name);
+    DDPM_CHECK(n > 0 && (size_t)n < cap);
+}

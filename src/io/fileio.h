@@ -27,6 +27,11 @@ int write_file_atomic(const char *path, const void *data, size_t bytes);
 int read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *bytes);
 /* mkdir -p; returns 0 or -1 with err_msg(). */
 int make_dirs(const char *path);
+/* 1 when something (file, directory, ...) exists at path, else 0. */
+int path_exists(const char *path);
+/* dst = "dir/name"; the caller bounds the lengths, so not fitting in cap is a broken invariant
+ * (abort). */
+void path_join(char *dst, size_t cap, const char *dir, const char *name);
 /* Create and remove a probe file in dir, so that a read-only or vanished directory is
  * reported before hours of work rather than after. Returns 0 or -1 with err_msg(). */
 int dir_check_writable(const char *dir);

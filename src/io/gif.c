@@ -7,6 +7,7 @@
 #include <gif_lib.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "io/fileio.h"
 #include "io/image.h"
 
@@ -93,4 +94,22 @@ int gif_write_gray(const char *path, const uint8_t *frames, int nframes, int w, 
         return err_set("%s: GIF encoding failed: %s", path, why ? why : "unknown giflib error");
     }
     return atomic_commit(&af);
+}
+
+int gif_write_grid(const char *path, const float *frames, size_t frame_stride, int nframes,
+                   const PixelGrid *g, int delay_cs, int last_delay_cs) {
+    int64_t W, H;
+    if (nframes <= 0 || pixel_grid_size(g, &W, &H) != 0)
+        return err_set("%s: invalid GIF grid (%d frames of %d images of %d x %d)", path, nframes,
+                       g->n, g->h, g->w);
+    if (W > 65535 || H > 65535)
+        return err_set("%s: grid of %lld x %lld pixels is too large for a GIF", path,
+                       (long long)W, (long long)H);
+    const size_t fb = (size_t)W * (size_t)H;
+    uint8_t *pix = xmalloc((size_t)nframes * fb);
+    for (int f = 0; f < nframes; f++)
+        pixel_grid_tile(pix + (size_t)f * fb, g, frames + (size_t)f * frame_stride);
+    int rc = gif_write_gray(path, pix, nframes, (int)W, (int)H, delay_cs, last_delay_cs);
+    xfree(pix);
+    return rc;
 }

@@ -3,7 +3,10 @@
 #ifndef DDPM_IMAGE_H
 #define DDPM_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "core/pixel.h"
 
 /* 8-bit grayscale PNG of w x h pixels, written atomically. Returns 0 or -1 + err_msg(). */
 int png_write_gray(const char *path, const uint8_t *pix, int w, int h);
@@ -30,5 +33,9 @@ int plot_curve_png(const char *path, const float *y, int n, const char *title,
  * the last frame held for last_delay_cs; loops forever. Written atomically. */
 int gif_write_gray(const char *path, const uint8_t *frames, int nframes, int w, int h,
                    int delay_cs, int last_delay_cs);
+/* The same from float images: frame f is the grid g of the g->n images (each g->h x g->w, in
+ * the data scale) starting at frames + f * frame_stride. */
+int gif_write_grid(const char *path, const float *frames, size_t frame_stride, int nframes,
+                   const PixelGrid *g, int delay_cs, int last_delay_cs);
 
 #endif

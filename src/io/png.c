@@ -8,6 +8,7 @@
 #include <png.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "io/fileio.h"
 #include "io/image.h"
 
@@ -82,39 +83,20 @@ int png_write_gray(const char *path, const uint8_t *pix, int w, int h) {
     return atomic_commit(&af);
 }
 
-static uint8_t to_byte(float v) {
-    /* NaN fails both comparisons and lands on 0, which is what we want for garbage. */
-    if (!(v > 0.0f)) return 0;
-    if (v >= 1.0f) return 255;
-    return (uint8_t)(v * 255.0f + 0.5f);
-}
-
 int png_write_grid(const char *path, const float *imgs, int n, int h, int w, int cols, int pad,
                    int scale) {
-    if (n <= 0 || h <= 0 || w <= 0 || cols <= 0 || pad < 0 || scale <= 0)
+    /* Mid-gray padding keeps tiles apart whether the digits are dark or light. */
+    const PixelGrid g = {.n = n, .h = h, .w = w, .cols = cols, .pad = pad, .scale = scale,
+                         .background = 128};
+    int64_t W, H;
+    if (pixel_grid_size(&g, &W, &H) != 0)
         return err_set("%s: invalid grid (%d images of %d x %d, %d columns, pad %d, scale %d)",
                        path, n, h, w, cols, pad, scale);
-    if (cols > n) cols = n;
-    int rows = (n + cols - 1) / cols;
-    /* 64-bit arithmetic, then the side cap, rules out overflow in the int sizes below. */
-    int64_t cw = (int64_t)w * scale, ch = (int64_t)h * scale;
-    int64_t W = pad + (int64_t)cols * (cw + pad), H = pad + (int64_t)rows * (ch + pad);
     if (W > PNG_MAX_SIDE || H > PNG_MAX_SIDE)
         return err_set("%s: grid of %lld x %lld pixels is too large", path, (long long)W,
                        (long long)H);
     uint8_t *pix = xmalloc((size_t)W * (size_t)H);
-    /* Mid-gray padding keeps tiles apart whether the digits are dark or light. */
-    memset(pix, 128, (size_t)W * (size_t)H);
-    for (int i = 0; i < n; i++) {
-        const float *img = imgs + (size_t)i * (size_t)h * (size_t)w;
-        int64_t x0 = pad + (int64_t)(i % cols) * (cw + pad);
-        int64_t y0 = pad + (int64_t)(i / cols) * (ch + pad);
-        for (int64_t y = 0; y < ch; y++) {
-            uint8_t *row = pix + (size_t)(y0 + y) * (size_t)W + (size_t)x0;
-            const float *src = img + (size_t)(y / scale) * (size_t)w;
-            for (int64_t x = 0; x < cw; x++) row[x] = to_byte(src[x / scale]);
-        }
-    }
+    pixel_grid_tile(pix, &g, imgs);
     int rc = png_write_gray(path, pix, (int)W, (int)H);
     xfree(pix);
     return rc;

@@ -87,15 +87,10 @@ char *base64_encode(const unsigned char *d, size_t n) {
 
 /* ---- inputs ---------------------------------------------------------------------------- */
 
-static void join(char *dst, size_t cap, const char *dir, const char *rel) {
-    int n = snprintf(dst, cap, "%s/%s", dir, rel);
-    DDPM_CHECK(n > 0 && (size_t)n < cap);
-}
-
 /* dir/rel parsed, or NULL when absent or not JSON. */
 static cJSON *load_json(const char *dir, const char *rel) {
     char path[2048];
-    join(path, sizeof path, dir, rel);
+    path_join(path, sizeof path, dir, rel);
     unsigned char *data;
     size_t n;
     if (read_file(path, MAX_FILE, &data, &n) != 0) return NULL;
@@ -146,7 +141,7 @@ static void fmt_seconds(char *dst, size_t cap, double s) {
 /* One embedded image; nothing when the file is absent. Returns 1 if embedded. */
 static int figure(Buf *b, const char *dir, const char *rel, const char *caption) {
     char path[2048];
-    join(path, sizeof path, dir, rel);
+    path_join(path, sizeof path, dir, rel);
     unsigned char *data;
     size_t n;
     if (read_file(path, MAX_FILE, &data, &n) != 0) return 0;
@@ -198,7 +193,7 @@ static int fig_cmp(const void *a, const void *b) {
 
 static void run_figures(Buf *b, const char *dir, const char *run) {
     char path[2048];
-    join(path, sizeof path, dir, run);
+    path_join(path, sizeof path, dir, run);
     DIR *d = opendir(path);
     if (!d) return;
     FigFile files[64];
@@ -451,7 +446,7 @@ int report_write(const char *dir) {
     cJSON_Delete(rep);
     cJSON_Delete(stages);
     char path[2048];
-    join(path, sizeof path, dir, "index.html");
+    path_join(path, sizeof path, dir, "index.html");
     int rc = write_file_atomic(path, b.s, b.len);
     xfree(b.s);
     return rc;

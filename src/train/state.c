@@ -1,5 +1,4 @@
-/* The configuration as JSON and back, and the training-state checkpoint: writing it
- * atomically with a digest, and reading it back with every value checked, since a resumed run
+/* The training-state checkpoint: writing it atomically with a digest, and reading it back with every value checked, since a resumed run
  * trusts it completely. */
 #include "train/state.h"
 
@@ -37,210 +36,6 @@ void train_progress_free(TrainProgress *p) {
     memset(p, 0, sizeof *p);
 }
 
-/* ---- configuration <-> JSON ------------------------------------------------------------ */
-
-cJSON *train_config_to_json(const TrainConfig *c, const Unet *m) {
-    cJSON *j = cJSON_CreateObject();
-    DDPM_CHECK(j != NULL);
-    cJSON_AddStringToObject(j, "model", unet_kind_name(c->kind));
-    cJSON_AddNumberToObject(j, "width", c->width);
-    cJSON_AddNumberToObject(j, "batch", c->batch);
-    cJSON_AddNumberToObject(j, "epochs", c->epochs);
-    cJSON_AddNumberToObject(j, "lr", c->lr);
-    cJSON_AddNumberToObject(j, "lr_end", c->lr_end);
-    cJSON_AddNumberToObject(j, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(j, "threads", c->threads);
-    cJSON_AddStringToObject(j, "data", c->data_dir ? c->data_dir : "");
-    cJSON_AddStringToObject(j, "dataset", dataset_name(c->dataset));
-    cJSON_AddNumberToObject(j, "subset", c->subset);
-    cJSON_AddNumberToObject(j, "ema", c->ema);
-    /* architecture options beyond the SPEC: only when set, so the SPEC model's configuration
-     * (also in its weights' metadata) is unchanged */
-    if (c->residual) cJSON_AddBoolToObject(j, "residual", 1);
-    if (c->attention) cJSON_AddStringToObject(j, "attention", unet_attention_name(c->attention));
-    if (c->kind == UNET_DENOISER) {
-        cJSON_AddNumberToObject(j, "sigma", c->sigma);
-        cJSON_AddNumberToObject(j, "eval_n", c->eval_n);
-        cJSON_AddNumberToObject(j, "sigma_table_n", c->table_n);
-    } else {
-        cJSON_AddNumberToObject(j, "T", c->T);
-        cJSON_AddStringToObject(j, "schedule", schedule_kind_name(c->schedule));
-        cJSON_AddNumberToObject(j, "time_embedding", c->time_embedding);
-        cJSON_AddNumberToObject(j, "beta_start", c->beta_start);
-        cJSON_AddNumberToObject(j, "beta_end", c->beta_end);
-    }
-    if (c->kind == UNET_CLASS) {
-        cJSON_AddNumberToObject(j, "p_uncond", c->p_uncond);
-        cJSON_AddNumberToObject(j, "guidance", c->guidance);
-    }
-    cJSON *fe = cJSON_AddArrayToObject(j, "figure_epochs");
-    for (int i = 0; i < c->n_fig_epochs; i++) cJSON_AddItemToArray(fe, cJSON_CreateNumber(c->fig_epochs[i]));
-    cJSON_AddNumberToObject(j, "checkpoint_every", c->checkpoint_every);
-    if (m) {
-        cJSON_AddNumberToObject(j, "parameters", (double)m->n_params);
-        cJSON_AddNumberToObject(j, "forward_macs_per_image", unet_forward_macs(m));
-    }
-    return j;
-}
-
-/* A number field: present unless optional, finite, in [min, max], integral if asked.
- * Returns 1 when set, 0 when absent (optional), -1 with err_msg(). */
-static int json_num(const cJSON *j, const char *key, int optional, int integral, double min,
-                    double max, double *out, const char *what) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!it) {
-        if (optional) return 0;
-        return err_set("%s: the configuration has no \"%s\"", what, key);
-    }
-    double v = it->valuedouble;
-    if (!cJSON_IsNumber(it) || !isfinite(v) || (integral && v != floor(v)) || v < min || v > max) {
-        if (integral)
-            return err_set("%s: the configuration's \"%s\" must be an integer from %.0f to %.0f",
-                           what, key, min, max);
-        return err_set("%s: the configuration's \"%s\" must be a number from %g to %g", what,
-                       key, min, max);
-    }
-    *out = v;
-    return 1;
-}
-
-static int json_int(const cJSON *j, const char *key, int optional, long min, long max, int *out,
-                    const char *what) {
-    double v = 0;
-    int r = json_num(j, key, optional, 1, (double)min, (double)max, &v, what);
-    if (r == 1) *out = (int)v;
-    return r;
-}
-
-static int json_float(const cJSON *j, const char *key, double min, double max, float *out,
-                      const char *what) {
-    double v = 0;
-    int r = json_num(j, key, 0, 0, min, max, &v, what);
-    if (r == 1) *out = (float)v;
-    return r;
-}
-
-int train_config_from_json(const char *text, const char *what, TrainConfig *c, char *data_buf,
-                           size_t cap) {
-    cJSON *j = cJSON_Parse(text);
-    int rc = -1;
-    if (!cJSON_IsObject(j)) {
-        err_set("%s: the configuration is not a JSON object", what);
-        goto done;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    UnetKind kind;
-    if (!cJSON_IsString(model) || unet_kind_parse(model->valuestring, &kind) != 0) {
-        err_set("%s: the configuration's \"model\" must be \"denoiser\", \"time\" or \"class\"",
-                what);
-        goto done;
-    }
-    train_config_defaults(c, kind);
-    double seed = 0;
-    /* The ranges are the command line's (cmd_train.c); subset 0 means all images. */
-    if (json_int(j, "width", 0, 1, 1024, &c->width, what) < 0 ||
-        json_int(j, "batch", 0, 1, 65536, &c->batch, what) < 0 ||
-        json_int(j, "epochs", 0, 1, 100000, &c->epochs, what) < 0 ||
-        json_float(j, "lr", 1e-12, 10, &c->lr, what) < 0 ||
-        json_float(j, "lr_end", 1e-12, 10, &c->lr_end, what) < 0 ||
-        json_num(j, "seed", 0, 1, 0, 18446744073709549568.0, &seed, what) < 0 ||
-        json_int(j, "threads", 0, 1, 1024, &c->threads, what) < 0 ||
-        json_int(j, "subset", 0, 0, 60000, &c->subset, what) < 0 ||
-        json_int(j, "checkpoint_every", 1, 0, 1000000000, &c->checkpoint_every, what) < 0)
-        goto done;
-    c->seed = (uint64_t)seed;
-    /* absent in runs made before these existed: MNIST, no EMA */
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "dataset");
-    c->dataset = DATASET_MNIST;
-    if (ds && (!cJSON_IsString(ds) || dataset_parse(ds->valuestring, &c->dataset) != 0)) {
-        err_set("%s: the configuration's \"dataset\" must be \"mnist\" or \"fashion\"", what);
-        goto done;
-    }
-    c->ema = 0;
-    if (cJSON_GetObjectItemCaseSensitive(j, "ema") && json_float(j, "ema", 0, 0.999999, &c->ema, what) < 0)
-        goto done;
-    /* absent: the SPEC's plain ConvBlocks, no attention */
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "residual");
-    c->residual = 0;
-    if (res) {
-        if (!cJSON_IsBool(res)) {
-            err_set("%s: the configuration's \"residual\" must be true or false", what);
-            goto done;
-        }
-        c->residual = cJSON_IsTrue(res);
-    }
-    const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attention");
-    c->attention = 0;
-    if (att && (!cJSON_IsString(att) || unet_attention_parse(att->valuestring, &c->attention) != 0)) {
-        err_set("%s: the configuration's \"attention\" must be \"7\", \"14\", \"7,14\" or \"none\"", what);
-        goto done;
-    }
-    if (kind == UNET_DENOISER) {
-        if (json_float(j, "sigma", 0, 100, &c->sigma, what) < 0 ||
-            json_int(j, "eval_n", 1, 1, 10000, &c->eval_n, what) < 0 ||
-            json_int(j, "sigma_table_n", 1, 0, 10000, &c->table_n, what) < 0)
-            goto done;
-    } else {
-        if (json_int(j, "T", 0, 1, 100000, &c->T, what) < 0 ||
-            json_float(j, "beta_start", 1e-12, 0.999999, &c->beta_start, what) < 0 ||
-            json_float(j, "beta_end", 1e-12, 0.999999, &c->beta_end, what) < 0)
-            goto done;
-        if (c->beta_start > c->beta_end) {
-            err_set("%s: the configuration's beta_start is larger than its beta_end", what);
-            goto done;
-        }
-        /* absent in runs made before these options existed: scalar t/T, linear schedule */
-        c->time_embedding = 0;
-        if (cJSON_GetObjectItemCaseSensitive(j, "time_embedding") &&
-            json_int(j, "time_embedding", 0, 0, 1024, &c->time_embedding, what) < 0)
-            goto done;
-        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "schedule");
-        c->schedule = SCHEDULE_LINEAR;
-        if (sk && (!cJSON_IsString(sk) || schedule_kind_parse(sk->valuestring, &c->schedule) != 0)) {
-            err_set("%s: the configuration's \"schedule\" must be \"linear\" or \"cosine\"", what);
-            goto done;
-        }
-    }
-    if (kind == UNET_CLASS &&
-        (json_float(j, "p_uncond", 0, 1, &c->p_uncond, what) < 0 ||
-         json_float(j, "guidance", -100, 100, &c->guidance, what) < 0))
-        goto done;
-    const cJSON *fe = cJSON_GetObjectItemCaseSensitive(j, "figure_epochs");
-    if (fe) {
-        if (!cJSON_IsArray(fe) || cJSON_GetArraySize(fe) > TRAIN_MAX_FIG_EPOCHS) {
-            err_set("%s: the configuration's \"figure_epochs\" must be an array of at most %d "
-                    "epochs", what, TRAIN_MAX_FIG_EPOCHS);
-            goto done;
-        }
-        int n = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, fe) {
-            double v = it->valuedouble;
-            if (!cJSON_IsNumber(it) || !isfinite(v) || v != floor(v) || v < 1 || v > 100000) {
-                err_set("%s: the configuration's \"figure_epochs\" must hold integers from 1 "
-                        "to 100000", what);
-                goto done;
-            }
-            c->fig_epochs[n++] = (int)v;
-        }
-        c->n_fig_epochs = n;
-    }
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
-    data_buf[0] = 0;
-    if (data) {
-        if (!cJSON_IsString(data) || strlen(data->valuestring) >= cap) {
-            err_set("%s: the configuration's \"data\" must be a directory name shorter than %zu "
-                    "bytes", what, cap);
-            goto done;
-        }
-        memcpy(data_buf, data->valuestring, strlen(data->valuestring) + 1);
-    }
-    rc = 0;
-done:
-    cJSON_Delete(j);
-    return rc;
-}
-
 /* ---- generators as I64 tensors --------------------------------------------------------- */
 
 static void rng_pack(const Rng *r, int64_t out[N_RNG]) {
@@ -276,12 +71,12 @@ static StTensor i64_tensor(const char *name, const int64_t *data, int64_t n) {
     return (StTensor){.name = name, .dtype = ST_I64, .ndim = 1, .shape = {n}, .data = data};
 }
 
-int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p,
+int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p,
                      const char *cfg_text) {
-    const Unet *m = &tr->model;
+    const Unet *m = tr.model;
     int np = 0;
     for (int i = 0; i < m->n_tensors; i++) np += !m->tensors[i].is_buffer;
-    const int n_ema = tr->ema ? m->n_tensors : 0;
+    const int n_ema = tr.ema ? m->n_tensors : 0;
     const int n_extra = 2 * np + 5 + n_ema;
     StTensor *ex = xcalloc((size_t)n_extra, sizeof(StTensor));
     char (*names)[64] = xcalloc((size_t)(2 * np + n_ema), sizeof *names);
@@ -292,15 +87,15 @@ int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p
         for (int mv = 0; mv < 2; mv++) {
             snprintf(names[k], sizeof names[k], "adam.%c.%s", mv ? 'v' : 'm', t->name);
             ex[k] = (StTensor){.name = names[k], .dtype = ST_F32, .ndim = t->ndim,
-                               .data = (mv ? tr->v : tr->m) + t->offset};
+                               .data = (mv ? tr.v : tr.m) + t->offset};
             for (int d = 0; d < t->ndim; d++) ex[k].shape[d] = t->shape[d];
             k++;
         }
     }
-    int64_t counters[N_COUNTERS] = {p->epoch, p->epoch_step, p->step, tr->step, p->n_train,
-                                    p->steps_per_epoch, (int64_t)tr->cfg.seed};
+    int64_t counters[N_COUNTERS] = {p->epoch, p->epoch_step, p->step, *tr.step, p->n_train,
+                                    p->steps_per_epoch, (int64_t)tr.cfg->seed};
     int64_t noise[N_RNG], data[N_RNG];
-    rng_pack(&tr->noise_rng, noise);
+    rng_pack(tr.noise_rng, noise);
     rng_pack(&p->data_rng, data);
     ex[k++] = i64_tensor("train.counters", counters, N_COUNTERS);
     ex[k++] = i64_tensor("train.rng.noise", noise, N_RNG);
@@ -309,7 +104,7 @@ int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p
                          .data = p->loss};
     ex[k++] = (StTensor){.name = "train.lr", .dtype = ST_F32, .ndim = 1, .shape = {p->step},
                          .data = p->lr};
-    if (tr->ema) k += checkpoint_ema_tensors(m, tr->ema, ex + k, names + 2 * np);
+    if (tr.ema) k += checkpoint_ema_tensors(m, tr.ema, ex + k, names + 2 * np);
     DDPM_CHECK(k == n_extra);
 
     char epoch_s[24], step_s[24], seconds[160];
@@ -407,9 +202,14 @@ static int read_seconds(const char *path, const char *text, TrainProgress *p) {
     double v[3] = {0, 0, 0};
     const char *keys[3] = {"train", "wall", "epoch"};
     int rc = 0;
-    for (int i = 0; i < 3 && rc == 0; i++)
-        if (json_num(j, keys[i], 0, 0, 0, 1e12, &v[i], path) < 0 || !cJSON_IsObject(j))
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (!cJSON_IsObject(j) || !cJSON_IsNumber(it) || !isfinite(it->valuedouble) ||
+            it->valuedouble < 0 || it->valuedouble > 1e12)
             rc = err_set("%s: metadata ddpm.seconds is missing or malformed", path);
+        else
+            v[i] = it->valuedouble;
+    }
     cJSON_Delete(j);
     if (rc == 0) {
         p->train_seconds = v[0];
@@ -419,11 +219,11 @@ static int read_seconds(const char *path, const char *text, TrainProgress *p) {
     return rc;
 }
 
-int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
+int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
     StFile f;
     if (state_open(path, &f) != 0) return -1;
-    const TrainConfig *c = &tr->cfg;
-    Unet *m = &tr->model;
+    const TrainConfig *c = tr.cfg;
+    Unet *m = tr.model;
     int rc = -1;
     const char *kind = safetensors_meta(&f, "ddpm.kind");
     const char *width = safetensors_meta(&f, "ddpm.width");
@@ -450,11 +250,11 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
         if (t->is_buffer) continue;
         char name[64];
         snprintf(name, sizeof name, "adam.m.%s", t->name);
-        if (read_finite(&f, name, tr->m + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
+        if (read_finite(&f, name, tr.m + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
         snprintf(name, sizeof name, "adam.v.%s", t->name);
-        if (read_finite(&f, name, tr->v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
+        if (read_finite(&f, name, tr.v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
     }
-    if (tr->ema && checkpoint_read_ema(m, tr->ema, &f) != 0) goto done;
+    if (tr.ema && checkpoint_read_ema(m, tr.ema, &f) != 0) goto done;
     int64_t k[N_COUNTERS], noise[N_RNG], data[N_RNG];
     const int64_t kshape[1] = {N_COUNTERS}, rshape[1] = {N_RNG};
     if (safetensors_read(&f, "train.counters", ST_I64, k, 1, kshape) != 0 ||
@@ -466,7 +266,7 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
     }
     if (safetensors_read(&f, "train.rng.noise", ST_I64, noise, 1, rshape) != 0 ||
         safetensors_read(&f, "train.rng.data", ST_I64, data, 1, rshape) != 0 ||
-        rng_unpack(noise, &tr->noise_rng, path, "train.rng.noise") != 0 ||
+        rng_unpack(noise, tr.noise_rng, path, "train.rng.noise") != 0 ||
         rng_unpack(data, &p->data_rng, path, "train.rng.data") != 0)
         goto done;
     const int64_t lshape[1] = {k[2]};
@@ -487,7 +287,7 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
     p->epoch = (int)k[0];
     p->epoch_step = (int)k[1];
     p->step = (long)k[2];
-    tr->step = (long)k[3];
+    *tr.step = (long)k[3];
     rc = 0;
 done:
     safetensors_close(&f);

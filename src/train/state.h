@@ -1,6 +1,6 @@
-/* What a run needs to continue bit for bit after a stop: the configuration as JSON and back
- * (config.json, metadata ddpm.config), and the training-state checkpoint
- * RUN/checkpoint.safetensors. The checkpoint holds, beside the model's tensors (weights and
+/* What a run needs to continue bit for bit after a stop: the training-state checkpoint
+ * RUN/checkpoint.safetensors, with the configuration's JSON (train/config.h) in its metadata
+ * ddpm.config. The checkpoint holds, beside the model's tensors (weights and
  * BatchNorm running statistics, as in model.safetensors):
  *   adam.m.<param>, adam.v.<param>  F32  Adam moments, shaped as the parameter
  *   train.counters  I64 (7)  epoch in progress, steps done in it, steps done in all, Adam's
@@ -15,12 +15,23 @@
 
 #include <stddef.h>
 
-#include <cjson/cJSON.h>
-
-#include "train/train.h"
+#include "core/rng.h"
+#include "model/unet.h"
+#include "train/config.h"
 
 #define TRAIN_STATE_FILE "checkpoint.safetensors"
 #define TRAIN_STATE_FORMAT "ddpm-train-state/1"
+
+/* What the checkpoint holds of a trainer (train.h's trainer_state_refs fills it): saved
+ * from, and loaded into, these. */
+typedef struct {
+    const TrainConfig *cfg; /* the configuration the trainer was built with */
+    Unet *model;            /* weights and BatchNorm running statistics */
+    float *m, *v;           /* (n_params) Adam moments */
+    float *ema;             /* (n_params + n_buffers) moving average, NULL without EMA */
+    Rng *noise_rng;         /* noise, timesteps and label dropout */
+    long *step;             /* Adam's step count */
+} TrainStateRefs;
 
 typedef struct {
     int epoch;           /* epoch in progress, 1-based; epochs + 1 once the run is complete */
@@ -39,27 +50,17 @@ typedef struct {
 void train_progress_init(TrainProgress *p, const TrainConfig *c, int n_train);
 void train_progress_free(TrainProgress *p);
 
-/* The resolved configuration as JSON (m adds the parameter count; may be NULL). */
-cJSON *train_config_to_json(const TrainConfig *c, const Unet *m);
-/* Parse and check a configuration written by train_config_to_json: every field present,
- * of the right type and in the command line's range. The data directory is copied into
- * data_buf. Fields that are not part of the configuration (out_dir, threads overrides,
- * hooks) are left as train_config_defaults sets them. Returns 0 or -1 with err_msg()
- * naming `what` (a file). */
-int train_config_from_json(const char *text, const char *what, TrainConfig *c, char *data_buf,
-                           size_t cap);
-
 /* Write the training state atomically (temporary file, flush, fsync, rename).
  * cfg_text is the configuration JSON. Returns 0 or -1 with err_msg(). */
-int train_state_save(const char *path, const Trainer *tr, const TrainProgress *p,
+int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p,
                      const char *cfg_text);
 /* Read the configuration of a training-state checkpoint (after checking its digest and
  * format), into c as train_config_from_json does. Returns 0 or -1 with err_msg(). */
 int train_state_read_config(const char *path, TrainConfig *c, char *data_buf, size_t cap);
-/* Load a training state into tr (built with the checkpoint's configuration) and p (prepared
+/* Load a training state into tr (a trainer built with the checkpoint's configuration) and p (prepared
  * by train_progress_init for the current data): every tensor must be present with its
  * shape, every value finite, every counter consistent with the configuration and the data.
  * Returns 0 or -1 with err_msg() naming the file and the problem. */
-int train_state_load(const char *path, Trainer *tr, TrainProgress *p);
+int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p);
 
 #endif

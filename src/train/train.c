@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "diffusion/sampler.h"
 #include "io/fileio.h"
 #include "io/image.h"
@@ -29,39 +30,6 @@
 
 static const float FIG_SIGMAS[] = {0.0f, 0.2f, 0.4f, 0.5f, 0.6f, 0.8f, 1.0f};
 #define N_FIG_SIGMAS 7
-
-void train_config_defaults(TrainConfig *c, UnetKind kind) {
-    memset(c, 0, sizeof *c);
-    c->kind = kind;
-    c->seed = 1;
-    c->threads = 2;
-    c->sigma = 0.5f;
-    c->T = SCHEDULE_DEFAULT_T;
-    c->beta_start = SCHEDULE_DEFAULT_BETA_START;
-    c->beta_end = SCHEDULE_DEFAULT_BETA_END;
-    c->p_uncond = 0.1f;
-    c->guidance = 5.0f;
-    c->eval_n = 10000;
-    c->table_n = 10000;
-    c->n_grid = 40;
-    if (kind == UNET_DENOISER) {
-        c->width = 128;
-        c->batch = 256;
-        c->epochs = 5;
-        c->lr = c->lr_end = 1e-4f;
-        c->fig_epochs[0] = 1;
-        c->fig_epochs[1] = 5;
-    } else {
-        c->width = 64;
-        c->batch = 128;
-        c->epochs = 20;
-        c->lr = 1e-3f;
-        c->lr_end = 1e-4f;
-        c->fig_epochs[0] = 5;
-        c->fig_epochs[1] = 20;
-    }
-    c->n_fig_epochs = 2;
-}
 
 /* ---- one step -------------------------------------------------------------------- */
 
@@ -113,6 +81,11 @@ void trainer_swap_ema(Trainer *tr) {
         m->buffers[i] = eb[i];
         eb[i] = t;
     }
+}
+
+TrainStateRefs trainer_state_refs(Trainer *tr) {
+    return (TrainStateRefs){.cfg = &tr->cfg, .model = &tr->model, .m = tr->m, .v = tr->v,
+                            .ema = tr->ema, .noise_rng = &tr->noise_rng, .step = &tr->step};
 }
 
 void trainer_free(Trainer *tr) {
@@ -270,13 +243,8 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
 
 static float *images_to_float(const MnistSplit *s, int n) {
     float *f = xmalloc((size_t)n * P * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * P; i++) f[i] = (float)s->images[i] / 255.0f;
+    pixels_from_u8(f, s->images, (size_t)n * P);
     return f;
-}
-
-static void path_join(char *dst, size_t cap, const char *dir, const char *name) {
-    int n = snprintf(dst, cap, "%s/%s", dir, name);
-    DDPM_CHECK(n > 0 && (size_t)n < cap); /* train_run bounds the directory's length */
 }
 
 /* loss.csv holds every step so far; rewritten whole (atomically) after each epoch. */
@@ -301,13 +269,6 @@ static int is_fig_epoch(const TrainConfig *c, int e) {
     for (int i = 0; i < c->n_fig_epochs; i++)
         if (c->fig_epochs[i] == e) return 1;
     return 0;
-}
-
-static void fmt_duration(char *buf, size_t cap, double s) {
-    if (s < 0 || !isfinite(s)) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
-    else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
 /* Part 1 figures. */
@@ -485,8 +446,7 @@ typedef struct {
 } Run;
 
 static void run_path(const Run *r, char *dst, const char *name) {
-    int n = snprintf(dst, RUN_PATH_CAP, "%s/%s", r->c->out_dir, name);
-    DDPM_CHECK(n > 0 && n < RUN_PATH_CAP); /* out_dir is at most RUN_DIR_MAX bytes */
+    path_join(dst, RUN_PATH_CAP, r->c->out_dir, name); /* out_dir is at most RUN_DIR_MAX bytes */
 }
 
 /* Save the training state as it stands in r->p (the caller set epoch, epoch_step and the
@@ -497,7 +457,7 @@ static int run_save_state(Run *r) {
     free(r->p.metrics);
     r->p.metrics = cJSON_PrintUnformatted(r->metrics);
     DDPM_CHECK(r->p.metrics != NULL);
-    if (train_state_save(r->state_path, &r->tr, &r->p, r->cfg_text) != 0) return -1;
+    if (train_state_save(r->state_path, trainer_state_refs(&r->tr), &r->p, r->cfg_text) != 0) return -1;
     r->saved_step = r->p.step;
     return 0;
 }
@@ -665,7 +625,7 @@ static int run_setup(Run *r, int *have_tr) {
         if (removed > 0)
             fprintf(stderr, "ddpm: removed %d temporary file%s left by an interrupted write\n",
                     removed, removed == 1 ? "" : "s");
-        rc = train_state_load(r->state_path, &r->tr, &r->p);
+        rc = train_state_load(r->state_path, trainer_state_refs(&r->tr), &r->p);
         if (rc == 0) {
             r->saved_step = r->p.step;
             r->metrics = cJSON_Parse(r->p.metrics);
@@ -772,7 +732,7 @@ int train_run(const TrainConfig *c) {
                 double ips = done_imgs / el;
                 double left_imgs = (double)r.n_train * (c->epochs - e) + (r.n_train - done_imgs);
                 char eta[32];
-                fmt_duration(eta, sizeof eta, left_imgs / ips);
+                format_duration(eta, sizeof eta, left_imgs / ips);
                 fprintf(stderr, "%sepoch %d/%d  step %d/%d  loss %.5f  %.1f img/s  left %s%s",
                         c->progress ? "\r" : "", e, c->epochs, s + 1, spe, (double)loss, ips, eta,
                         c->progress ? "   " : "\n");

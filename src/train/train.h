@@ -11,43 +11,8 @@
 #include "data/mnist.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
-
-#define TRAIN_MAX_FIG_EPOCHS 16
-
-typedef struct {
-    UnetKind kind;
-    int width, batch, epochs;
-    float lr, lr_end;       /* LR decays exponentially per epoch from lr to lr_end */
-    uint64_t seed;
-    int threads;
-    const char *out_dir;    /* run directory */
-    const char *data_dir;
-    Dataset dataset;        /* MNIST (the SPEC's) or Fashion-MNIST: names of the classes */
-    int subset;             /* train on the first `subset` images (0 = all) */
-    float sigma;            /* denoiser noise level */
-    int T;
-    ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
-    int time_embedding;     /* 0: the SPEC's scalar t/T; E: E sinusoidal features */
-    int residual;           /* 1: residual ConvBlocks (UnetOptions.residual; 0: the SPEC's) */
-    int attention;          /* attention layers, UNET_ATTN_7 | UNET_ATTN_14 (0: none, the SPEC's) */
-    float beta_start, beta_end;
-    float p_uncond;         /* class model: probability of the zero label */
-    float guidance;         /* class model: gamma for the sample grids */
-    float ema;              /* decay of the weights' exponential moving average (0: none) */
-    int fig_epochs[TRAIN_MAX_FIG_EPOCHS]; /* epochs after which figures are drawn */
-    int n_fig_epochs;
-    int eval_n;             /* test images for the denoiser's per-epoch test MSE */
-    int table_n;            /* test images for its per-sigma MSE table at figure epochs (0 = none) */
-    int n_grid;             /* samples in the time model's grids */
-    int progress;           /* 1 = redraw a status line (terminal), 0 = plain log lines */
-    int checkpoint_every;   /* also save the training state every N steps (0: epoch ends only) */
-    int resume;             /* continue the run in out_dir from its checkpoint.safetensors */
-    long fault_nan_at;      /* test hook: make step N's loss NaN (0: off) */
-    long fault_stop_at;     /* test hook: raise SIGSTOP after step N (0: off) */
-} TrainConfig;
-
-/* Defaults of the SPEC for a kind (Part 1, 2 or 3). */
-void train_config_defaults(TrainConfig *c, UnetKind kind);
+#include "train/config.h"
+#include "train/state.h"
 
 /* The full run, or its continuation when c->resume is set. The training state is saved to
  * out_dir/checkpoint.safetensors (train/state.h) at every epoch end, every checkpoint_every
@@ -85,6 +50,8 @@ void trainer_swap_ema(Trainer *tr);
 
 int trainer_init(Trainer *tr, const TrainConfig *c);
 void trainer_free(Trainer *tr);
+/* What the training-state checkpoint (train/state.h) saves and restores of tr. */
+TrainStateRefs trainer_state_refs(Trainer *tr);
 /* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class).
  * Returns the loss. */
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
