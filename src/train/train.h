@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/mnist.h"
@@ -44,6 +45,9 @@ typedef struct {
     int resume;             /* continue the run in out_dir from its checkpoint.safetensors */
     long fault_nan_at;      /* test hook: make step N's loss NaN (0: off) */
     long fault_stop_at;     /* test hook: raise SIGSTOP after step N (0: off) */
+    Progress report;        /* receives train_run's lines (fn NULL: silent): the log lines as
+                               text; an interruption as stage "interrupted" with the run
+                               directory as path and the line without its ending */
 } TrainConfig;
 
 /* Defaults of the SPEC for a kind (Part 1, 2 or 3). */
@@ -55,7 +59,7 @@ void train_config_defaults(TrainConfig *c, UnetKind kind);
  * returns; a second one ends the process at once. A non-finite loss or gradient stops the run
  * before the optimizer applies it, leaving the last checkpoint as it was.
  * Returns 0 when the run is complete, -1 with err_msg() on an error, or the number of the
- * signal that interrupted it (the checkpoint is then written and a resume hint printed). */
+ * signal that interrupted it (the checkpoint is then written and the "interrupted" event sent). */
 int train_run(const TrainConfig *c);
 
 /* One optimisation step state, shared by train_run and the benchmark. */
