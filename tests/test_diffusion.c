@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "app/sampler_words.h"
 #include "core/common.h"
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
@@ -280,16 +281,16 @@ static void test_ddim_steps(void **state) {
     for (int i = 1; i < 50; i++) assert_int_equal(st[i] - st[i - 1], 6);
     schedule_ddim_steps(&s, 300, DDIM_SPACING_TRAILING, st);
     for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
-    /* the command-line words */
+    /* the command-line words (app/sampler_words.h), then sampler_choose */
     SampleRequest q = {0};
     SamplerWords w = {"ddim", 0, -1, 0, NULL};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 50);
     assert_true(q.ddim_eta == 0.0f);
     assert_int_equal(q.ddim_clip, 0);
     assert_int_equal(q.ddim_spacing, DDIM_SPACING_UNIFORM);
     w = (SamplerWords){"ddim", 20, 0.5f, 1, "quadratic"};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 20);
     assert_true(q.ddim_eta == 0.5f);
     assert_int_equal(q.ddim_clip, 1);
@@ -298,12 +299,12 @@ static void test_ddim_steps(void **state) {
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDIM, 20 steps, eta 0.5, x0 clipped, quadratic spacing");
     w = (SamplerWords){"ddim", 50, 1.0f, 0, "trailing"};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_spacing, DDIM_SPACING_TRAILING);
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDIM, 50 steps, eta 1, trailing spacing");
     w = (SamplerWords){"ddpm", 0, -1, 0, NULL};
-    assert_int_equal(sampler_choose(&q, &s, &w), 0);
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
     assert_int_equal(q.ddim_steps, 0);
     sampler_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DDPM, 300 steps");
@@ -322,7 +323,7 @@ static void test_ddim_steps(void **state) {
         {{"euler", 0, -1, 0, NULL}, "unknown sampler 'euler'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(sampler_choose(&q, &s, &bad[i].w), -1);
+        assert_int_equal(sampler_words_choose(&q, &s, &bad[i].w), -1);
         if (!strstr(err_msg(), bad[i].msg)) fail_msg("case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].msg);
     }
     schedule_free(&s);

@@ -11,7 +11,4 @@ int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 
-/* Print "ddpm <cmd>: <err_msg()>" and return 1 (2 for usage errors). */
-int cli_fail(const char *cmd, int status);
-
 #endif

@@ -1,19 +1,11 @@
-/* ddpm bench: training throughput on synthetic MNIST-shaped data (no data files needed),
- * the median over timed steps after warm-up. */
+/* ddpm bench: options -> BenchJob -> app_bench (src/app/bench.h). */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include <cblas.h>
-#include <omp.h>
-#include <sys/resource.h>
-
+#include "app/bench.h"
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "core/common.h"
-#include "diffusion/sampler.h"
-#include "ops/winograd.h"
-#include "train/train.h"
 
 static const char *HEAD =
     "Usage: ddpm bench --model denoiser|time|class [--width D] [--batch B] [--threads N]\n"
@@ -29,245 +21,34 @@ static const char *HEAD =
     "peak (measured first, same thread count); layers marked W run Winograd F(2x2,3x3), W4\n"
     "F(4x4,3x3), Wt sub-pixel F(2x2,2x2), whose rates count direct-convolution FLOPs.";
 
-/* Peak resident memory of this process so far, MiB. */
-static double peak_rss_mib(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* SGEMM peak of this machine for the way the convolutions use it: every thread runs its
- * own single-threaded 1024^3 SGEMMs (smaller ones stay below the peak that the larger
- * convolutions reach). Best of 5 rounds, in GFLOP/s over all threads. */
-static double sgemm_peak(int threads) {
-    const int n = 1024, rounds = 5, reps = 2;
-    size_t sz = (size_t)n * n;
-    float *mem = xcalloc(3 * sz * (size_t)threads, sizeof(float));
-    for (size_t i = 0; i < 3 * sz * (size_t)threads; i++) mem[i] = (float)(i % 7) * 0.125f;
-    double best = 0;
-    for (int r = 0; r < rounds; r++) {
-        double t0 = now_seconds();
-#pragma omp parallel num_threads(threads)
-        {
-            float *a = mem + 3 * sz * (size_t)omp_get_thread_num(), *b = a + sz, *c = b + sz;
-            for (int k = 0; k < reps; k++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                            0.0f, c, n);
-        }
-        double g = 2.0 * n * n * (double)n * reps * threads / (now_seconds() - t0) / 1e9;
-        if (g > best) best = g;
-    }
-    xfree(mem);
-    return best;
-}
-
-/* Multiply-adds of one image through a unit's convolution (index UNET_NUM_UNITS: the
- * output conv). */
-static double unit_macs(const Unet *m, int i) {
-    if (i == UNET_NUM_UNITS) return (double)m->width * MNIST_PIXELS * 9;
-    const UnetUnit *u = &m->units[i];
-    if (u->transposed) return (double)u->ci * u->hin * u->hin * u->co * u->k * u->k;
-    return (double)u->co * u->hout * u->hout * u->ci * u->k * u->k;
-}
-
-/* The per-layer table of `steps` profiled steps of batch B (training steps, or forward
- * passes of the sampler when sampling: then the backward columns are empty), each step
- * taking step_s seconds on mean. */
-static void print_profile(const Unet *m, const UnetProfile *p, int steps, int batch,
-                          double step_s, double peak, int sampling) {
-    printf("\nper-layer profile, ms per %s (mean %.1f ms); GFLOP/s and %% of the %.0f GFLOP/s SGEMM peak\n",
-           sampling ? "reverse step" : "training step", step_s * 1e3, peak);
-    printf("%-8s %-22s %8s %7s %5s %8s %7s %5s %7s %7s %7s %7s %6s\n", "layer", "shape", "conv fw",
-           "GF/s", "peak", "conv bw", "GF/s", "peak", "bn fw", "bn bw", "gelu fw", "gelu bw", "share");
-    double sum_fw = 0, sum_bw = 0, conv = 0, bn = 0, gelu = 0;
-    for (int i = 0; i <= UNET_NUM_UNITS; i++) {
-        char name[16], shape[32];
-        if (i < UNET_NUM_UNITS) {
-            const UnetUnit *u = &m->units[i];
-            snprintf(name, sizeof name, "%s", u->name);
-            const char *mark = "";
-            if (!u->transposed) {
-                ConvShape cs = conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
-                ConvAlgo a = conv2d_algo(&cs);
-                mark = a == CONV_ALGO_WINOGRAD4 ? " W4" : a == CONV_ALGO_WINOGRAD ? " W" : "";
-            } else {
-                ConvShape cs = conv_transpose_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
-                if (conv_transpose2d_uses_winograd(&cs)) mark = " Wt";
-            }
-            snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s", u->transposed ? "convT" : "conv", u->ci,
-                     u->co, u->hout, u->hout, mark);
-        } else {
-            snprintf(name, sizeof name, "out");
-            snprintf(shape, sizeof shape, "conv %d>1 28x28", m->width);
-        }
-        const double *f = p->fwd[i], *b = p->bwd[i];
-        double flops = 2.0 * unit_macs(m, i) * batch;
-        double bflops = (i == 0 ? 1.0 : 2.0) * flops; /* enc0.0 has no input gradient */
-        double cf = f[UNET_PROF_CONV] / steps, cb = b[UNET_PROF_CONV] / steps;
-        double gf = cf > 0 ? flops / cf / 1e9 : 0, gb = cb > 0 ? bflops / cb / 1e9 : 0;
-        double row_fw = (f[0] + f[1] + f[2]) / steps, row_bw = (b[0] + b[1] + b[2]) / steps;
-        sum_fw += row_fw;
-        sum_bw += row_bw;
-        conv += cf + cb;
-        bn += (f[UNET_PROF_BN] + b[UNET_PROF_BN]) / steps;
-        gelu += (f[UNET_PROF_GELU] + b[UNET_PROF_GELU]) / steps;
-        printf("%-8s %-22s %8.2f %7.1f %4.0f%% %8.2f %7.1f %4.0f%% %7.2f %7.2f %7.2f %7.2f %5.1f%%\n",
-               name, shape, cf * 1e3, gf, 100 * gf / peak, cb * 1e3, gb, 100 * gb / peak,
-               f[UNET_PROF_BN] / steps * 1e3, b[UNET_PROF_BN] / steps * 1e3,
-               f[UNET_PROF_GELU] / steps * 1e3, b[UNET_PROF_GELU] / steps * 1e3,
-               100 * (row_fw + row_bw) / step_s);
-    }
-    double tf = p->total_fwd / steps, tb = p->total_bwd / steps;
-    double rest = step_s - tf - tb;
-    printf("W: Winograd F(2x2,3x3), W4: F(4x4,3x3), Wt: sub-pixel F(2x2,2x2) (DDPM_CONV=im2col turns\n"
-           "   all off); their GFLOP/s count the FLOPs of a direct convolution, an effective rate that may\n"
-           "   exceed the SGEMM peak\n");
-    if (sampling) printf("BatchNorm folded into the convolutions (inference)\n");
-    if (!sampling)
-        printf("bn: BatchNorm and the GELU after it, one fused operator in training (gelu columns empty)\n");
-    printf("totals per step: conv %.1f ms (%.0f%%), BatchNorm %.1f ms (%.0f%%), GELU %.1f ms (%.0f%%),\n",
-           conv * 1e3, 100 * conv / step_s, bn * 1e3, 100 * bn / step_s, gelu * 1e3, 100 * gelu / step_s);
-    printf("  FCBlocks/conditioning/concat/pooling/zeroing %.1f ms forward + %.1f ms backward (%.0f%%),\n",
-           (tf - sum_fw) * 1e3, (tb - sum_bw) * 1e3, 100 * (tf - sum_fw + tb - sum_bw) / step_s);
-    printf("  %s %.1f ms (%.0f%%)\n", sampling ? "guidance, noise and update" : "noise, loss and Adam",
-           rest * 1e3, 100 * rest / step_s);
-}
-
-/* Sampling throughput: `steps` repeats of k reverse steps on a batch of B samples, each
- * repeat extrapolated to the schedule's T steps; with profile, the per-layer table of the
- * timed reverse steps. */
-static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warmup, int k,
-                        int profile) {
-    Unet m;
-    Rng rng;
-    rng_seed(&rng, 7);
-    int guided = kind == UNET_CLASS;
-    UnetOptions opt = {.residual = c->residual, .attention = c->attention};
-    if (unet_init_opts(&m, kind, c->width, &opt, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
-        return cli_fail("bench", 1);
-    Schedule full, s;
-    if (schedule_init(&full, c->T, c->beta_start, c->beta_end) != 0) return cli_fail("bench", 1);
-    if (k > c->T) k = c->T;
-    /* a schedule of k steps costs exactly k reverse steps of the full sampler */
-    if (schedule_init(&s, k, c->beta_start, c->beta_end) != 0) return cli_fail("bench", 1);
-    int *labels = xmalloc((size_t)c->batch * sizeof(int));
-    for (int i = 0; i < c->batch; i++) labels[i] = i % 10;
-    float *out = xmalloc((size_t)c->batch * MNIST_PIXELS * sizeof(float));
-    SampleRequest req = {.n = c->batch, .labels = guided ? labels : NULL, .guidance = 5.0f};
-    printf("bench: sampling, %s model, width %d, batch %d%s, %d threads, %d of %d steps timed per repeat\n",
-           unet_kind_name(kind), c->width, c->batch, guided ? " (guided: 2B per forward)" : "", c->threads, k, c->T);
-    for (int i = 0; i < warmup; i++) ddpm_sample(&m, &s, &rng, &req, out);
-    double *ips = xmalloc((size_t)steps * sizeof(double));
-    double peak = profile ? sgemm_peak(c->threads) : 0, total = 0;
-    UnetProfile prof;
-    memset(&prof, 0, sizeof prof);
-    if (profile) m.prof = &prof;
-    for (int i = 0; i < steps; i++) {
-        double t0 = now_seconds();
-        ddpm_sample(&m, &s, &rng, &req, out);
-        double per_step = (now_seconds() - t0) / k;
-        total += per_step * k;
-        ips[i] = c->batch / (per_step * c->T);
-        printf("repeat %d: %.4f s per reverse step, %.3f img/s for %d steps\n", i + 1, per_step, ips[i], c->T);
-        fflush(stdout);
-    }
-    printf("peak RSS %.0f MiB\n", peak_rss_mib());
-    if (profile) {
-        m.prof = NULL;
-        print_profile(&m, &prof, steps * k, guided ? 2 * c->batch : c->batch, total / (steps * k), peak, 1);
-    }
-    printf("%.3f img/s\n", median(ips, steps));
-    xfree(ips);
-    xfree(labels);
-    xfree(out);
-    schedule_free(&s);
-    schedule_free(&full);
-    unet_free(&m);
-    return 0;
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *model = "time";
-    int width = 0, batch = 0, threads = 2, steps = 5, warmup = 1, sample = 0, sample_steps = 10;
-    int profile = 0, residual = 0;
+    BenchJob j = {.threads = 2, .steps = 5, .warmup = 1, .sample_steps = 10};
     const char *attention = "none";
     Opt opts[] = {
         {"model", OPT_STR, &model, "denoiser, time or class (default time)", 0, -1, 0},
-        {"width", OPT_INT, &width, "UNet width D", 1, 1024, 0},
-        {"batch", OPT_INT, &batch, "batch size", 1, 65536, 0},
-        {"threads", OPT_INT, &threads, "CPU threads (default 2)", 1, 1024, 0},
-        {"steps", OPT_INT, &steps, "timed steps (default 5)", 1, 100000, 0},
-        {"warmup", OPT_INT, &warmup, "untimed steps first (default 1)", 0, 100000, 0},
-        {"sample", OPT_FLAG, &sample, "time the DDPM sampler instead of training", 0, -1, 0},
-        {"sample-steps", OPT_INT, &sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
-        {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps (training or sampling)", 0, -1, 0},
-        {"residual", OPT_FLAG, &residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
+        {"width", OPT_INT, &j.width, "UNet width D", 1, 1024, 0},
+        {"batch", OPT_INT, &j.batch, "batch size", 1, 65536, 0},
+        {"threads", OPT_INT, &j.threads, "CPU threads (default 2)", 1, 1024, 0},
+        {"steps", OPT_INT, &j.steps, "timed steps (default 5)", 1, 100000, 0},
+        {"warmup", OPT_INT, &j.warmup, "untimed steps first (default 1)", 0, 100000, 0},
+        {"sample", OPT_FLAG, &j.sample, "time the DDPM sampler instead of training", 0, -1, 0},
+        {"sample-steps", OPT_INT, &j.sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
+        {"profile", OPT_FLAG, &j.profile, "also print the per-layer time table of the timed steps (training or sampling)", 0, -1, 0},
+        {"residual", OPT_FLAG, &j.residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
         {"attention", OPT_STR, &attention, "attention layers at 7, 14 or 7,14 (as ddpm train --attention; default none)", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("bench", 2);
-    UnetKind kind;
-    if (unet_kind_parse(model, &kind) != 0) return cli_fail("bench", 2);
-    TrainConfig c;
-    train_config_defaults(&c, kind);
-    if (width) c.width = width;
-    if (batch) c.batch = batch;
-    c.threads = threads;
-    c.residual = residual;
-    if (unet_attention_parse(attention, &c.attention) != 0) {
+    if (unet_kind_parse(model, &j.kind) != 0) return cli_fail("bench", 2);
+    if (unet_attention_parse(attention, &j.attention) != 0) {
         fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
         return 2;
     }
-    printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
-    if (sample) return bench_sample(&c, kind, steps, warmup, sample_steps, profile);
-    double peak = profile ? sgemm_peak(threads) : 0;
-    Trainer tr;
-    if (trainer_init(&tr, &c) != 0) return cli_fail("bench", 1);
-    Rng rng;
-    rng_seed(&rng, 42);
-    float *imgs = xmalloc((size_t)c.batch * MNIST_PIXELS * sizeof(float));
-    uint8_t *labels = xmalloc((size_t)c.batch);
-    rng_fill_uniform(&rng, imgs, (size_t)c.batch * MNIST_PIXELS, 0.0f, 1.0f);
-    for (int i = 0; i < c.batch; i++) labels[i] = (uint8_t)rng_below(&rng, 10);
-    double *dt = xmalloc((size_t)steps * sizeof(double));
-    printf("bench: %s model, width %d, batch %d, %d threads, %zu parameters, %.3g GFLOP per image per step (3x forward)\n",
-           model, c.width, c.batch, threads, tr.model.n_params, 6.0 * unet_forward_macs(&tr.model) / 1e9);
-    for (int i = 0; i < warmup; i++) trainer_step(&tr, imgs, labels, c.batch);
-    UnetProfile prof;
-    memset(&prof, 0, sizeof prof);
-    if (profile) tr.model.prof = &prof;
-    for (int i = 0; i < steps; i++) {
-        double t0 = now_seconds();
-        trainer_step(&tr, imgs, labels, c.batch);
-        dt[i] = now_seconds() - t0;
-        printf("step %d: %.3f s, %.1f img/s\n", i + 1, dt[i], c.batch / dt[i]);
-        fflush(stdout);
-    }
-    double med = median(dt, steps);
-    double gflops = 6.0 * unet_forward_macs(&tr.model) * c.batch / med / 1e9;
-    printf("median step %.3f s, %.1f GFLOP/s; peak RSS %.0f MiB\n", med, gflops, peak_rss_mib());
-    if (profile) {
-        double mean = 0;
-        for (int i = 0; i < steps; i++) mean += dt[i] / steps;
-        tr.model.prof = NULL;
-        print_profile(&tr.model, &prof, steps, c.batch, mean, peak, 0);
-    }
-    printf("%.1f img/s\n", c.batch / med);
-    xfree(dt);
-    xfree(imgs);
-    xfree(labels);
-    trainer_free(&tr);
+    CliOutput co;
+    const Progress out = cli_output(&co);
+    if (app_bench(&j, &out) != 0) return cli_fail("bench", 1);
     return 0;
 }

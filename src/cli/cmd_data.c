@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "core/common.h"
 #include "data/mnist.h"
 

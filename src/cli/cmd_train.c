@@ -5,10 +5,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/train_job.h"
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "core/common.h"
-#include "train/state.h"
 #include "train/train.h"
 
 static const char *HEAD =
@@ -38,8 +39,58 @@ static int resume_compatible(const char *name) {
     return 0;
 }
 
+/* The option words of a fresh run, turned into TrainConfig fields by fresh_config. */
+typedef struct {
+    const char *fig, *schedule, *attention, *dataset, *data, *out;
+} TrainWords;
+
+/* The options of a fresh run (not --resume) into c: figure epochs, the learning rate's
+ * end, the schedule, attention and data set, the run directory (outbuf when not given).
+ * Returns 0, or the exit status after the message. */
+static int fresh_config(TrainConfig *c, const TrainWords *w, Opt *opts, int nopts, char *outbuf,
+                        size_t cap) {
+    const UnetKind kind = c->kind;
+    const char *fig = w->fig, *schedule = w->schedule, *attention = w->attention;
+    const char *dataset = w->dataset, *data = w->data, *out = w->out;
+    if (fig) {
+        int k = parse_int_list("--figure-epochs", fig, c->fig_epochs, TRAIN_MAX_FIG_EPOCHS, 1, 100000);
+        if (k < 0) return cli_fail("train", 2);
+        c->n_fig_epochs = k;
+    }
+    if (!args_find(opts, nopts, "lr-end")->seen && args_find(opts, nopts, "lr")->seen)
+        c->lr_end = kind == UNET_DENOISER ? c->lr : c->lr * 0.1f;
+    if (c->beta_start > c->beta_end) {
+        fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c->beta_start, (double)c->beta_end);
+        return 2;
+    }
+    if (schedule_kind_parse(schedule, &c->schedule) != 0) return cli_fail("train", 2);
+    if (c->time_embedding && (c->time_embedding % 2 || kind == UNET_DENOISER)) {
+        fprintf(stderr, "ddpm train: --time-embedding %d: %s\n", c->time_embedding,
+                kind == UNET_DENOISER ? "the denoiser has no time input"
+                                      : "the number of features must be even");
+        return 2;
+    }
+    if (unet_attention_parse(attention, &c->attention) != 0) {
+        fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+        return 2;
+    }
+    if (dataset_parse(dataset, &c->dataset) != 0) return cli_fail("train", 2);
+    c->data_dir = dataset_dir(data, c->dataset);
+    if (!out) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(outbuf, cap, "runs/%s-%s", unet_kind_name(kind), stamp);
+        out = outbuf;
+    }
+    c->out_dir = out;
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
-    const char *model = NULL, *schedule = "linear";
+    const char *model = NULL;
     int resume = 0;
     /* the model picks the defaults, so find it first */
     for (int i = 2; i < argc; i++) {
@@ -58,8 +109,8 @@ int cmd_train(int argc, char **argv) {
     if (model && unet_kind_parse(model, &kind) != 0) return cli_fail("train", 2);
     TrainConfig c;
     train_config_defaults(&c, kind);
-    const char *out = NULL, *data = NULL, *fig = NULL, *resume_dir = NULL;
-    const char *model_s = NULL, *dataset = "mnist", *attention = "none";
+    TrainWords w = {.schedule = "linear", .attention = "none", .dataset = "mnist"};
+    const char *model_s = NULL, *resume_dir = NULL;
     int no_progress = 0, checkpoint_every = 0;
     long fault_nan_at = 0, fault_stop_at = 0;
     Opt opts[] = {
@@ -71,22 +122,22 @@ int cmd_train(int argc, char **argv) {
         {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate reached after the last epoch (lr x gamma^epochs, gamma applied per epoch)", 1e-12, 10, 0},
         {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
         {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
-        {"out", OPT_STR, &out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
-        {"data", OPT_STR, &data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
-        {"dataset", OPT_STR, &dataset, "mnist (default) or fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist)", 0, -1, 0},
+        {"out", OPT_STR, &w.out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
+        {"data", OPT_STR, &w.data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
+        {"dataset", OPT_STR, &w.dataset, "mnist (default) or fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist)", 0, -1, 0},
         {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
-        {"T", OPT_INT, &c.T, "diffusion steps", 1, 100000, 0},
+        {"T", OPT_INT, &c.T, "diffusion steps", 1, SCHEDULE_MAX_T, 0},
         {"ema", OPT_FLOAT, &c.ema, "keep a moving average of the weights with this decay, e.g. 0.999 (default 0: none); evaluation, figures and sampling use it", 0, 0.999999, 0},
         {"time-embedding", OPT_INT, &c.time_embedding, "time/class: E sinusoidal features of t in place of the scalar t/T (even; default 0: scalar)", 0, 1024, 0},
         {"residual", OPT_FLAG, &c.residual, "residual ConvBlocks: the blocks after each down/up sampling step return x + block(x) (beyond the SPEC; no new parameters)", 0, -1, 0},
-        {"attention", OPT_STR, &attention, "self-attention layers at these resolutions: 7 (after the 7x7 ConvBlock), 14 (after the first UpBlock) or 7,14 (default none: the SPEC's UNet)", 0, -1, 0},
-        {"schedule", OPT_STR, &schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
+        {"attention", OPT_STR, &w.attention, "self-attention layers at these resolutions: 7 (after the 7x7 ConvBlock), 14 (after the first UpBlock) or 7,14 (default none: the SPEC's UNet)", 0, -1, 0},
+        {"schedule", OPT_STR, &w.schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},
         {"p-uncond", OPT_FLOAT, &c.p_uncond, "class: probability of training without the label", 0, 1, 0},
         {"guidance", OPT_FLOAT, &c.guidance, "class: guidance scale gamma of the sample grids", -100, 100, 0},
-        {"figure-epochs", OPT_STR, &fig, "epochs after which figures are drawn, e.g. 1,5", 0, -1, 0},
+        {"figure-epochs", OPT_STR, &w.fig, "epochs after which figures are drawn, e.g. 1,5", 0, -1, 0},
         {"eval-n", OPT_INT, &c.eval_n, "denoiser: test images for the per-epoch test MSE", 1, 10000, 0},
         {"sigma-table-n", OPT_INT, &c.table_n, "denoiser: test images for the MSE-per-sigma table (0 = skip)", 0, 10000, 0},
         {"no-progress", OPT_FLAG, &no_progress, "plain log lines instead of a status line", 0, -1, 0},
@@ -102,7 +153,9 @@ int cmd_train(int argc, char **argv) {
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("train", 2);
-    char state_path[4200], data_buf[4096], outbuf[256];
+    char data_buf[4096], outbuf[256];
+    CliOutput co;
+    const Progress report = cli_output(&co);
     if (resume_dir) {
         for (int i = 0; i < n; i++)
             if (opts[i].seen && !resume_compatible(opts[i].name)) {
@@ -114,58 +167,18 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "ddpm train: --resume: the directory name is too long\n");
             return 2;
         }
-        snprintf(state_path, sizeof state_path, "%s/%s", resume_dir, TRAIN_STATE_FILE);
-        int threads = c.threads;
-        if (train_state_read_config(state_path, &c, data_buf, sizeof data_buf) != 0)
+        int threads = args_find(opts, n, "threads")->seen ? c.threads : 0;
+        if (app_train_resume_config(&c, data_buf, sizeof data_buf, resume_dir, w.data, threads,
+                                    &report) != 0)
             return cli_fail("train", 1);
-        if (args_find(opts, n, "threads")->seen && threads != c.threads) {
-            fprintf(stderr, "ddpm: note: the run used %d threads and resumes with %d: the result "
-                    "will not be bit-identical to an uninterrupted run\n", c.threads, threads);
-            c.threads = threads;
-        }
-        c.data_dir = data ? data : data_buf[0] ? data_buf : dataset_dir(NULL, c.dataset);
-        c.out_dir = resume_dir;
-        c.resume = 1;
-    } else {
-        if (fig) {
-            int k = parse_int_list("--figure-epochs", fig, c.fig_epochs, TRAIN_MAX_FIG_EPOCHS, 1, 100000);
-            if (k < 0) return cli_fail("train", 2);
-            c.n_fig_epochs = k;
-        }
-        if (!args_find(opts, n, "lr-end")->seen && args_find(opts, n, "lr")->seen)
-            c.lr_end = kind == UNET_DENOISER ? c.lr : c.lr * 0.1f;
-        if (c.beta_start > c.beta_end) {
-            fprintf(stderr, "ddpm train: --beta-start %g is larger than --beta-end %g\n", (double)c.beta_start, (double)c.beta_end);
-            return 2;
-        }
-        if (schedule_kind_parse(schedule, &c.schedule) != 0) return cli_fail("train", 2);
-        if (c.time_embedding && (c.time_embedding % 2 || kind == UNET_DENOISER)) {
-            fprintf(stderr, "ddpm train: --time-embedding %d: %s\n", c.time_embedding,
-                    kind == UNET_DENOISER ? "the denoiser has no time input"
-                                          : "the number of features must be even");
-            return 2;
-        }
-        if (unet_attention_parse(attention, &c.attention) != 0) {
-            fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
-            return 2;
-        }
-        if (dataset_parse(dataset, &c.dataset) != 0) return cli_fail("train", 2);
-        c.data_dir = dataset_dir(data, c.dataset);
-        if (!out) {
-            time_t now = time(NULL);
-            struct tm tm;
-            localtime_r(&now, &tm);
-            char stamp[32];
-            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-            snprintf(outbuf, sizeof outbuf, "runs/%s-%s", unet_kind_name(kind), stamp);
-            out = outbuf;
-        }
-        c.out_dir = out;
+    } else if ((r = fresh_config(&c, &w, opts, n, outbuf, sizeof outbuf)) != 0) {
+        return r;
     }
     if (!resume_dir || args_find(opts, n, "checkpoint-every")->seen) c.checkpoint_every = checkpoint_every;
     c.fault_nan_at = fault_nan_at;
     c.fault_stop_at = fault_stop_at;
     c.progress = !no_progress && isatty(2);
+    c.report = report;
     int rc = train_run(&c);
     if (rc < 0) return cli_fail("train", 1);
     /* interrupted: the conventional status of a process ended by that signal */

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/common.h"
 #include "ops/cpu.h"
 
 #define DDPM_VERSION "0.1.0"
@@ -25,11 +24,6 @@ static void usage(FILE *f) {
             "\n"
             "Data: --data DIR, else $DDPM_DATA, else ./data/mnist.\n",
             DDPM_VERSION);
-}
-
-int cli_fail(const char *cmd, int status) {
-    fprintf(stderr, "ddpm %s: %s\n", cmd, err_msg());
-    return status;
 }
 
 int main(int argc, char **argv) {

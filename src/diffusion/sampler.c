@@ -21,32 +21,30 @@ int sampler_steps(const Schedule *s, const SampleRequest *req) {
     return req->ddim_steps > 0 ? req->ddim_steps : s->T;
 }
 
-int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w) {
-    if (strcmp(w->name, "ddpm") == 0) {
-        if (w->steps != 0 && w->steps != s->T)
-            return err_set("--steps %d: the DDPM sampler takes all T = %d steps (use --sampler ddim "
-                           "for fewer)", w->steps, s->T);
-        if (w->eta >= 0.0f) return err_set("--eta is for --sampler ddim");
-        if (w->clip) return err_set("--clip is for --sampler ddim");
-        if (w->spacing) return err_set("--spacing is for --sampler ddim");
+int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerChoice *c) {
+    if (c->kind == SAMPLER_DDPM) {
+        if (c->steps != 0 && c->steps != s->T)
+            return err_set("the DDPM sampler takes all T = %d steps, not %d (DDIM takes fewer)",
+                           s->T, c->steps);
+        if (c->eta != 0.0f || c->clip || c->spacing != DDIM_SPACING_UNIFORM)
+            return err_set("the noise per step (eta), clipping and spacing are DDIM's settings; "
+                           "the DDPM sampler takes none");
         req->ddim_steps = 0;
         return 0;
     }
-    if (strcmp(w->name, "ddim") != 0)
-        return err_set("--sampler: unknown sampler '%s' (expected ddpm or ddim)", w->name);
-    int steps = w->steps == 0 ? (s->T < 50 ? s->T : 50) : w->steps;
-    if (steps < 1 || steps > s->T) return err_set("--steps %d: DDIM takes 1 to T = %d steps", steps, s->T);
-    float eta = w->eta < 0.0f ? 0.0f : w->eta;
-    if (!(eta <= 1.0f)) return err_set("--eta %g: out of range (0..1)", (double)eta);
-    DdimSpacing spacing = DDIM_SPACING_UNIFORM;
-    if (w->spacing && strcmp(w->spacing, "quadratic") == 0) spacing = DDIM_SPACING_QUADRATIC;
-    else if (w->spacing && strcmp(w->spacing, "trailing") == 0) spacing = DDIM_SPACING_TRAILING;
-    else if (w->spacing && strcmp(w->spacing, "uniform") != 0)
-        return err_set("--spacing: unknown spacing '%s' (expected uniform, quadratic or trailing)", w->spacing);
+    if (c->kind != SAMPLER_DDIM) return err_set("unknown sampler (%d)", (int)c->kind);
+    int steps = c->steps == 0 ? (s->T < 50 ? s->T : 50) : c->steps;
+    if (steps < 1 || steps > s->T)
+        return err_set("the number of DDIM steps must be 1 to T = %d, not %d", s->T, steps);
+    if (!(c->eta >= 0.0f && c->eta <= 1.0f))
+        return err_set("the DDIM noise per step (eta) must be 0 to 1, not %g", (double)c->eta);
+    if (c->spacing != DDIM_SPACING_UNIFORM && c->spacing != DDIM_SPACING_QUADRATIC &&
+        c->spacing != DDIM_SPACING_TRAILING)
+        return err_set("unknown DDIM spacing (%d)", (int)c->spacing);
     req->ddim_steps = steps;
-    req->ddim_eta = eta;
-    req->ddim_clip = w->clip != 0;
-    req->ddim_spacing = spacing;
+    req->ddim_eta = c->eta;
+    req->ddim_clip = c->clip != 0;
+    req->ddim_spacing = c->spacing;
     return 0;
 }
 

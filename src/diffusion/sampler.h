@@ -27,14 +27,16 @@ typedef struct {
     DdimSpacing ddim_spacing; /* DDIM: how the K steps spread over 0..T-1 */
 } SampleRequest;
 
-/* The sampler as the command line gives it. */
+typedef enum { SAMPLER_DDPM = 0, SAMPLER_DDIM = 1 } SamplerKind;
+
+/* Which sampler a draw uses. The DDPM sampler takes all T steps and no DDIM setting. */
 typedef struct {
-    const char *name;    /* "ddpm" or "ddim" */
-    int steps;           /* ddim: 1..T; 0 = not given: min(50, T) */
-    float eta;           /* ddim: 0..1; negative = not given: 0 */
-    int clip;            /* ddim: clip the predicted clean image */
-    const char *spacing; /* ddim: "uniform", "quadratic" or "trailing"; NULL = not given: uniform */
-} SamplerWords;
+    SamplerKind kind;
+    int steps;           /* DDIM: 1..T, 0 = min(50, T); DDPM: 0 or T */
+    float eta;           /* DDIM: noise per step, 0 (deterministic) to 1 */
+    int clip;            /* DDIM: clip the predicted clean image to [0, 1] */
+    DdimSpacing spacing; /* DDIM: how the steps spread over 0..T-1 */
+} SamplerChoice;
 
 /* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
 void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count);
@@ -45,9 +47,9 @@ int sampler_n_frames(int steps, int frame_every);
 /* Reverse steps the request takes with this schedule. */
 int sampler_steps(const Schedule *s, const SampleRequest *req);
 
-/* Sets req's sampler from the command-line words: "ddpm" takes all T steps and none of the
- * DDIM options; "ddim" takes them all. Returns 0, or -1 with err_msg(). */
-int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w);
+/* Sets req's sampler from the choice, checked against the schedule's T. Returns 0, or -1
+ * with err_msg() naming the quantity at fault. */
+int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerChoice *c);
 /* One line for reports, e.g. "DDIM, 50 steps, eta 0, quadratic spacing". */
 void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size);
 

@@ -16,6 +16,12 @@ int schedule_kind_parse(const char *s, ScheduleKind *out) {
     return 0;
 }
 
+int schedule_check_T(int T) {
+    if (T < 1 || T > SCHEDULE_MAX_T)
+        return err_set("T = %d diffusion steps is out of range (1..%d)", T, SCHEDULE_MAX_T);
+    return 0;
+}
+
 int schedule_init(Schedule *s, int T, float beta_start, float beta_end) {
     return schedule_init_kind(s, SCHEDULE_LINEAR, T, beta_start, beta_end);
 }
@@ -30,7 +36,7 @@ static double cosine_f(int u, int T) {
 
 int schedule_init_kind(Schedule *s, ScheduleKind kind, int T, float beta_start, float beta_end) {
     s->beta = s->alpha = s->abar = NULL;
-    if (T < 1 || T > 100000) return err_set("--T %d out of range (1..100000)", T);
+    if (schedule_check_T(T) != 0) return -1;
     if (!(beta_start > 0.0f && beta_end < 1.0f && beta_start <= beta_end))
         return err_set("beta range %g..%g impossible (need 0 < start <= end < 1)",
                        (double)beta_start, (double)beta_end);

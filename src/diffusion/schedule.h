@@ -23,6 +23,11 @@ typedef struct {
 #define SCHEDULE_DEFAULT_T 300
 #define SCHEDULE_DEFAULT_BETA_START 1e-4f
 #define SCHEDULE_DEFAULT_BETA_END 0.02f
+/* The largest number of diffusion steps T a schedule takes (the smallest is 1). */
+#define SCHEDULE_MAX_T 100000
+
+/* The one rule for T: 1..SCHEDULE_MAX_T. Returns 0, or -1 with err_msg() naming T. */
+int schedule_check_T(int T);
 
 /* Returns 0, or -1 with err_msg() for an impossible T or beta range. schedule_init is the
  * linear schedule. */

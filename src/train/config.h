@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/progress.h"
 #include "data/dataset.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
@@ -46,6 +47,9 @@ typedef struct {
     int resume;             /* continue the run in out_dir from its checkpoint.safetensors */
     long fault_nan_at;      /* test hook: make step N's loss NaN (0: off) */
     long fault_stop_at;     /* test hook: raise SIGSTOP after step N (0: off) */
+    Progress report;        /* receives train_run's lines (fn NULL: silent): the log lines as
+                               text; an interruption as stage "interrupted" with the run
+                               directory as path and the line without its ending */
 } TrainConfig;
 
 /* How a field is stored. TC_BOOL and TC_ENUM are ints (enums included); TC_STR is a

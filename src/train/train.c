@@ -513,7 +513,7 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
         cJSON_AddNumberToObject(ej, "test_mse", mse);
         snprintf(msg + ml, sizeof msg - (size_t)ml, ", test MSE at sigma %.2g: %.5f", (double)c->sigma, mse);
     }
-    fprintf(stderr, "%s\n", msg);
+    progress_log(&c->report, "%s\n", msg);
 
     /* weights: epoch_NNN.safetensors and model.safetensors (the latest) */
     char ebuf[16], sbuf[24], name[64];
@@ -556,7 +556,7 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
         } else {
             double ts = now_seconds();
             if (fig_samples(c->out_dir, &r->tr, e) != 0) goto done;
-            fprintf(stderr, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
+            progress_log(&c->report, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
         }
         trainer_swap_ema(&r->tr);
         swapped = 0;
@@ -623,7 +623,7 @@ static int run_setup(Run *r, int *have_tr) {
     if (c->resume) {
         int removed = atomic_remove_stale(c->out_dir);
         if (removed > 0)
-            fprintf(stderr, "ddpm: removed %d temporary file%s left by an interrupted write\n",
+            progress_log(&c->report, "ddpm: removed %d temporary file%s left by an interrupted write\n",
                     removed, removed == 1 ? "" : "s");
         rc = train_state_load(r->state_path, trainer_state_refs(&r->tr), &r->p);
         if (rc == 0) {
@@ -644,12 +644,12 @@ static int run_setup(Run *r, int *have_tr) {
     }
     const Unet *m = &r->tr.model;
     if (c->resume)
-        fprintf(stderr, "ddpm: resuming %s model, width %d, at epoch %d step %d of %d (step %ld "
+        progress_log(&c->report, "ddpm: resuming %s model, width %d, at epoch %d step %d of %d (step %ld "
                 "in all), %d threads -> %s\n", unet_kind_name(c->kind), c->width,
                 r->p.epoch <= c->epochs ? r->p.epoch : c->epochs, r->p.epoch_step,
                 r->p.steps_per_epoch, r->p.step, c->threads, c->out_dir);
     else
-        fprintf(stderr, "ddpm: training %s model, width %d, %zu parameters, %d images, batch %d, "
+        progress_log(&c->report, "ddpm: training %s model, width %d, %zu parameters, %d images, batch %d, "
                 "%d epochs, %d threads -> %s\n", unet_kind_name(c->kind), c->width, m->n_params,
                 r->n_train, c->batch, c->epochs, c->threads, c->out_dir);
     if (!c->resume && c->kind == UNET_DENOISER && fig_noising(c->out_dir, r->train_f) != 0)
@@ -671,6 +671,39 @@ static int run_fault(const Run *r, long step, int e, int s) {
                    "had been written yet", step, e, s, r->p.steps_per_epoch, why);
 }
 
+/* The run stopped on signal sig after saving its state, in epoch e after its step s (s 0:
+ * at the epoch's end): the line says where, the event carries the run directory. */
+static void report_interrupted(const Run *r, int sig, int e, int s) {
+    const TrainConfig *c = r->c;
+    char line[1400];
+    if (s > 0)
+        snprintf(line, sizeof line, "interrupted by %s after step %ld (epoch %d, step %d of %d); "
+                 "the training state is saved in %s", signal_name(sig), r->p.step, e, s,
+                 r->p.steps_per_epoch, r->state_path);
+    else
+        snprintf(line, sizeof line, "interrupted by %s after step %ld (end of epoch %d); the "
+                 "training state is saved in %s", signal_name(sig), r->p.step, e, r->state_path);
+    ProgressEvent ev = {.stage = "interrupted", .line = line, .path = c->out_dir};
+    progress_event(&c->report, &ev);
+}
+
+/* The status line (redrawn) or log line of training after step s of epoch e: loss, speed and
+ * the time left at this epoch's speed (el seconds for its images up to `done_imgs`). */
+static void report_step(const Run *r, int e, int s, float loss, double done_imgs, double el) {
+    const TrainConfig *c = r->c;
+    const int spe = r->p.steps_per_epoch;
+    double ips = done_imgs / el;
+    double left_imgs = (double)r->n_train * (c->epochs - e) + (r->n_train - done_imgs);
+    char eta[32], line[256];
+    format_duration(eta, sizeof eta, left_imgs / ips);
+    snprintf(line, sizeof line, "%sepoch %d/%d  step %d/%d  loss %.5f  %.1f img/s  left %s%s",
+             c->progress ? "\r" : "", e, c->epochs, s + 1, spe, (double)loss, ips, eta,
+             c->progress ? "   " : "\n");
+    ProgressEvent ev = {.stage = "training", .done = r->p.step, .total = (long)spe * c->epochs,
+                        .line = line};
+    progress_event(&c->report, &ev);
+}
+
 int train_run(const TrainConfig *c) {
     Run r;
     memset(&r, 0, sizeof r);
@@ -687,7 +720,7 @@ int train_run(const TrainConfig *c) {
     TrainProgress *p = &r.p;
     const int spe = p->steps_per_epoch;
     if (p->epoch > c->epochs) {
-        fprintf(stderr, "ddpm: the run in %s is already complete (%d epochs)\n", c->out_dir, c->epochs);
+        progress_log(&c->report, "ddpm: the run in %s is already complete (%d epochs)\n", c->out_dir, c->epochs);
         rc = 0;
         goto done;
     }
@@ -715,7 +748,7 @@ int train_run(const TrainConfig *c) {
             }
             float loss;
             if (trainer_step_checked(tr, batch, blabels, n, &loss) != 0) {
-                if (c->progress) fprintf(stderr, "\n");
+                if (c->progress) progress_log(&c->report, "\n");
                 run_fault(&r, p->step + 1, e, s + 1);
                 goto done;
             }
@@ -728,14 +761,7 @@ int train_run(const TrainConfig *c) {
             double el = now - te;
             if (now - last_print > (c->progress ? 0.5 : 30.0) || s == spe - 1) {
                 last_print = now;
-                double done_imgs = (double)(b0 + n);
-                double ips = done_imgs / el;
-                double left_imgs = (double)r.n_train * (c->epochs - e) + (r.n_train - done_imgs);
-                char eta[32];
-                format_duration(eta, sizeof eta, left_imgs / ips);
-                fprintf(stderr, "%sepoch %d/%d  step %d/%d  loss %.5f  %.1f img/s  left %s%s",
-                        c->progress ? "\r" : "", e, c->epochs, s + 1, spe, (double)loss, ips, eta,
-                        c->progress ? "   " : "\n");
+                report_step(&r, e, s, loss, (double)(b0 + n), el);
             }
             if (c->fault_stop_at == p->step) {
                 raise(SIGSTOP);
@@ -751,17 +777,14 @@ int train_run(const TrainConfig *c) {
                 if (run_save_state(&r) != 0) goto done;
             }
             if (sig) {
-                if (c->progress) fprintf(stderr, "\n");
-                fprintf(stderr, "ddpm train: interrupted by %s after step %ld (epoch %d, step %d "
-                        "of %d); the training state is saved in %s; continue with: ddpm train "
-                        "--resume %s\n", signal_name(sig), p->step, e, s + 1, spe,
-                        r.state_path, c->out_dir);
+                if (c->progress) progress_log(&c->report, "\n");
+                report_interrupted(&r, sig, e, s + 1);
                 rc = sig;
                 goto done;
             }
         }
         double epoch_time = now_seconds() - te;
-        if (c->progress) fprintf(stderr, "\n");
+        if (c->progress) progress_log(&c->report, "\n");
         if (run_epoch_end(&r, e, epoch_time) != 0) goto done;
         p->epoch = e + 1;
         p->epoch_step = 0;
@@ -770,14 +793,12 @@ int train_run(const TrainConfig *c) {
         if (run_save_state(&r) != 0) goto done;
         int sig = atomic_load(&g_signal);
         if (sig && e < c->epochs) {
-            fprintf(stderr, "ddpm train: interrupted by %s after step %ld (end of epoch %d); "
-                    "the training state is saved in %s; continue with: ddpm train --resume %s\n",
-                    signal_name(sig), p->step, e, r.state_path, c->out_dir);
+            report_interrupted(&r, sig, e, 0);
             rc = sig;
             goto done;
         }
     }
-    fprintf(stderr, "ddpm: done in %.0f s; results in %s\n", p->wall_seconds, c->out_dir);
+    progress_log(&c->report, "ddpm: done in %.0f s; results in %s\n", p->wall_seconds, c->out_dir);
     rc = 0;
 done:
     signals_restore(&saved);

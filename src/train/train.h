@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/mnist.h"
@@ -20,7 +21,7 @@
  * returns; a second one ends the process at once. A non-finite loss or gradient stops the run
  * before the optimizer applies it, leaving the last checkpoint as it was.
  * Returns 0 when the run is complete, -1 with err_msg() on an error, or the number of the
- * signal that interrupted it (the checkpoint is then written and a resume hint printed). */
+ * signal that interrupted it (the checkpoint is then written and the "interrupted" event sent). */
 int train_run(const TrainConfig *c);
 
 /* One optimisation step state, shared by train_run and the benchmark. */

@@ -1,0 +1,205 @@
+/* The sampling job: checkpoint -> sampler -> PNG grids, IDX, GIF. */
+#include "app/sample.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "app/files.h"
+#include "core/common.h"
+#include "core/pixel.h"
+#include "data/mnist.h"
+#include "io/image.h"
+#include "model/checkpoint.h"
+
+#define P MNIST_PIXELS
+
+/* The state of one job: the model, its schedule and sampler, the labels and the images. */
+typedef struct {
+    const SampleJob *job;
+    const Progress *p;
+    Unet m;
+    Schedule s;
+    SampleRequest base; /* the sampler chosen; each draw adds its own fields */
+    Dataset ds;
+    int have_model, cls, n, cols, grid_per_digit, K, nf;
+    int *labels;
+    float *imgs, *frames;
+} SampleRun;
+
+void sample_job_defaults(SampleJob *j) {
+    memset(j, 0, sizeof *j);
+    j->n = 40;
+    j->seed = 1;
+    j->out = "samples.png";
+    j->gif_every = 5;
+    j->digit = -1;
+    j->per_digit = 4;
+    j->guidance = 5.0f;
+    j->use_ema = 1;
+    j->sampler = (SamplerChoice){.kind = SAMPLER_DDPM, .spacing = DDIM_SPACING_UNIFORM};
+    j->threads = 2;
+    j->batch = 128;
+}
+
+static void sampling_count(void *user, int done, int total) {
+    progress_count(user, "sampling", done, total);
+}
+
+static int write_grid(const char *path, const float *imgs, int n, int cols, const int *labels,
+                      int per_digit, const char *title, Dataset ds) {
+    int rows = (n + cols - 1) / cols;
+    float *g = xcalloc((size_t)rows * cols * P, sizeof(float));
+    memcpy(g, imgs, (size_t)n * P * sizeof(float));
+    int rc = figure_grid_png(path, g, rows, cols, 28, 28, title,
+                             per_digit && labels ? dataset_class_names(ds) : NULL, NULL);
+    xfree(g);
+    return rc;
+}
+
+/* The model, what it may draw, its schedule and the sampler. */
+static int sample_setup(SampleRun *r) {
+    const SampleJob *j = r->job;
+    int used_ema = 0;
+    if (checkpoint_load_ex(&r->m, j->ckpt, j->batch, j->threads, j->use_ema, &used_ema) != 0) return -1;
+    r->have_model = 1;
+    r->cls = r->m.kind == UNET_CLASS;
+    if (r->m.kind == UNET_DENOISER)
+        return err_set("%s is a denoiser; sampling needs a time or class model", j->ckpt);
+    if (!r->cls && (j->digit >= 0 || j->text || j->n_sweep))
+        return err_set("one digit, a text and a guidance sweep need a class model; %s is a time "
+                       "model", j->ckpt);
+    if (checkpoint_dataset(j->ckpt, &r->ds) != 0) return -1;
+    if (j->text && r->ds != DATASET_MNIST)
+        return err_set("a text is written in digits; %s was trained on %s", j->ckpt,
+                       dataset_name(r->ds));
+    /* the schedule the checkpoint was trained with (the SPEC's unless its config says otherwise) */
+    int T = SCHEDULE_DEFAULT_T;
+    float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
+    ScheduleKind sk;
+    if (checkpoint_schedule_kind(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
+    if (schedule_init_kind(&r->s, sk, T, b0, b1) != 0) return -1;
+    if (sampler_choose(&r->base, &r->s, &j->sampler) != 0) return -1;
+    r->K = sampler_steps(&r->s, &r->base);
+    r->n = j->n;
+    r->cols = 10;
+    if (r->cls) {
+        if (j->text) {
+            r->n = (int)strlen(j->text);
+            r->cols = r->n;
+        } else if (j->digit < 0) {
+            r->n = 10 * j->per_digit;
+            r->cols = j->per_digit;
+            r->grid_per_digit = 1;
+        }
+        r->labels = xmalloc((size_t)r->n * sizeof(int));
+        for (int i = 0; i < r->n; i++)
+            r->labels[i] = j->text ? j->text[i] - '0' : j->digit >= 0 ? j->digit : i / j->per_digit;
+    }
+    if (used_ema)
+        progress_log(r->p, "sampling with the moving average of the weights (EMA; --no-ema for the raw ones)\n");
+    return 0;
+}
+
+/* Draw k of the sweep (or the one draw) and write its PNG. */
+static int sample_draw(SampleRun *r, int k) {
+    const SampleJob *j = r->job;
+    const int n = r->n;
+    float g = j->n_sweep ? j->sweep[k] : j->guidance;
+    Rng rng;
+    rng_seed(&rng, j->seed);
+    SampleRequest req = r->base;
+    req.n = n;
+    req.labels = r->labels;
+    req.guidance = g;
+    req.frame_every = j->gif && k == 0 ? j->gif_every : 0;
+    req.frames = r->frames;
+    req.progress = sampling_count;
+    req.progress_user = (void *)r->p;
+    progress_count(r->p, "sampling", 0, 0);
+    double t0 = now_seconds();
+    ddpm_sample(&r->m, &r->s, &rng, &req, r->imgs);
+    double dt = now_seconds() - t0;
+    progress_log(r->p, "%d samples in %.1f s (%.2f img/s, %d %s steps%s)\n", n, dt, n / dt, r->K,
+                 r->base.ddim_steps ? "DDIM" : "DDPM",
+                 r->cls && g != 0.0f && g != 1.0f ? ", guided: 2 forward images per sample" : "");
+    char path[1024], title[160];
+    if (j->n_sweep) {
+        char suf[32];
+        snprintf(suf, sizeof suf, "-g%g", (double)g);
+        app_path_suffixed(path, sizeof path, j->out, suf);
+    } else {
+        snprintf(path, sizeof path, "%s", j->out);
+    }
+    if (j->text) {
+        /* one image of the number: digits side by side, no gaps */
+        if (png_write_grid(path, r->imgs, n, 28, 28, n, 0, 4) != 0) return -1;
+    } else {
+        if (r->cls)
+            snprintf(title, sizeof title, "Samples of %s %s, guidance %g", j->digit >= 0 ? "one" : "every",
+                     r->ds == DATASET_MNIST ? "digit" : "class", (double)g);
+        else
+            snprintf(title, sizeof title, r->base.ddim_steps ? "Samples from pure noise, DDIM %d steps" : "Samples from pure noise, T=%d", r->K);
+        if (write_grid(path, r->imgs, n, r->cols, r->labels, r->grid_per_digit, title, r->ds) != 0) return -1;
+    }
+    progress_out(r->p, "wrote %s\n", path);
+    return 0;
+}
+
+/* Each frame is the grid of (up to 100) samples at that point of the reverse process. */
+static int write_gif(const SampleRun *r) {
+    const int n = r->n, nf = r->nf;
+    int gn = n < 100 ? n : 100, gc = gn < r->cols ? gn : r->cols, gr = (gn + gc - 1) / gc;
+    int pad = 2, W = gc * 28 + (gc + 1) * pad, H = gr * 28 + (gr + 1) * pad;
+    uint8_t *fb = xcalloc((size_t)nf * W * H, 1);
+    for (int f = 0; f < nf; f++)
+        for (int i = 0; i < gn; i++) {
+            int gy = i / gc, gx = i % gc;
+            const float *src = r->frames + ((size_t)f * n + i) * P;
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++)
+                    fb[(size_t)f * W * H + (size_t)(pad + gy * (28 + pad) + y) * W + pad + gx * (28 + pad) + x] = pixel_to_u8(src[y * 28 + x]);
+        }
+    int rc = gif_write_gray(r->job->gif, fb, nf, W, H, 6, 200);
+    xfree(fb);
+    if (rc != 0) return -1;
+    progress_out(r->p, "wrote %s (%d frames)\n", r->job->gif, nf);
+    return 0;
+}
+
+int app_sample(const SampleJob *job, const Progress *p) {
+    SampleRun r;
+    memset(&r, 0, sizeof r);
+    r.job = job;
+    r.p = p;
+    int rc = -1;
+    if (job->text && (strlen(job->text) > APP_SAMPLE_MAX_TEXT ||
+                      strspn(job->text, "0123456789") != strlen(job->text))) {
+        err_set("the text to write must be at most %d digits 0-9", APP_SAMPLE_MAX_TEXT);
+        goto done;
+    }
+    if (sample_setup(&r) != 0) goto done;
+    r.imgs = xmalloc((size_t)r.n * P * sizeof(float));
+    r.nf = job->gif ? sampler_n_frames(r.K, job->gif_every) : 0;
+    if (job->gif) r.frames = xmalloc((size_t)r.nf * r.n * P * sizeof(float));
+    int n_runs = job->n_sweep ? job->n_sweep : 1;
+    for (int k = 0; k < n_runs; k++)
+        if (sample_draw(&r, k) != 0) goto done;
+    if (job->idx) {
+        if (app_write_idx(job->idx, r.imgs, r.cls ? r.labels : NULL, r.n) != 0) goto done;
+        progress_out(p, "wrote %s\n", job->idx);
+        if (r.cls) {
+            char lp[1024];
+            app_labels_path(lp, sizeof lp, job->idx);
+            progress_out(p, "wrote %s\n", lp);
+        }
+    }
+    if (job->gif && write_gif(&r) != 0) goto done;
+    rc = 0;
+done:
+    xfree(r.labels);
+    xfree(r.imgs);
+    xfree(r.frames);
+    schedule_free(&r.s);
+    if (r.have_model) unet_free(&r.m);
+    return rc;
+}

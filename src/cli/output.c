@@ -1,0 +1,51 @@
+/* The progress printer of the command line and its error line. */
+#include "cli/output.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+
+int cli_fail(const char *cmd, int status) {
+    fprintf(stderr, "ddpm %s: %s\n", cmd, err_msg());
+    return status;
+}
+
+/* "sampling: NN%" redrawn every 10%; a count of 0 starts a new draw. */
+static void sampling_line(CliOutput *o, long done, long total) {
+    if (done == 0) {
+        o->t0 = now_seconds();
+        o->last_pct = -1;
+        return;
+    }
+    int pct = (int)(100.0 * done / total);
+    if (pct != o->last_pct && (pct % 10 == 0 || done == total)) {
+        o->last_pct = pct;
+        fprintf(stderr, "\rsampling: %3d%%  (%.0f s)", pct, now_seconds() - o->t0);
+        if (done == total) fprintf(stderr, "\n");
+    }
+}
+
+static void print_event(void *user, const ProgressEvent *ev) {
+    CliOutput *o = user;
+    if (ev->stage && strcmp(ev->stage, "interrupted") == 0) {
+        fprintf(stderr, "ddpm train: %s; continue with: ddpm train --resume %s\n", ev->line,
+                ev->path);
+        return;
+    }
+    if (ev->line) {
+        FILE *f = ev->stream == PROGRESS_OUT ? stdout : stderr;
+        fputs(ev->line, f);
+        if (ev->flush) fflush(f);
+        return;
+    }
+    if (ev->stage && strcmp(ev->stage, "sampling") == 0 && o->tty) sampling_line(o, ev->done, ev->total);
+}
+
+Progress cli_output(CliOutput *out) {
+    out->tty = isatty(2);
+    out->t0 = now_seconds();
+    out->last_pct = -1;
+    return (Progress){print_event, out};
+}

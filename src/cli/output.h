@@ -1,0 +1,25 @@
+/* What the subcommands print: an error as "ddpm <cmd>: <err_msg()>", and the library's
+ * progress events (core/progress.h) as the lines the command line has always shown. Used by
+ * main.c and every cmd_*.c file. */
+#ifndef DDPM_CLI_OUTPUT_H
+#define DDPM_CLI_OUTPUT_H
+
+#include "core/progress.h"
+
+/* Print "ddpm <cmd>: <err_msg()>" on stderr and return status (1 error, 2 usage error). */
+int cli_fail(const char *cmd, int status);
+
+/* State of the printer: whether stderr is a terminal (then a sampling job's counts are drawn
+ * as a "sampling: NN%" status line), and that line's start time and last percentage. */
+typedef struct {
+    int tty;
+    double t0;
+    int last_pct;
+} CliOutput;
+
+/* A Progress that prints through out (initialised here): lines go to stderr (log) or stdout
+ * (output) as they are; "interrupted" events get the "ddpm train:" prefix and the resume
+ * command; counts of the stage "sampling" draw the status line on a terminal. */
+Progress cli_output(CliOutput *out);
+
+#endif
