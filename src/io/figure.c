@@ -377,6 +377,70 @@ static void moving_average(const double *v, int n, int window, double *out) {
     free(cnt);
 }
 
+/* The y axis of a curve plot: from the data's range lo..hi (have: any finite point), a log
+ * frame of whole decades, or a linear one snapped to round ticks just outside the data. */
+static void set_y_range(Axes *a, double lo, double hi, int have, int log_y) {
+    if (log_y) {
+        if (!have) lo = 0.1, hi = 1;
+        a->ylo = floor(log10(lo));
+        a->yhi = ceil(log10(hi));
+        if (a->yhi <= a->ylo) a->yhi = a->ylo + 1;
+    } else {
+        if (!have) lo = 0, hi = 1;
+        if (hi - lo < 1e-12 * fmax(1, fabs(hi))) {
+            double d = fabs(hi) > 0 ? fabs(hi) * 0.1 : 1;
+            lo -= d;
+            hi += d;
+        }
+        /* Snap the frame to round ticks just outside the data. */
+        double margin = 0.03 * (hi - lo);
+        double step = nice_step(hi - lo + 2 * margin, 6);
+        a->ylo = floor((lo - margin) / step) * step;
+        a->yhi = ceil((hi + margin) / step) * step;
+        if (lo >= 0 && a->ylo < 0) a->ylo = 0;
+        a->ystep = step;
+        /* Values near DBL_MAX overflow the range arithmetic: fall back to a unit frame
+         * rather than loop over absurd tick counts. */
+        if (!isfinite(a->ylo) || !isfinite(a->yhi) || !(step > 0) ||
+            (a->yhi - a->ylo) / step > 100) {
+            a->ylo = 0;
+            a->yhi = 1;
+            a->ystep = 0.2;
+        }
+    }
+}
+
+/* The legend in the top-right corner of the plot area: the raw curve and, when two, its
+ * moving average over `smooth` points. */
+static void draw_legend(cairo_t *cr, const Axes *a, int smooth, int two) {
+    char avg_label[64];
+    snprintf(avg_label, sizeof avg_label, "moving average (%d)", smooth);
+    set_font(cr, 12, 0);
+    double lw = fmax(text_width(cr, "raw"), two ? text_width(cr, avg_label) : 0) + 44;
+    double lh = two ? 44 : 24;
+    double lx = a->x0 + a->w - lw - 8, ly = a->y0 + 8;
+    cairo_rectangle(cr, lx, ly, lw, lh);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
+    cairo_stroke(cr);
+    for (int k = 0; k < 1 + two; k++) {
+        double yy = ly + 12 + 20 * k;
+        if (k == 0) {
+            cairo_set_source_rgb(cr, 0.62, 0.76, 0.93);
+            cairo_set_line_width(cr, 1.5);
+        } else {
+            cairo_set_source_rgb(cr, 0.05, 0.25, 0.65);
+            cairo_set_line_width(cr, 2.2);
+        }
+        cairo_move_to(cr, lx + 8, yy);
+        cairo_line_to(cr, lx + 32, yy);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        draw_text(cr, k == 0 ? "raw" : avg_label, lx + 38, yy, 0);
+    }
+}
+
 int plot_curve_png(const char *path, const float *y, int n, const char *title,
                    const char *xlabel, const char *ylabel, int smooth, int log_y) {
     if (n < 0) return err_set("%s: cannot plot %d points", path, n);
@@ -392,34 +456,7 @@ int plot_curve_png(const char *path, const float *y, int n, const char *title,
     int have = lo <= hi;
     a.xlo = 1;
     a.xhi = n > 1 ? n : 2;
-    if (log_y) {
-        if (!have) lo = 0.1, hi = 1;
-        a.ylo = floor(log10(lo));
-        a.yhi = ceil(log10(hi));
-        if (a.yhi <= a.ylo) a.yhi = a.ylo + 1;
-    } else {
-        if (!have) lo = 0, hi = 1;
-        if (hi - lo < 1e-12 * fmax(1, fabs(hi))) {
-            double d = fabs(hi) > 0 ? fabs(hi) * 0.1 : 1;
-            lo -= d;
-            hi += d;
-        }
-        /* Snap the frame to round ticks just outside the data. */
-        double margin = 0.03 * (hi - lo);
-        double step = nice_step(hi - lo + 2 * margin, 6);
-        a.ylo = floor((lo - margin) / step) * step;
-        a.yhi = ceil((hi + margin) / step) * step;
-        if (lo >= 0 && a.ylo < 0) a.ylo = 0;
-        a.ystep = step;
-        /* Values near DBL_MAX overflow the range arithmetic: fall back to a unit frame
-         * rather than loop over absurd tick counts. */
-        if (!isfinite(a.ylo) || !isfinite(a.yhi) || !(step > 0) ||
-            (a.yhi - a.ylo) / step > 100) {
-            a.ylo = 0;
-            a.yhi = 1;
-            a.ystep = 0.2;
-        }
-    }
+    set_y_range(&a, lo, hi, have, log_y);
 
     cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
     cairo_t *cr = cairo_create(surf);
@@ -469,36 +506,7 @@ int plot_curve_png(const char *path, const float *y, int n, const char *title,
     set_font(cr, 16, 1);
     draw_text(cr, title, W / 2.0, 22, 0.5);
 
-    /* Legend in the top-right corner of the plot area. */
-    if (have) {
-        char avg_label[64];
-        snprintf(avg_label, sizeof avg_label, "moving average (%d)", smooth);
-        set_font(cr, 12, 0);
-        int two = avg != NULL;
-        double lw = fmax(text_width(cr, "raw"), two ? text_width(cr, avg_label) : 0) + 44;
-        double lh = two ? 44 : 24;
-        double lx = a.x0 + a.w - lw - 8, ly = a.y0 + 8;
-        cairo_rectangle(cr, lx, ly, lw, lh);
-        cairo_set_source_rgb(cr, 1, 1, 1);
-        cairo_fill_preserve(cr);
-        cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
-        cairo_stroke(cr);
-        for (int k = 0; k < 1 + two; k++) {
-            double yy = ly + 12 + 20 * k;
-            if (k == 0) {
-                cairo_set_source_rgb(cr, 0.62, 0.76, 0.93);
-                cairo_set_line_width(cr, 1.5);
-            } else {
-                cairo_set_source_rgb(cr, 0.05, 0.25, 0.65);
-                cairo_set_line_width(cr, 2.2);
-            }
-            cairo_move_to(cr, lx + 8, yy);
-            cairo_line_to(cr, lx + 32, yy);
-            cairo_stroke(cr);
-            cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            draw_text(cr, k == 0 ? "raw" : avg_label, lx + 38, yy, 0);
-        }
-    }
+    if (have) draw_legend(cr, &a, smooth, avg != NULL);
 
     int rc = save_surface(surf, cr, path);
     cairo_destroy(cr);
