@@ -23,6 +23,7 @@
 #include "eval/metrics.h"
 #include "io/safetensors.h"
 #include "model/classifier.h"
+#include "ops/backend.h"
 #include "ops/cpu.h"
 #include "ops/ops.h"
 #include "optim/adam.h"
@@ -36,7 +37,7 @@ static float *rand_buf(Rng *r, size_t n, float lo, float hi) {
 }
 
 static OpsCtx ctx_make(int nthreads) {
-    OpsCtx c = {nthreads, NULL, 0};
+    OpsCtx c = {nthreads, NULL, 0, backend_find("cpu")};
     return c;
 }
 

@@ -10,12 +10,13 @@
 
 #include <string.h>
 
+#include "backend/cpu/winograd.h"
+#include "backend/ref/ref.h"
 #include "core/common.h"
 #include "core/rng.h"
+#include "ops/backend.h"
 #include "ops/cpu.h"
 #include "ops/ops.h"
-#include "ops/ops_ref.h"
-#include "ops/winograd.h"
 #include "optim/adam.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -35,7 +36,7 @@ static float *copy_buf(const float *src, size_t n) {
 static float *zero_buf(size_t n) { return xcalloc(n, sizeof(float)); }
 
 static OpsCtx ctx_make(int nthreads, size_t ws_floats) {
-    OpsCtx c = {nthreads, xmalloc(ws_floats * sizeof(float)), ws_floats};
+    OpsCtx c = {nthreads, xmalloc(ws_floats * sizeof(float)), ws_floats, backend_find("cpu")};
     return c;
 }
 

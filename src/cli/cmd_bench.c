@@ -8,11 +8,11 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include "backend/cpu/winograd.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/common.h"
 #include "diffusion/sampler.h"
-#include "ops/winograd.h"
 #include "train/train.h"
 
 static const char *HEAD =
