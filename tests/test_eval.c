@@ -321,7 +321,7 @@ static void test_judge_training_tiny(void **state) {
         if (s >= 35) last += loss / 5;
         classifier_zero_grad(&m);
         classifier_backward(&m, lab);
-        adam_step(&opt, m.params, m.grads, pm, pv, m.n_params);
+        adam_step(&m.ctx, &opt, m.params, m.grads, pm, pv, m.n_params);
         xfree(x);
     }
     printf("  mean loss of steps 1-5 %.4f, of steps 36-40 %.4f\n", (double)first, (double)last);

@@ -1,5 +1,5 @@
 /* Tests of the CPU operators (ops.h) and of Adam:
- *  - every fast op against its plain reference twin (ops_ref.h) on each UNet shape class,
+ *  - every fast op against its plain reference twin (backend/ref/ref.h) on each UNet shape class,
  *    with 1, 2 and 3 threads, accumulation into non-zero gradients and NULL gradients;
  *  - every reference backward against central finite differences;
  *  - Adam against a hand computation in double; BatchNorm running statistics against the
@@ -987,6 +987,7 @@ static void test_adam(void **state) {
     double pd[P], md[P] = {0}, vd[P] = {0};
     for (int i = 0; i < P; i++) pd[i] = p[i];
     Adam opt = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = 0};
+    OpsCtx ctx = ctx_make(1, 0);
     const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
     int ok = 1;
     for (int t = 1; t <= STEPS; t++) {
@@ -994,7 +995,7 @@ static void test_adam(void **state) {
         double before_d[P];
         memcpy(before, p, sizeof p);
         memcpy(before_d, pd, sizeof pd);
-        adam_step(&opt, p, grads[t - 1], m, v, P);
+        adam_step(&ctx, &opt, p, grads[t - 1], m, v, P);
         double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
         float step_f[P], step_d[P], md_f[P], vd_f[P], pd_f[P];
         for (int i = 0; i < P; i++) {
@@ -1018,6 +1019,7 @@ static void test_adam(void **state) {
         ok &= check_tensor("param", p, pd_f, P, 1e-9, 1e-5);
     }
     assert_int_equal(opt.step, STEPS);
+    xfree(ctx.ws);
     assert_true(ok);
 }
 

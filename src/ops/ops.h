@@ -145,7 +145,7 @@ void dev_copy(const OpsCtx *ctx, float *dst, const float *src, size_t count);
 
 /* y = a + b over count elements (y may alias a or b). */
 void add_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, size_t count);
-/* y = x + alpha z over count elements (the denoiser's noisy input). */
+/* y = x + alpha z over count elements (the denoiser's noisy input); y may alias x or z. */
 void scale_add(const OpsCtx *ctx, float *y, const float *x, float alpha, const float *z,
                size_t count);
 /* Forward noising, per image i of n with per pixels: xt = ca[i] x0 + cb[i] eps, where

@@ -6,12 +6,12 @@
 #include "ops/backend.h"
 
 static size_t ref_conv2d_workspace_floats(const ConvShape *s, int nthreads) {
-    (void)s; (void)nthreads;
+    (void)s, (void)nthreads;
     return 0;
 }
 
 static size_t ref_conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
-    (void)s; (void)nthreads;
+    (void)s, (void)nthreads;
     return 0;
 }
 
@@ -167,9 +167,8 @@ static void *ref_dev_alloc(const OpsCtx *ctx, size_t bytes) {
 }
 
 static void ref_dev_free(const OpsCtx *ctx, void *p, size_t bytes) {
-    (void)ctx;
+    (void)ctx, (void)bytes;
     dev_free_ref(p);
-    (void)bytes;
 }
 
 static void ref_dev_upload(const OpsCtx *ctx, void *dst, const void *src, size_t bytes) {
@@ -304,7 +303,7 @@ static void ref_softmax_xent_backward(const OpsCtx *ctx, float *dlogits, const f
 }
 
 static size_t ref_attention_workspace_floats(int n, int c, int l, int nthreads) {
-    (void)n; (void)c; (void)l; (void)nthreads;
+    (void)n, (void)c, (void)l, (void)nthreads;
     return 0;
 }
 
