@@ -14,8 +14,8 @@ LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -lgif -lcjson -lcurl -lcry
            $(shell pkg-config --libs cairo) -lm
 BUILD   ?= build
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/optim/*.c src/model/*.c src/app/*.c \
-             src/diffusion/*.c src/data/*.c src/io/*.c src/eval/*.c src/train/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/backend/*/*.c src/optim/*.c \
+             src/model/*.c src/app/*.c src/diffusion/*.c src/data/*.c src/io/*.c src/eval/*.c src/train/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -32,7 +32,7 @@ $(BUILD)/ddpm: $(CLI_OBJ) $(BUILD)/libddpm.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libddpm.a: $(LIB_OBJ)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@
 #include "core/common.h"
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "ops/backend.h"
 #include "ops/cpu.h"
 
 /* ---- the reference ------------------------------------------------------------------------ */
@@ -129,7 +130,7 @@ static void ref_free(RefArgs *a) {
 
 static OpsCtx ctx_for(const Case *k, int nthreads) {
     size_t ws = attention_workspace_floats(k->n, k->c, k->l, nthreads);
-    OpsCtx ctx = {nthreads, xmalloc((ws ? ws : 1) * sizeof(float)), ws};
+    OpsCtx ctx = {nthreads, xmalloc((ws ? ws : 1) * sizeof(float)), ws, backend_find("cpu")};
     return ctx;
 }
 

@@ -13,6 +13,8 @@
 #include "ops/cpu.h"
 
 static StFile ref;
+/* The schedule's updates and guidance on the CPU backend, one thread. */
+static OpsCtx host;
 
 static float *get(const char *name, size_t *count) {
     const StEntry *e = safetensors_find(&ref, name);
@@ -72,7 +74,7 @@ static void test_reverse_step(void **state) {
         snprintf(name, sizeof name, "step.%d.out", ts[k]);
         float *want = get(name, NULL);
         float *got = xmalloc(n * sizeof(float));
-        schedule_reverse_step(&s, got, xt, eps, z, ts[k], (int)n);
+        schedule_reverse_step(&host, &s, got, xt, eps, z, ts[k], (int)n);
         assert_true(check_tensor(name, got, want, n, 1e-6 * max_abs(want, n), 1e-6));
         xfree(xt);
         xfree(eps);
@@ -88,7 +90,7 @@ static void test_guidance(void **state) {
     size_t n;
     float *eu = get("guide.eps_u", &n), *ec = get("guide.eps_c", NULL), *g = get("guide.gamma", NULL);
     float *want = get("guide.out", NULL), *got = xmalloc(n * sizeof(float));
-    guidance_combine(got, ec, eu, g[0], n);
+    guidance_forward(&host, got, ec, eu, g[0], n);
     assert_true(check_tensor("guidance", got, want, n, 1e-6 * max_abs(want, n), 1e-6));
     xfree(eu);
     xfree(ec);
@@ -198,9 +200,9 @@ static void test_ddim_step(void **state) {
     const int jumps[][2] = {{299, 150}, {150, 149}, {40, -1}, {299, -1}, {5, 0}};
     for (int j = 0; j < 5; j++) {
         int t = jumps[j][0], tp = jumps[j][1];
-        schedule_add_noise(&s, xt, x0, eps, t, N);
-        schedule_ddim_step(&s, got, xt, eps, z, t, tp, 0.0f, 0, N);
-        if (tp >= 0) schedule_add_noise(&s, want, x0, eps, tp, N);
+        schedule_add_noise(&host, &s, xt, x0, eps, t, N);
+        schedule_ddim_step(&host, &s, got, xt, eps, z, t, tp, 0.0f, 0, N);
+        if (tp >= 0) schedule_add_noise(&host, &s, want, x0, eps, tp, N);
         else memcpy(want, x0, sizeof want);
         char label[64];
         snprintf(label, sizeof label, "ddim eta 0, %d -> %d", t, tp);
@@ -210,25 +212,25 @@ static void test_ddim_step(void **state) {
      * variance beta_t (1 - abar_{t-1}) / (1 - abar_t) */
     float zero[N] = {0};
     const int t = 120;
-    schedule_ddim_step(&s, got, zero, zero, z, t, t - 1, 1.0f, 0, N);
+    schedule_ddim_step(&host, &s, got, zero, zero, z, t, t - 1, 1.0f, 0, N);
     double var = s.beta[t] * (1 - s.abar[t - 1]) / (1 - s.abar[t]);
     for (int i = 0; i < N; i++) want[i] = (float)(sqrt(var) * z[i]);
     assert_true(check_tensor("ddim eta 1 noise = posterior std", got, want, N, 1e-7, 1e-5));
     /* eta 0 ignores z: the same call with other noise gives the same result */
-    schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, x0, z, 200, 100, 0.0f, 0, N);
-    schedule_ddim_step(&s, want, xt, x0, eps, 200, 100, 0.0f, 0, N);
+    schedule_add_noise(&host, &s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&host, &s, got, xt, x0, z, 200, 100, 0.0f, 0, N);
+    schedule_ddim_step(&host, &s, want, xt, x0, eps, 200, 100, 0.0f, 0, N);
     assert_memory_equal(got, want, sizeof got);
     /* clip: a clean image inside [0, 1] is left alone (the exact eps gives the same step);
      * outside, the step is the one from the clipped image, eps recomputed from it */
     for (int i = 0; i < N; i++) x0[i] = (float)i / (N - 1);
-    schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
-    schedule_ddim_step(&s, want, xt, eps, z, 200, 100, 0.0f, 0, N);
+    schedule_add_noise(&host, &s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&host, &s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
+    schedule_ddim_step(&host, &s, want, xt, eps, z, 200, 100, 0.0f, 0, N);
     assert_true(check_tensor("ddim clip, x0 inside [0, 1]", got, want, N, 1e-5, 1e-5));
     for (int i = 0; i < N; i++) x0[i] = 3.0f * (float)i / (N - 1) - 1.0f; /* -1 .. 2 */
-    schedule_add_noise(&s, xt, x0, eps, 200, N);
-    schedule_ddim_step(&s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
+    schedule_add_noise(&host, &s, xt, x0, eps, 200, N);
+    schedule_ddim_step(&host, &s, got, xt, eps, z, 200, 100, 0.0f, 1, N);
     {
         double ab = s.abar[200], abp = s.abar[100];
         for (int i = 0; i < N; i++) {
@@ -439,6 +441,7 @@ static int teardown(void **state) {
 
 int main(void) {
     ops_cpu_init();
+    if (ops_ctx_init(&host, "cpu", 1) != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule_values),
         cmocka_unit_test(test_schedule_rejects_bad_ranges),

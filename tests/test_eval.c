@@ -23,6 +23,7 @@
 #include "eval/metrics.h"
 #include "io/safetensors.h"
 #include "model/classifier.h"
+#include "ops/backend.h"
 #include "ops/cpu.h"
 #include "ops/ops.h"
 #include "optim/adam.h"
@@ -36,7 +37,7 @@ static float *rand_buf(Rng *r, size_t n, float lo, float hi) {
 }
 
 static OpsCtx ctx_make(int nthreads) {
-    OpsCtx c = {nthreads, NULL, 0};
+    OpsCtx c = {nthreads, NULL, 0, backend_find("cpu")};
     return c;
 }
 
@@ -320,7 +321,7 @@ static void test_judge_training_tiny(void **state) {
         if (s >= 35) last += loss / 5;
         classifier_zero_grad(&m);
         classifier_backward(&m, lab);
-        adam_step(&opt, m.params, m.grads, pm, pv, m.n_params);
+        adam_step(&m.ctx, &opt, m.params, m.grads, pm, pv, m.n_params);
         xfree(x);
     }
     printf("  mean loss of steps 1-5 %.4f, of steps 36-40 %.4f\n", (double)first, (double)last);

@@ -1,5 +1,5 @@
 /* Tests of the CPU operators (ops.h) and of Adam:
- *  - every fast op against its plain reference twin (ops_ref.h) on each UNet shape class,
+ *  - every fast op against its plain reference twin (backend/ref/ref.h) on each UNet shape class,
  *    with 1, 2 and 3 threads, accumulation into non-zero gradients and NULL gradients;
  *  - every reference backward against central finite differences;
  *  - Adam against a hand computation in double; BatchNorm running statistics against the
@@ -10,12 +10,13 @@
 
 #include <string.h>
 
+#include "backend/cpu/winograd.h"
+#include "backend/ref/ref.h"
 #include "core/common.h"
 #include "core/rng.h"
+#include "ops/backend.h"
 #include "ops/cpu.h"
 #include "ops/ops.h"
-#include "ops/ops_ref.h"
-#include "ops/winograd.h"
 #include "optim/adam.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -35,7 +36,7 @@ static float *copy_buf(const float *src, size_t n) {
 static float *zero_buf(size_t n) { return xcalloc(n, sizeof(float)); }
 
 static OpsCtx ctx_make(int nthreads, size_t ws_floats) {
-    OpsCtx c = {nthreads, xmalloc(ws_floats * sizeof(float)), ws_floats};
+    OpsCtx c = {nthreads, xmalloc(ws_floats * sizeof(float)), ws_floats, backend_find("cpu")};
     return c;
 }
 
@@ -986,6 +987,7 @@ static void test_adam(void **state) {
     double pd[P], md[P] = {0}, vd[P] = {0};
     for (int i = 0; i < P; i++) pd[i] = p[i];
     Adam opt = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = 0};
+    OpsCtx ctx = ctx_make(1, 0);
     const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
     int ok = 1;
     for (int t = 1; t <= STEPS; t++) {
@@ -993,7 +995,7 @@ static void test_adam(void **state) {
         double before_d[P];
         memcpy(before, p, sizeof p);
         memcpy(before_d, pd, sizeof pd);
-        adam_step(&opt, p, grads[t - 1], m, v, P);
+        adam_step(&ctx, &opt, p, grads[t - 1], m, v, P);
         double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
         float step_f[P], step_d[P], md_f[P], vd_f[P], pd_f[P];
         for (int i = 0; i < P; i++) {
@@ -1017,6 +1019,7 @@ static void test_adam(void **state) {
         ok &= check_tensor("param", p, pd_f, P, 1e-9, 1e-5);
     }
     assert_int_equal(opt.step, STEPS);
+    xfree(ctx.ws);
     assert_true(ok);
 }
 

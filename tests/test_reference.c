@@ -195,7 +195,7 @@ static void run_reference(const char *kind) {
         float l = step_fwd_bwd(&r, 1, dout);
         snprintf(key, sizeof key, "adam.loss[%d]", s);
         ok &= check_loss(key, l, adam_loss[s]);
-        adam_step(&opt, r.m.params, r.m.grads, am, av, r.m.n_params);
+        adam_step(&r.m.ctx, &opt, r.m.params, r.m.grads, am, av, r.m.n_params);
     }
     for (int i = 0; i < r.m.n_tensors; i++) {
         const UnetTensor *t = &r.m.tensors[i];

@@ -12,7 +12,6 @@
 
 #include "core/common.h"
 #include "diffusion/sampler.h"
-#include "ops/winograd.h"
 #include "train/train.h"
 
 /* Peak resident memory of this process so far, MiB. */
@@ -81,17 +80,11 @@ static void print_profile(const Progress *out, const Unet *m, const UnetProfile 
         if (i < UNET_NUM_UNITS) {
             const UnetUnit *u = &m->units[i];
             snprintf(name, sizeof name, "%s", u->name);
-            const char *mark = "";
-            if (!u->transposed) {
-                ConvShape cs = conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
-                ConvAlgo a = conv2d_algo(&cs);
-                mark = a == CONV_ALGO_WINOGRAD4 ? " W4" : a == CONV_ALGO_WINOGRAD ? " W" : "";
-            } else {
-                ConvShape cs = conv_transpose_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
-                if (conv_transpose2d_uses_winograd(&cs)) mark = " Wt";
-            }
-            snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s", u->transposed ? "convT" : "conv", u->ci,
-                     u->co, u->hout, u->hout, mark);
+            ConvShape cs = u->transposed ? conv_transpose_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad)
+                                         : conv_shape(batch, u->ci, u->co, u->hin, u->hin, u->k, u->stride, u->pad);
+            const char *mark = conv_method(&m->ctx, &cs, u->transposed);
+            snprintf(shape, sizeof shape, "%s %d>%d %dx%d%s%s", u->transposed ? "convT" : "conv", u->ci,
+                     u->co, u->hout, u->hout, *mark ? " " : "", mark);
         } else {
             snprintf(name, sizeof name, "out");
             snprintf(shape, sizeof shape, "conv %d>1 28x28", m->width);

@@ -7,10 +7,6 @@
 #include "core/common.h"
 #include "data/mnist.h"
 
-void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count) {
-    for (size_t i = 0; i < count; i++) eps[i] = eps_u[i] + gamma * (eps_c[i] - eps_u[i]);
-}
-
 int sampler_n_frames(int steps, int frame_every) {
     if (frame_every <= 0) return 0;
     /* frame 0: start noise; then after steps frame_every, 2 frame_every, ...; and the end */
@@ -81,62 +77,80 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     const int chunk = guided ? m->max_batch / 2 : m->max_batch;
     DDPM_CHECK(chunk >= 1);
     const int nf = sampler_n_frames(K, req->frame_every);
-    const size_t chunk_floats = (size_t)chunk * P;
-    float *x = xmalloc(chunk_floats * sizeof(float));          /* (chunk, 784) current x_t */
-    float *xin = xmalloc(2 * chunk_floats * sizeof(float));    /* (2 chunk, 784) model input */
-    float *eps = xmalloc(chunk_floats * sizeof(float));        /* (chunk, 784) */
-    float *z = xmalloc(chunk_floats * sizeof(float));
-    float *tn = xmalloc(2 * (size_t)chunk * sizeof(float));
-    float *onehot = xcalloc(2 * (size_t)chunk * UNET_NUM_CLASSES, sizeof(float));
+    const size_t chunk_floats = (size_t)chunk * P, img_bytes = chunk_floats * sizeof(float);
+    const size_t oh_floats = 2 * (size_t)chunk * UNET_NUM_CLASSES;
+    const OpsCtx *ctx = &m->ctx;
+    /* the model's memory: current x_t (chunk, 784), model input (2 chunk, 784), eps, noise z,
+     * times (2 chunk), one-hot labels (2 chunk, 10) */
+    float *x = dev_alloc(ctx, img_bytes), *xin = dev_alloc(ctx, 2 * img_bytes);
+    float *eps = dev_alloc(ctx, img_bytes), *z = dev_alloc(ctx, img_bytes);
+    float *tn = dev_alloc(ctx, 2 * (size_t)chunk * sizeof(float));
+    float *onehot = dev_alloc(ctx, oh_floats * sizeof(float));
+    /* host staging: noise is drawn here, and times and labels are built here */
+    float *h_noise = xmalloc(img_bytes), *h_tn = xmalloc(2 * (size_t)chunk * sizeof(float));
+    float *h_onehot = xmalloc(oh_floats * sizeof(float));
     int total_steps = ((req->n + chunk - 1) / chunk) * K, done = 0;
 
     for (int start = 0; start < req->n; start += chunk) {
         int c = req->n - start < chunk ? req->n - start : chunk;
         int nb = guided ? 2 * c : c; /* batch through the network */
-        rng_fill_normal(rng, x, (size_t)c * P);
-        memset(onehot, 0, 2 * (size_t)chunk * UNET_NUM_CLASSES * sizeof(float));
+        const size_t cp = (size_t)c * P, cp_bytes = cp * sizeof(float);
+        rng_fill_normal(rng, h_noise, cp);
+        dev_upload(ctx, x, h_noise, cp_bytes);
+        memset(h_onehot, 0, oh_floats * sizeof(float));
         if (conditional && req->labels)
             for (int i = 0; i < c; i++) {
                 int l = req->labels[start + i];
-                if (l >= 0 && l < UNET_NUM_CLASSES) onehot[(size_t)i * UNET_NUM_CLASSES + l] = 1.0f;
+                if (l >= 0 && l < UNET_NUM_CLASSES)
+                    h_onehot[(size_t)i * UNET_NUM_CLASSES + l] = 1.0f;
             }
+        dev_upload(ctx, onehot, h_onehot, oh_floats * sizeof(float));
         int fi = 0;
-        if (nf) memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
+        if (nf) dev_download(ctx, req->frames + ((size_t)fi++ * req->n + start) * P, x, cp_bytes);
         for (int k = 0; k < K; k++) {
             const int t = ts[k], t_prev = k + 1 < K ? ts[k + 1] : -1;
             float tv = (float)t / (float)T;
-            for (int i = 0; i < nb; i++) tn[i] = tv;
-            memcpy(xin, x, (size_t)c * P * sizeof(float));
-            if (guided) memcpy(xin + (size_t)c * P, x, (size_t)c * P * sizeof(float));
+            for (int i = 0; i < nb; i++) h_tn[i] = tv;
+            dev_upload(ctx, tn, h_tn, (size_t)nb * sizeof(float));
+            dev_copy(ctx, xin, x, cp);
+            if (guided) dev_copy(ctx, xin + cp, x, cp);
             const float *o = unet_forward(m, xin, tn, onehot, nb, UNET_INFER);
-            if (guided) {
-                /* first half conditional, second half unconditional (zero one-hot) */
-                guidance_combine(eps, o, o + (size_t)c * P, req->guidance, (size_t)c * P);
-            } else {
-                memcpy(eps, o, (size_t)c * P * sizeof(float));
-            }
+            if (guided) /* first half conditional, second half unconditional (zero one-hot) */
+                guidance_forward(ctx, eps, o, o + cp, req->guidance, cp);
+            else
+                dev_copy(ctx, eps, o, cp);
             if (req->ddim_steps > 0) {
                 /* fresh noise only where the step adds some, so eta 0 draws nothing */
-                if (req->ddim_eta > 0 && t_prev >= 0) rng_fill_normal(rng, z, (size_t)c * P);
-                schedule_ddim_step(s, x, x, eps, z, t, t_prev, req->ddim_eta, req->ddim_clip, c * P);
+                if (req->ddim_eta > 0 && t_prev >= 0) {
+                    rng_fill_normal(rng, h_noise, cp);
+                    dev_upload(ctx, z, h_noise, cp_bytes);
+                }
+                schedule_ddim_step(ctx, s, x, x, eps, z, t, t_prev, req->ddim_eta, req->ddim_clip,
+                                   c * P);
             } else {
-                if (t > 0) rng_fill_normal(rng, z, (size_t)c * P);
-                schedule_reverse_step(s, x, x, eps, z, t, c * P);
+                if (t > 0) {
+                    rng_fill_normal(rng, h_noise, cp);
+                    dev_upload(ctx, z, h_noise, cp_bytes);
+                }
+                schedule_reverse_step(ctx, s, x, x, eps, z, t, c * P);
             }
             int steps_done = k + 1;
             if (nf && (steps_done % req->frame_every == 0 || steps_done == K))
-                memcpy(req->frames + ((size_t)fi++ * req->n + start) * P, x, (size_t)c * P * sizeof(float));
+                dev_download(ctx, req->frames + ((size_t)fi++ * req->n + start) * P, x, cp_bytes);
             done++;
             if (req->progress) req->progress(req->progress_user, done, total_steps);
         }
         DDPM_CHECK(!nf || fi == nf);
-        memcpy(out + (size_t)start * P, x, (size_t)c * P * sizeof(float));
+        dev_download(ctx, out + (size_t)start * P, x, cp_bytes);
     }
     xfree(ts);
-    xfree(x);
-    xfree(xin);
-    xfree(eps);
-    xfree(z);
-    xfree(tn);
-    xfree(onehot);
+    dev_free(ctx, x, img_bytes);
+    dev_free(ctx, xin, 2 * img_bytes);
+    dev_free(ctx, eps, img_bytes);
+    dev_free(ctx, z, img_bytes);
+    dev_free(ctx, tn, 2 * (size_t)chunk * sizeof(float));
+    dev_free(ctx, onehot, oh_floats * sizeof(float));
+    xfree(h_noise);
+    xfree(h_tn);
+    xfree(h_onehot);
 }

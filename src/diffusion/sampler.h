@@ -38,9 +38,6 @@ typedef struct {
     DdimSpacing spacing; /* DDIM: how the steps spread over 0..T-1 */
 } SamplerChoice;
 
-/* Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u) over count values. */
-void guidance_combine(float *eps, const float *eps_c, const float *eps_u, float gamma, size_t count);
-
 /* Frames recorded for a sampler of `steps` reverse steps (T for DDPM, K for DDIM): the
  * start noise, every frame_every-th step, and the end. */
 int sampler_n_frames(int steps, int frame_every);

@@ -1,5 +1,6 @@
-/* Linear and cosine noise schedules and the DDPM forward (noising) and reverse (sampling)
- * updates, with the coefficients computed in double. */
+/* Linear and cosine noise schedules and the coefficients of the DDPM forward (noising) and
+ * reverse (sampling) updates, computed in double; the updates themselves are operators of
+ * ops.h (noising_forward, ddpm_step, ddim_step) run on the caller's backend. */
 #include "diffusion/schedule.h"
 
 #include <math.h>
@@ -76,52 +77,58 @@ double schedule_abar(const Schedule *s, int t) {
     return t < 0 ? 1.0 : s->abar[t];
 }
 
-void schedule_add_noise(const Schedule *s, float *xt, const float *x0, const float *eps, int t,
-                        int count) {
+void schedule_add_noise(const OpsCtx *ctx, const Schedule *s, float *xt, const float *x0,
+                        const float *eps, int t, int count) {
     double ab = schedule_abar(s, t);
-    float a = (float)sqrt(ab), b = (float)sqrt(1.0 - ab);
-    for (int i = 0; i < count; i++) xt[i] = a * x0[i] + b * eps[i];
+    float coef[2] = {(float)sqrt(ab), (float)sqrt(1.0 - ab)};
+    float *dc = dev_alloc(ctx, sizeof coef);
+    dev_upload(ctx, dc, coef, sizeof coef);
+    noising_forward(ctx, xt, x0, eps, dc, dc + 1, 1, count);
+    dev_free(ctx, dc, sizeof coef);
 }
 
-void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                           const float *z, int t, int count) {
+DdpmCoefs schedule_ddpm_coefs(const Schedule *s, int t) {
     DDPM_CHECK(t >= 0 && t < s->T);
     double ab = s->abar[t], ab_prev = schedule_abar(s, t - 1);
     double beta = s->beta[t], alpha = s->alpha[t];
+    DdpmCoefs c;
     /* x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) */
-    double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
+    c.c_x0 = 1.0 / sqrt(ab);
+    c.c_eps = sqrt(1.0 - ab) / sqrt(ab);
     /* posterior mean coefficients and noise scale */
-    double k0 = sqrt(ab_prev) * beta / (1.0 - ab);
-    double kt = sqrt(alpha) * (1.0 - ab_prev) / (1.0 - ab);
-    double sd = t > 0 ? sqrt(beta) : 0.0;
-    for (int i = 0; i < count; i++) {
-        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i];
-        double v = k0 * x0 + kt * (double)xt[i];
-        if (t > 0) v += sd * (double)z[i];
-        x_prev[i] = (float)v;
-    }
+    c.k0 = sqrt(ab_prev) * beta / (1.0 - ab);
+    c.kt = sqrt(alpha) * (1.0 - ab_prev) / (1.0 - ab);
+    c.sd = t > 0 ? sqrt(beta) : 0.0;
+    return c;
 }
 
-void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int clip, int count) {
+void schedule_reverse_step(const OpsCtx *ctx, const Schedule *s, float *x_prev, const float *xt,
+                           const float *eps, const float *z, int t, int count) {
+    DdpmCoefs c = schedule_ddpm_coefs(s, t);
+    ddpm_step(ctx, x_prev, xt, eps, t > 0 ? z : NULL, &c, (size_t)count);
+}
+
+DdimCoefs schedule_ddim_coefs(const Schedule *s, int t, int t_prev, float eta, int clip) {
     DDPM_CHECK(t >= 0 && t < s->T && t_prev >= -1 && t_prev < t);
     double ab = s->abar[t], ab_prev = schedule_abar(s, t_prev);
-    double c_x0 = 1.0 / sqrt(ab), c_eps = sqrt(1.0 - ab) / sqrt(ab);
-    double sigma = (double)eta * sqrt((1.0 - ab_prev) / (1.0 - ab)) * sqrt(1.0 - ab / ab_prev);
-    double dir2 = 1.0 - ab_prev - sigma * sigma;
-    double dir = dir2 > 0 ? sqrt(dir2) : 0.0, a_prev = sqrt(ab_prev);
-    const double a_t = sqrt(ab), s_t = sqrt(1.0 - ab);
-    int noisy = sigma > 0;
-    for (int i = 0; i < count; i++) {
-        double x0 = c_x0 * (double)xt[i] - c_eps * (double)eps[i], e = eps[i];
-        if (clip) {
-            x0 = x0 < 0.0 ? 0.0 : x0 > 1.0 ? 1.0 : x0;
-            e = ((double)xt[i] - a_t * x0) / s_t;
-        }
-        double v = a_prev * x0 + dir * e;
-        if (noisy) v += sigma * (double)z[i];
-        x_prev[i] = (float)v;
-    }
+    DdimCoefs c;
+    c.c_x0 = 1.0 / sqrt(ab);
+    c.c_eps = sqrt(1.0 - ab) / sqrt(ab);
+    c.sigma = (double)eta * sqrt((1.0 - ab_prev) / (1.0 - ab)) * sqrt(1.0 - ab / ab_prev);
+    double dir2 = 1.0 - ab_prev - c.sigma * c.sigma;
+    c.dir = dir2 > 0 ? sqrt(dir2) : 0.0;
+    c.a_prev = sqrt(ab_prev);
+    c.a_t = sqrt(ab);
+    c.s_t = sqrt(1.0 - ab);
+    c.clip = clip;
+    return c;
+}
+
+void schedule_ddim_step(const OpsCtx *ctx, const Schedule *s, float *x_prev, const float *xt,
+                        const float *eps, const float *z, int t, int t_prev, float eta, int clip,
+                        int count) {
+    DdimCoefs c = schedule_ddim_coefs(s, t, t_prev, eta, clip);
+    ddim_step(ctx, x_prev, xt, eps, c.sigma > 0 ? z : NULL, &c, (size_t)count);
 }
 
 void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *steps) {

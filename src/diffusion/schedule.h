@@ -3,6 +3,8 @@
 #ifndef DDPM_SCHEDULE_H
 #define DDPM_SCHEDULE_H
 
+#include "ops/ops.h"
+
 /* linear: betas linspace(beta_start, beta_end, T) as in the SPEC; cosine: Nichol & Dhariwal
  * (2021), abar following cos^2 of the position in the schedule, offset s = 0.008, betas
  * clipped at 0.999 (the beta range is not used). */
@@ -37,14 +39,20 @@ void schedule_free(Schedule *s);
 /* abar(t) with abar(-1) = 1. */
 double schedule_abar(const Schedule *s, int t);
 
-/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, for one image of count pixels. */
-void schedule_add_noise(const Schedule *s, float *xt, const float *x0, const float *eps, int t,
-                        int count);
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, for one image of count pixels in ctx's memory
+ * (noising_forward with the two coefficients as floats; training batches its images itself). */
+void schedule_add_noise(const OpsCtx *ctx, const Schedule *s, float *xt, const float *x0,
+                        const float *eps, int t, int count);
 
+/* The coefficients of ddpm_step (ops.h) for step t: c_x0 = 1 / sqrt(abar_t), c_eps =
+ * sqrt(1 - abar_t) / sqrt(abar_t), the posterior mean's k0 = sqrt(abar_{t-1}) beta_t /
+ * (1 - abar_t) and kt = sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t), sd = sqrt(beta_t)
+ * (0 at t = 0). */
+DdpmCoefs schedule_ddpm_coefs(const Schedule *s, int t);
 /* One reverse step of the SPEC: from x_t and the predicted noise eps, with fresh noise z
- * (ignored at t = 0), write x_{t-1}. Count pixels. x_prev may alias xt. */
-void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                           const float *z, int t, int count);
+ * (ignored at t = 0), write x_{t-1}. Count pixels in ctx's memory. x_prev may alias xt. */
+void schedule_reverse_step(const OpsCtx *ctx, const Schedule *s, float *x_prev, const float *xt,
+                           const float *eps, const float *z, int t, int count);
 
 /* One DDIM step (Song et al. 2021, eq. 12) from step t to an earlier step t_prev (-1: the
  * clean image): x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), then
@@ -55,9 +63,12 @@ void schedule_reverse_step(const Schedule *s, float *x_prev, const float *xt, co
  * it, eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t), so that the step stays
  * consistent (what diffusers' DDIM does by default); it keeps the first steps of a schedule
  * whose abar_t is about 0 at T - 1 (cosine) from amplifying eps's error by 1 / sqrt(abar_t).
- * x_prev may alias xt. */
-void schedule_ddim_step(const Schedule *s, float *x_prev, const float *xt, const float *eps,
-                        const float *z, int t, int t_prev, float eta, int clip, int count);
+ * x_prev may alias xt; count pixels in ctx's memory. schedule_ddim_coefs gives ddim_step's
+ * coefficients (ops.h) for the step; z is used where sigma > 0. */
+DdimCoefs schedule_ddim_coefs(const Schedule *s, int t, int t_prev, float eta, int clip);
+void schedule_ddim_step(const OpsCtx *ctx, const Schedule *s, float *x_prev, const float *xt,
+                        const float *eps, const float *z, int t, int t_prev, float eta, int clip,
+                        int count);
 
 /* How a DDIM sampler spreads its K steps over 0..T-1. */
 typedef enum {

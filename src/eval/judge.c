@@ -146,7 +146,7 @@ int judge_train(Classifier *m, const JudgeConfig *c, const MnistSplit *train,
             loss_sum += loss;
             classifier_zero_grad(m);
             classifier_backward(m, y);
-            adam_step(&opt, m->params, m->grads, pm, pv, m->n_params);
+            adam_step(&m->ctx, &opt, m->params, m->grads, pm, pv, m->n_params);
             double now = now_seconds();
             if (c->progress && (now - last_print > 0.5 || s == steps_per_epoch - 1)) {
                 last_print = now;

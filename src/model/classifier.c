@@ -94,7 +94,7 @@ void classifier_init(Classifier *m, int max_batch, int nthreads, Rng *rng) {
         size_t w = conv2d_workspace_floats(&cs[i], nthreads);
         if (w > ws) ws = w;
     }
-    m->ctx.nthreads = nthreads;
+    ops_ctx_init(&m->ctx, NULL, nthreads); /* the default backend: cannot fail */
     m->ctx.ws_floats = ws;
     m->ctx.ws = xcalloc(ws ? ws : 1, sizeof(float));
 }

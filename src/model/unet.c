@@ -463,7 +463,7 @@ int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, in
         if (f > fold) fold = f;
     }
     m->fold = xmalloc(fold * sizeof(float));
-    m->ctx.nthreads = nthreads;
+    ops_ctx_init(&m->ctx, NULL, nthreads); /* the default backend: cannot fail */
     m->ctx.ws_floats = ws;
     m->ctx.ws = xcalloc_pages((ws ? ws : 1) * sizeof(float));
     return 0;

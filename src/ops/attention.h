@@ -1,8 +1,9 @@
 /* Self-attention over the positions of a feature map, the operator behind the UNet's
  * optional attention layers (`ddpm train --attention`). Same conventions as ops.h: outputs
  * first, gradients accumulate with +=, a NULL gradient pointer skips that work, the only
- * scratch memory is ctx->ws, OpenMP across the batch with per-thread weight-gradient partials
- * summed in thread order (bit-identical for a fixed ctx->nthreads), cblas for the products.
+ * scratch memory is ctx->ws. The CPU backend runs OpenMP across the batch with per-thread
+ * weight-gradient partials summed in thread order (bit-identical for a fixed ctx->nthreads)
+ * and cblas for the products.
  *
  * One residual single-head layer on x (N, C, L) with L = H W positions, no normalisation;
  * per image, with X the (C, L) matrix of that image:
@@ -22,7 +23,8 @@
 
 /* Floats that forward saves for backward (Q, K, V, P, O of every image): n (4 C L + L L). */
 size_t attention_saved_floats(int n, int c, int l);
-/* Floats of ctx->ws that forward and backward need with nthreads threads. */
+/* Floats of ctx->ws that forward and backward need with nthreads threads (the most that any
+ * registered backend needs, as the convolutions' queries in ops.h). */
 size_t attention_workspace_floats(int n, int c, int l, int nthreads);
 
 /* y (N, C, L) = x + attention(x) as above; saved (attention_saved_floats) receives what backward

@@ -15,12 +15,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The implementation every operator below forwards to (backend.h); the registry there
+ * names them ("cpu", "ref"). */
+typedef struct Backend Backend;
+
 /* Execution context shared by all operators of one backend instance. */
 typedef struct {
     int nthreads;     /* parallel width; results are bit-identical for a fixed value */
-    float *ws;        /* scratch memory, ws_floats floats */
+    float *ws;        /* scratch memory, ws_floats floats, the backend's memory */
     size_t ws_floats;
+    const Backend *be; /* who computes: every operator below forwards to be */
 } OpsCtx;
+
+/* Sets *ctx to the backend named device ("cpu", "ref"; NULL: the default, cpu) with nthreads
+ * threads and no workspace (the caller sizes ctx->ws with the *_workspace_floats queries).
+ * Returns 0, or -1 with err_set for an unknown device name. */
+int ops_ctx_init(OpsCtx *ctx, const char *device, int nthreads);
 
 /* Geometry of a convolution or transposed convolution, batch included.
  * For conv2d: (h, w) is the input, ho = (h + 2 pad - k) / stride + 1.
@@ -33,9 +43,16 @@ typedef struct {
 ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad);
 ConvShape conv_transpose_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad);
 
-/* Floats of workspace needed by forward and backward of this shape with nthreads threads. */
+/* Floats of workspace needed by forward and backward of this shape with nthreads threads:
+ * the most that any registered backend needs (each backend answers for itself through
+ * its Backend entry of the same name), so a buffer sized by this fits every device. */
 size_t conv2d_workspace_floats(const ConvShape *s, int nthreads);
 size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads);
+
+/* A short tag of the method the context's backend runs for this convolution (transposed:
+ * conv_transpose2d), for profiles: "" for the plain one, else the backend's own word (the CPU
+ * backend's "W4", "W" and "Wt" are its Winograd paths). */
+const char *conv_method(const OpsCtx *ctx, const ConvShape *s, int transposed);
 
 /* y (N,Co,Ho,Wo) = conv(x (N,Ci,H,W), w (Co,Ci,K,K)) + b (Co). b may be NULL. */
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
@@ -133,7 +150,7 @@ void dev_copy(const OpsCtx *ctx, float *dst, const float *src, size_t count);
 
 /* y = a + b over count elements (y may alias a or b). */
 void add_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, size_t count);
-/* y = x + alpha z over count elements (the denoiser's noisy input). */
+/* y = x + alpha z over count elements (the denoiser's noisy input); y may alias x or z. */
 void scale_add(const OpsCtx *ctx, float *y, const float *x, float alpha, const float *z,
                size_t count);
 /* Forward noising, per image i of n with per pixels: xt = ca[i] x0 + cb[i] eps, where
@@ -186,7 +203,7 @@ void ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *e
                const float *z, const DdimCoefs *c, size_t count);
 
 /* ==== Classifier operators (the judge network of src/model/classifier.c) ===================
- * Implemented in src/ops/classifier_ops.c; same conventions as above. */
+ * Same conventions as above. */
 
 /* ReLU y = max(x, 0) on count elements (y may alias x); backward dx += dy where x > 0,
  * with x the input of forward (the subgradient at 0 is 0, as PyTorch). */

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "ops/ops.h"
+
 /* Hyperparameters are doubles because PyTorch keeps them as Python floats (doubles):
  * (double)0.999f differs from 0.999 by 1.3e-5 relative, which would show in 1 - beta2
  * and in the bias corrections. */
@@ -12,8 +14,9 @@ typedef struct {
     long step; /* number of updates done so far */
 } Adam;
 
-/* One update of count parameters: m, v are the moment buffers (zero at the start);
- * increments opt->step first, as torch does before computing bias corrections. */
-void adam_step(Adam *opt, float *param, const float *grad, float *m, float *v, size_t count);
+/* One update of count parameters in ctx's memory: m, v are the moment buffers (zero at the
+ * start); increments opt->step first, as torch does before computing bias corrections. */
+void adam_step(const OpsCtx *ctx, Adam *opt, float *param, const float *grad, float *m, float *v,
+               size_t count);
 
 #endif

@@ -46,23 +46,29 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
         return -1;
     }
     size_t np = tr->model.n_params, N = (size_t)c->batch;
-    tr->m = xcalloc(np, sizeof(float));
-    tr->v = xcalloc(np, sizeof(float));
-    tr->x0 = xcalloc(N * P, sizeof(float));
-    tr->xin = xcalloc(N * P, sizeof(float));
-    tr->target = xcalloc(N * P, sizeof(float));
-    tr->noise = xcalloc(N * P, sizeof(float));
-    tr->dout = xcalloc(N * P, sizeof(float));
-    tr->tn = xcalloc(N, sizeof(float));
-    tr->onehot = xcalloc(N * UNET_NUM_CLASSES, sizeof(float));
+    const OpsCtx *ctx = &tr->model.ctx;
+    tr->m = dev_alloc(ctx, np * sizeof(float));
+    tr->v = dev_alloc(ctx, np * sizeof(float));
+    tr->x0 = dev_alloc(ctx, N * P * sizeof(float));
+    tr->xin = dev_alloc(ctx, N * P * sizeof(float));
+    tr->target = dev_alloc(ctx, N * P * sizeof(float));
+    tr->noise = dev_alloc(ctx, N * P * sizeof(float));
+    tr->dout = dev_alloc(ctx, N * P * sizeof(float));
+    tr->tn = dev_alloc(ctx, N * sizeof(float));
+    tr->onehot = dev_alloc(ctx, N * UNET_NUM_CLASSES * sizeof(float));
+    tr->coef = dev_alloc(ctx, 2 * N * sizeof(float));
+    tr->h_noise = xcalloc(N * P, sizeof(float));
+    tr->h_tn = xcalloc(N, sizeof(float));
+    tr->h_onehot = xcalloc(N * UNET_NUM_CLASSES, sizeof(float));
+    tr->h_coef = xcalloc(2 * N, sizeof(float));
     tr->labels = xcalloc(N, sizeof(int));
     rng_seed(&tr->noise_rng, c->seed * 0x9E3779B97F4A7C15ULL + 17);
     tr->lr = c->lr;
     if (c->ema > 0) {
         Unet *m = &tr->model;
-        tr->ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
-        memcpy(tr->ema, m->params, m->n_params * sizeof(float));
-        memcpy(tr->ema + m->n_params, m->buffers, m->n_buffers * sizeof(float));
+        tr->ema = dev_alloc(ctx, (m->n_params + m->n_buffers) * sizeof(float));
+        dev_copy(ctx, tr->ema, m->params, m->n_params);
+        dev_copy(ctx, tr->ema + m->n_params, m->buffers, m->n_buffers);
     }
     return 0;
 }
@@ -70,17 +76,8 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
 void trainer_swap_ema(Trainer *tr) {
     if (!tr->ema) return;
     Unet *m = &tr->model;
-    for (size_t i = 0; i < m->n_params; i++) {
-        float t = m->params[i];
-        m->params[i] = tr->ema[i];
-        tr->ema[i] = t;
-    }
-    float *eb = tr->ema + m->n_params;
-    for (size_t i = 0; i < m->n_buffers; i++) {
-        float t = m->buffers[i];
-        m->buffers[i] = eb[i];
-        eb[i] = t;
-    }
+    swap_values(&m->ctx, m->params, tr->ema, m->n_params);
+    swap_values(&m->ctx, m->buffers, tr->ema + m->n_params, m->n_buffers);
 }
 
 TrainStateRefs trainer_state_refs(Trainer *tr) {
@@ -89,62 +86,92 @@ TrainStateRefs trainer_state_refs(Trainer *tr) {
 }
 
 void trainer_free(Trainer *tr) {
+    const OpsCtx *ctx = &tr->model.ctx;
+    size_t np = tr->model.n_params, N = (size_t)tr->cfg.batch;
+    dev_free(ctx, tr->m, np * sizeof(float));
+    dev_free(ctx, tr->v, np * sizeof(float));
+    dev_free(ctx, tr->x0, N * P * sizeof(float));
+    dev_free(ctx, tr->xin, N * P * sizeof(float));
+    dev_free(ctx, tr->target, N * P * sizeof(float));
+    dev_free(ctx, tr->noise, N * P * sizeof(float));
+    dev_free(ctx, tr->dout, N * P * sizeof(float));
+    dev_free(ctx, tr->tn, N * sizeof(float));
+    dev_free(ctx, tr->onehot, N * UNET_NUM_CLASSES * sizeof(float));
+    dev_free(ctx, tr->coef, 2 * N * sizeof(float));
+    if (tr->ema)
+        dev_free(ctx, tr->ema, (tr->model.n_params + tr->model.n_buffers) * sizeof(float));
+    xfree(tr->h_noise);
+    xfree(tr->h_tn);
+    xfree(tr->h_onehot);
+    xfree(tr->h_coef);
+    xfree(tr->labels);
     unet_free(&tr->model);
     schedule_free(&tr->sched);
-    xfree(tr->m);
-    xfree(tr->v);
-    xfree(tr->x0);
-    xfree(tr->xin);
-    xfree(tr->target);
-    xfree(tr->noise);
-    xfree(tr->dout);
-    xfree(tr->tn);
-    xfree(tr->onehot);
-    xfree(tr->labels);
-    xfree(tr->ema);
     memset(tr, 0, sizeof *tr);
+}
+
+/* The diffusion models' batch on the host: per image a timestep, its noise and (class model)
+ * the label kept or dropped, in the generator's order; the noising coefficients
+ * (float)sqrt(abar_t), (float)sqrt(1 - abar_t) as schedule_add_noise computes them. */
+static void draw_diffusion_batch(Trainer *tr, const uint8_t *labels, int n) {
+    const TrainConfig *c = &tr->cfg;
+    if (c->kind == UNET_CLASS) memset(tr->h_onehot, 0, (size_t)n * UNET_NUM_CLASSES * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        int t = (int)rng_below(&tr->noise_rng, (uint32_t)c->T);
+        tr->h_tn[i] = (float)t / (float)c->T;
+        rng_fill_normal(&tr->noise_rng, tr->h_noise + (size_t)i * P, P);
+        double ab = schedule_abar(&tr->sched, t);
+        tr->h_coef[i] = (float)sqrt(ab);
+        tr->h_coef[n + i] = (float)sqrt(1.0 - ab);
+        if (c->kind == UNET_CLASS) {
+            DDPM_CHECK(labels != NULL);
+            /* the zero vector stands for "no class" with probability p_uncond */
+            if (rng_uniform(&tr->noise_rng) >= c->p_uncond)
+                tr->h_onehot[(size_t)i * UNET_NUM_CLASSES + labels[i]] = 1.0f;
+        }
+    }
 }
 
 /* Forward and loss of one step; backward and update are left to the caller. */
 static float step_forward(Trainer *tr, const float *images, const uint8_t *labels, int n) {
     const TrainConfig *c = &tr->cfg;
     Unet *m = &tr->model;
+    const OpsCtx *ctx = &m->ctx;
     DDPM_CHECK(n >= 1 && n <= c->batch);
     const size_t cnt = (size_t)n * P;
     const float *tnp = NULL, *ohp = NULL;
+    dev_upload(ctx, tr->x0, images, cnt * sizeof(float));
     if (c->kind == UNET_DENOISER) {
-        rng_fill_normal(&tr->noise_rng, tr->noise, cnt);
-        for (size_t i = 0; i < cnt; i++) tr->xin[i] = images[i] + c->sigma * tr->noise[i];
-        memcpy(tr->target, images, cnt * sizeof(float));
+        rng_fill_normal(&tr->noise_rng, tr->h_noise, cnt);
+        dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
+        scale_add(ctx, tr->xin, tr->x0, c->sigma, tr->noise, cnt);
+        dev_copy(ctx, tr->target, tr->x0, cnt);
     } else {
-        if (c->kind == UNET_CLASS) memset(tr->onehot, 0, (size_t)n * UNET_NUM_CLASSES * sizeof(float));
-        for (int i = 0; i < n; i++) {
-            int t = (int)rng_below(&tr->noise_rng, (uint32_t)c->T);
-            tr->tn[i] = (float)t / (float)c->T;
-            float *e = tr->noise + (size_t)i * P;
-            rng_fill_normal(&tr->noise_rng, e, P);
-            schedule_add_noise(&tr->sched, tr->xin + (size_t)i * P, images + (size_t)i * P, e, t, P);
-            if (c->kind == UNET_CLASS) {
-                DDPM_CHECK(labels != NULL);
-                /* the zero vector stands for "no class" with probability p_uncond */
-                if (rng_uniform(&tr->noise_rng) >= c->p_uncond)
-                    tr->onehot[(size_t)i * UNET_NUM_CLASSES + labels[i]] = 1.0f;
-            }
-        }
-        memcpy(tr->target, tr->noise, cnt * sizeof(float));
+        draw_diffusion_batch(tr, labels, n);
+        dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
+        dev_upload(ctx, tr->coef, tr->h_coef, 2 * (size_t)n * sizeof(float));
+        noising_forward(ctx, tr->xin, tr->x0, tr->noise, tr->coef, tr->coef + n, n, P);
+        dev_upload(ctx, tr->tn, tr->h_tn, (size_t)n * sizeof(float));
+        if (c->kind == UNET_CLASS)
+            dev_upload(ctx, tr->onehot, tr->h_onehot,
+                       (size_t)n * UNET_NUM_CLASSES * sizeof(float));
+        dev_copy(ctx, tr->target, tr->noise, cnt);
         tnp = tr->tn;
         ohp = c->kind == UNET_CLASS ? tr->onehot : NULL;
     }
     unet_forward(m, tr->xin, tnp, ohp, n, 1);
     /* test hook: a NaN in the output, past the operators, makes this step's loss NaN */
-    if (c->fault_nan_at > 0 && tr->step + 1 == c->fault_nan_at) m->out[0] = NAN;
-    return mse_forward(&m->ctx, m->out, tr->target, (int64_t)cnt);
+    if (c->fault_nan_at > 0 && tr->step + 1 == c->fault_nan_at) {
+        const float nan = NAN;
+        dev_upload(ctx, m->out, &nan, sizeof nan);
+    }
+    return mse_forward(ctx, m->out, tr->target, (int64_t)cnt);
 }
 
 static void step_backward(Trainer *tr, int n) {
     Unet *m = &tr->model;
     const size_t cnt = (size_t)n * P;
-    memset(tr->dout, 0, cnt * sizeof(float));
+    dev_fill(&m->ctx, tr->dout, 0.0f, cnt);
     mse_backward(&m->ctx, tr->dout, m->out, tr->target, (int64_t)cnt);
     unet_zero_grad(m);
     unet_backward(m, tr->dout);
@@ -153,14 +180,12 @@ static void step_backward(Trainer *tr, int n) {
 static void step_update(Trainer *tr) {
     Unet *m = &tr->model;
     Adam opt = {.lr = tr->lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = tr->step};
-    adam_step(&opt, m->params, m->grads, tr->m, tr->v, m->n_params);
+    adam_step(&m->ctx, &opt, m->params, m->grads, tr->m, tr->v, m->n_params);
     tr->step = opt.step;
     if (tr->ema) {
         /* ema <- d ema + (1 - d) value, for the weights and the BatchNorm statistics */
-        const float d = tr->cfg.ema, e = 1.0f - d;
-        for (size_t i = 0; i < m->n_params; i++) tr->ema[i] = d * tr->ema[i] + e * m->params[i];
-        float *eb = tr->ema + m->n_params;
-        for (size_t i = 0; i < m->n_buffers; i++) eb[i] = d * eb[i] + e * m->buffers[i];
+        ema_update(&m->ctx, tr->ema, m->params, tr->cfg.ema, m->n_params);
+        ema_update(&m->ctx, tr->ema + m->n_params, m->buffers, tr->cfg.ema, m->n_buffers);
     }
 }
 
@@ -171,30 +196,27 @@ float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int 
     return loss;
 }
 
-/* The first non-finite gradient: its tensor and index. Returns 0 when all are finite. */
-static int find_nonfinite_grad(const Unet *m, const UnetTensor **bad, size_t *at) {
-    /* x * 0 is 0 for finite x and NaN for inf or NaN, so one sum screens the whole array */
-    float acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= m->n_params; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += m->grads[i + k] * 0.0f;
-    for (; i < m->n_params; i++) acc[0] += m->grads[i] * 0.0f;
-    float all = 0.0f;
-    for (int k = 0; k < 8; k++) all += acc[k];
-    if (all == 0.0f) return 0;
-    for (int j = 0; j < m->n_tensors; j++) {
+/* The first non-finite gradient: its tensor, index and value (downloaded tensor by tensor
+ * once the whole array has failed the check). Returns 0 when all are finite. */
+static int find_nonfinite_grad(const Unet *m, const UnetTensor **bad, size_t *at, float *value) {
+    if (all_finite(&m->ctx, m->grads, m->n_params)) return 0;
+    *bad = NULL;
+    *at = 0;
+    for (int j = 0; j < m->n_tensors && !*bad; j++) {
         const UnetTensor *t = &m->tensors[j];
         const float *g = unet_tensor_grad(m, t);
         if (!g) continue;
+        float *h = xmalloc((t->count ? t->count : 1) * sizeof(float));
+        dev_download(&m->ctx, h, g, t->count * sizeof(float));
         for (size_t k = 0; k < t->count; k++)
-            if (!isfinite(g[k])) {
+            if (!isfinite(h[k])) {
                 *bad = t;
                 *at = k;
-                return 1;
+                *value = h[k];
+                break;
             }
+        xfree(h);
     }
-    *bad = NULL;
-    *at = 0;
     return 1;
 }
 
@@ -206,36 +228,45 @@ int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels
     step_backward(tr, n);
     const UnetTensor *bad;
     size_t at;
-    if (find_nonfinite_grad(&tr->model, &bad, &at)) {
+    float value;
+    if (find_nonfinite_grad(&tr->model, &bad, &at, &value)) {
         if (!bad) return err_set("a gradient is not finite");
-        return err_set("the gradient of %s is %g at index %zu", bad->name,
-                       (double)unet_tensor_grad(&tr->model, bad)[at], at);
+        return err_set("the gradient of %s is %g at index %zu", bad->name, (double)value, at);
     }
     step_update(tr);
     return 0;
 }
 
+/* The outputs of all batches are gathered, so that one sq_diff_sum over the n images sums
+ * the squared errors in index order, as a single running sum. */
 double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
                          float *noisy, float *denoised) {
+    const OpsCtx *ctx = &m->ctx;
     Rng rng;
     rng_seed(&rng, seed);
     const int B = m->max_batch;
-    float *z = xmalloc((size_t)B * P * sizeof(float));
-    double sum = 0;
+    const size_t all = (size_t)n * P, batch_bytes = (size_t)B * P * sizeof(float);
+    float *hz = xmalloc(batch_bytes);                       /* (B, 784) host noise */
+    float *z = dev_alloc(ctx, batch_bytes);                 /* (B, 784) noise, then noisy input */
+    float *x = dev_alloc(ctx, all * sizeof(float));         /* (n, 784) clean images */
+    float *out = dev_alloc(ctx, all * sizeof(float));       /* (n, 784) the model's outputs */
+    dev_upload(ctx, x, images, all * sizeof(float));
     for (int s = 0; s < n; s += B) {
         int c = n - s < B ? n - s : B;
-        const float *x = images + (size_t)s * P;
-        rng_fill_normal(&rng, z, (size_t)c * P);
-        for (size_t i = 0; i < (size_t)c * P; i++) z[i] = x[i] + sigma * z[i];
-        if (noisy) memcpy(noisy + (size_t)s * P, z, (size_t)c * P * sizeof(float));
+        const size_t off = (size_t)s * P, cp = (size_t)c * P;
+        rng_fill_normal(&rng, hz, cp);
+        dev_upload(ctx, z, hz, cp * sizeof(float));
+        scale_add(ctx, z, x + off, sigma, z, cp);
+        if (noisy) dev_download(ctx, noisy + off, z, cp * sizeof(float));
         const float *o = unet_forward(m, z, NULL, NULL, c, 0);
-        for (size_t i = 0; i < (size_t)c * P; i++) {
-            double d = (double)o[i] - (double)x[i];
-            sum += d * d;
-        }
-        if (denoised) memcpy(denoised + (size_t)s * P, o, (size_t)c * P * sizeof(float));
+        dev_copy(ctx, out + off, o, cp);
     }
-    xfree(z);
+    double sum = sq_diff_sum(ctx, out, x, all);
+    if (denoised) dev_download(ctx, denoised, out, all * sizeof(float));
+    xfree(hz);
+    dev_free(ctx, z, batch_bytes);
+    dev_free(ctx, x, all * sizeof(float));
+    dev_free(ctx, out, all * sizeof(float));
     return sum / ((double)n * P);
 }
 

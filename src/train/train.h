@@ -37,12 +37,17 @@ typedef struct {
     float *tn;              /* (N) t / T */
     float *onehot;          /* (N, 10) */
     float *dout;            /* (N, 784) loss gradient */
+    float *coef;            /* (2N) noising coefficients per image: sqrt(abar_t) (N), then
+                               sqrt(1 - abar_t) (N) */
+    /* the above live in the backend's memory (dev_alloc); these host buffers stage what is
+     * drawn or built on the host: noise (N, 784), t / T (N), one-hot (N, 10), coef (2N) */
+    float *h_noise, *h_tn, *h_onehot, *h_coef;
     int *labels;            /* (N) */
     Rng noise_rng;          /* noise, timesteps and label dropout */
     long step;
     float lr;
     float *ema;             /* (n_params + n_buffers) moving average of params then buffers,
-                               NULL without --ema */
+                               NULL without --ema (backend memory) */
 } Trainer;
 
 /* Exchange the model's weights and BatchNorm statistics with their moving averages (a

@@ -3,24 +3,19 @@
  * nthreads contiguous slices; every thread runs single-threaded SGEMMs on its own images and
  * keeps its own weight-gradient partials in the workspace, summed in thread order at the end,
  * so a fixed thread count gives bit-identical results. */
-#include "ops/attention.h"
+#include "backend/cpu/cpu_ops.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "backend/cpu/simd.h"
 #include "core/common.h"
-#include "ops/cpu.h"
 
 /* Offsets of one image's saved tensors: QKV (3C, L), P (L, L), O (C, L). */
 static size_t saved_per_image(int c, int l) {
     return 4 * (size_t)c * (size_t)l + (size_t)l * (size_t)l;
-}
-
-size_t attention_saved_floats(int n, int c, int l) {
-    DDPM_CHECK(n > 0 && c > 0 && l > 0);
-    return (size_t)n * saved_per_image(c, l);
 }
 
 /* One thread's slice of the backward workspace. */
@@ -45,7 +40,7 @@ static Plan plan_make(int c, int l) {
     return p;
 }
 
-size_t attention_workspace_floats(int n, int c, int l, int nthreads) {
+size_t cpu_attention_workspace_floats(int n, int c, int l, int nthreads) {
     DDPM_CHECK(n > 0 && c > 0 && l > 0 && nthreads > 0);
     return (size_t)nthreads * plan_make(c, l).per_thread;
 }
@@ -95,9 +90,9 @@ static void attention_forward_image(float *y, float *sv, const float *x, const f
                 l);
 }
 
-void attention_forward(const OpsCtx *ctx, float *y, float *saved, const float *x,
-                       const float *w_qkv, const float *b_qkv, const float *w_out,
-                       const float *b_out, int n, int c, int l) {
+void cpu_attention_forward(const OpsCtx *ctx, float *y, float *saved, const float *x,
+                           const float *w_qkv, const float *b_qkv, const float *w_out,
+                           const float *b_out, int n, int c, int l) {
     DDPM_CHECK(n > 0 && c > 0 && l > 0 && y != x && saved != NULL);
     const int nt = ctx->nthreads;
     const size_t img = (size_t)c * (size_t)l, per = saved_per_image(c, l);
@@ -192,10 +187,10 @@ static void reduce_partials(float *dst, const float *part, size_t stride, size_t
     }
 }
 
-void attention_backward(const OpsCtx *ctx, float *dx, float *dw_qkv, float *db_qkv,
-                        float *dw_out, float *db_out, const float *dy, const float *x,
-                        const float *saved, const float *w_qkv, const float *w_out, int n, int c,
-                        int l) {
+void cpu_attention_backward(const OpsCtx *ctx, float *dx, float *dw_qkv, float *db_qkv,
+                            float *dw_out, float *db_out, const float *dy, const float *x,
+                            const float *saved, const float *w_qkv, const float *w_out, int n,
+                            int c, int l) {
     DDPM_CHECK(n > 0 && c > 0 && l > 0);
     if (!dx && !dw_qkv && !db_qkv && !dw_out && !db_out) return;
     const int nt = ctx->nthreads;

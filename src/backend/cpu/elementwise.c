@@ -5,9 +5,9 @@
 #include <omp.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/gelu.h"
 #include "core/common.h"
-#include "ops/gelu.h"
-#include "ops/ops.h"
 
 /* ---- GELU (its arithmetic is in ops/gelu.h) ----------------------------------------------- */
 
@@ -36,7 +36,7 @@ static void gelu_backward_range(float *restrict dx, const float *restrict dy,
     }
 }
 
-void gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
+void cpu_gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
     const int nt = ctx->nthreads;
 #pragma omp parallel num_threads(nt)
     for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
@@ -46,7 +46,8 @@ void gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
     }
 }
 
-void gelu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int64_t count) {
+void cpu_gelu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x,
+                       int64_t count) {
     const int nt = ctx->nthreads;
 #pragma omp parallel num_threads(nt)
     for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {
@@ -58,7 +59,7 @@ void gelu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x
 
 /* ---- global average pooling ---- */
 
-void avgpool_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int hw) {
+void cpu_avgpool_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int hw) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int r = 0; r < nc; r++) {
         const float *p = x + (size_t)r * (size_t)hw;
@@ -69,7 +70,7 @@ void avgpool_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int hw
     }
 }
 
-void avgpool_backward(const OpsCtx *ctx, float *dx, const float *dy, int nc, int hw) {
+void cpu_avgpool_backward(const OpsCtx *ctx, float *dx, const float *dy, int nc, int hw) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int r = 0; r < nc; r++) {
         float g = dy[r] / (float)hw;
@@ -80,8 +81,8 @@ void avgpool_backward(const OpsCtx *ctx, float *dx, const float *dy, int nc, int
 
 /* ---- channel concatenation: per image, a's ca planes then b's cb planes ---- */
 
-void concat_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, int n, int ca,
-                    int cb, int hw) {
+void cpu_concat_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, int n, int ca,
+                        int cb, int hw) {
     const size_t na = (size_t)ca * (size_t)hw, nb = (size_t)cb * (size_t)hw;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int i = 0; i < n; i++) {
@@ -91,8 +92,8 @@ void concat_forward(const OpsCtx *ctx, float *y, const float *a, const float *b,
     }
 }
 
-void concat_backward(const OpsCtx *ctx, float *da, float *db, const float *dy, int n, int ca,
-                     int cb, int hw) {
+void cpu_concat_backward(const OpsCtx *ctx, float *da, float *db, const float *dy, int n, int ca,
+                         int cb, int hw) {
     const size_t na = (size_t)ca * (size_t)hw, nb = (size_t)cb * (size_t)hw;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int i = 0; i < n; i++) {
@@ -110,8 +111,8 @@ void concat_backward(const OpsCtx *ctx, float *da, float *db, const float *dy, i
 
 /* ---- per-channel affine conditioning ---- */
 
-void film_forward(const OpsCtx *ctx, float *y, const float *x, const float *scale,
-                  const float *shift, int n, int c, int hw) {
+void cpu_film_forward(const OpsCtx *ctx, float *y, const float *x, const float *scale,
+                      const float *shift, int n, int c, int hw) {
     const int rows = n * c;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int r = 0; r < rows; r++) {
@@ -125,8 +126,8 @@ void film_forward(const OpsCtx *ctx, float *y, const float *x, const float *scal
     }
 }
 
-void film_backward(const OpsCtx *ctx, float *dx, float *dscale, float *dshift, const float *dy,
-                   const float *x, const float *scale, int n, int c, int hw) {
+void cpu_film_backward(const OpsCtx *ctx, float *dx, float *dscale, float *dshift, const float *dy,
+                       const float *x, const float *scale, int n, int c, int hw) {
     const int rows = n * c;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int r = 0; r < rows; r++) {
@@ -154,7 +155,7 @@ void film_backward(const OpsCtx *ctx, float *dx, float *dscale, float *dshift, c
 
 /* ---- mean squared error ---- */
 
-float mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int64_t count) {
+float cpu_mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int64_t count) {
     DDPM_CHECK(count > 0);
     /* nthreads fixed slices summed in slice order: deterministic for a fixed nthreads.
      * 64 slots are plenty; more threads than that simply share slices. */
@@ -177,8 +178,8 @@ float mse_forward(const OpsCtx *ctx, const float *pred, const float *target, int
     return (float)(total / (double)count);
 }
 
-void mse_backward(const OpsCtx *ctx, float *dpred, const float *pred, const float *target,
-                  int64_t count) {
+void cpu_mse_backward(const OpsCtx *ctx, float *dpred, const float *pred, const float *target,
+                      int64_t count) {
     const float k = (float)(2.0 / (double)count);
 #pragma omp parallel for simd num_threads(ctx->nthreads) schedule(static)
     for (int64_t e = 0; e < count; e++) dpred[e] += k * (pred[e] - target[e]);

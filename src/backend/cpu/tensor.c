@@ -5,30 +5,30 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_ops.h"
 #include "core/common.h"
-#include "ops/ops.h"
 
-void *dev_alloc(const OpsCtx *ctx, size_t bytes) {
+void *cpu_dev_alloc(const OpsCtx *ctx, size_t bytes) {
     (void)ctx;
     return xcalloc_pages(bytes ? bytes : 1);
 }
 
-void dev_free(const OpsCtx *ctx, void *p, size_t bytes) {
+void cpu_dev_free(const OpsCtx *ctx, void *p, size_t bytes) {
     (void)ctx;
     if (p) xfree_pages(p, bytes ? bytes : 1);
 }
 
-void dev_upload(const OpsCtx *ctx, void *dst, const void *src, size_t bytes) {
+void cpu_dev_upload(const OpsCtx *ctx, void *dst, const void *src, size_t bytes) {
     (void)ctx;
     if (bytes && dst != src) memmove(dst, src, bytes);
 }
 
-void dev_download(const OpsCtx *ctx, void *dst, const void *src, size_t bytes) {
+void cpu_dev_download(const OpsCtx *ctx, void *dst, const void *src, size_t bytes) {
     (void)ctx;
     if (bytes && dst != src) memmove(dst, src, bytes);
 }
 
-void dev_fill(const OpsCtx *ctx, float *dst, float value, size_t count) {
+void cpu_dev_fill(const OpsCtx *ctx, float *dst, float value, size_t count) {
     (void)ctx;
     if (value == 0.0f) {
         memset(dst, 0, count * sizeof(float));
@@ -37,24 +37,24 @@ void dev_fill(const OpsCtx *ctx, float *dst, float value, size_t count) {
     for (size_t i = 0; i < count; i++) dst[i] = value;
 }
 
-void dev_copy(const OpsCtx *ctx, float *dst, const float *src, size_t count) {
+void cpu_dev_copy(const OpsCtx *ctx, float *dst, const float *src, size_t count) {
     (void)ctx;
     if (count && dst != src) memmove(dst, src, count * sizeof(float));
 }
 
-void add_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, size_t count) {
+void cpu_add_forward(const OpsCtx *ctx, float *y, const float *a, const float *b, size_t count) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
 }
 
-void scale_add(const OpsCtx *ctx, float *y, const float *x, float alpha, const float *z,
-               size_t count) {
+void cpu_scale_add(const OpsCtx *ctx, float *y, const float *x, float alpha, const float *z,
+                   size_t count) {
     (void)ctx;
     for (size_t i = 0; i < count; i++) y[i] = x[i] + alpha * z[i];
 }
 
-void noising_forward(const OpsCtx *ctx, float *xt, const float *x0, const float *eps,
-                     const float *ca, const float *cb, int n, int per) {
+void cpu_noising_forward(const OpsCtx *ctx, float *xt, const float *x0, const float *eps,
+                         const float *ca, const float *cb, int n, int per) {
     (void)ctx;
     for (int i = 0; i < n; i++) {
         const float a = ca[i], b = cb[i];
@@ -63,7 +63,7 @@ void noising_forward(const OpsCtx *ctx, float *xt, const float *x0, const float 
     }
 }
 
-void time_embedding_forward(const OpsCtx *ctx, float *out, const float *tn, int n, int E) {
+void cpu_time_embedding_forward(const OpsCtx *ctx, float *out, const float *tn, int n, int E) {
     (void)ctx;
     const int half = E / 2;
     for (int i = 0; i < n; i++) {
@@ -76,9 +76,9 @@ void time_embedding_forward(const OpsCtx *ctx, float *out, const float *tn, int 
     }
 }
 
-void bn_fold(const OpsCtx *ctx, float *wf, float *bf, const float *w, const float *b,
-             const float *gamma, const float *beta, const float *running_mean,
-             const float *running_var, int ci, int co, int k, int transposed, float eps) {
+void cpu_bn_fold(const OpsCtx *ctx, float *wf, float *bf, const float *w, const float *b,
+                 const float *gamma, const float *beta, const float *running_mean,
+                 const float *running_var, int ci, int co, int k, int transposed, float eps) {
     (void)ctx;
     const size_t kk = (size_t)k * (size_t)k, per = (size_t)ci * kk;
     for (int o = 0; o < co; o++) {
@@ -95,8 +95,8 @@ void bn_fold(const OpsCtx *ctx, float *wf, float *bf, const float *w, const floa
     }
 }
 
-void adam_update(const OpsCtx *ctx, float *param, const float *grad, float *m, float *v,
-                 size_t count, const AdamScalars *s) {
+void cpu_adam_update(const OpsCtx *ctx, float *param, const float *grad, float *m, float *v,
+                     size_t count, const AdamScalars *s) {
     (void)ctx;
     const float beta1 = s->beta1, one_minus_b1 = s->one_minus_b1, beta2 = s->beta2,
                 one_minus_b2 = s->one_minus_b2, step_size = s->step_size,
@@ -115,13 +115,13 @@ void adam_update(const OpsCtx *ctx, float *param, const float *grad, float *m, f
     }
 }
 
-void ema_update(const OpsCtx *ctx, float *ema, const float *x, float d, size_t count) {
+void cpu_ema_update(const OpsCtx *ctx, float *ema, const float *x, float d, size_t count) {
     (void)ctx;
     const float e = 1.0f - d;
     for (size_t i = 0; i < count; i++) ema[i] = d * ema[i] + e * x[i];
 }
 
-void swap_values(const OpsCtx *ctx, float *a, float *b, size_t count) {
+void cpu_swap_values(const OpsCtx *ctx, float *a, float *b, size_t count) {
     (void)ctx;
     for (size_t i = 0; i < count; i++) {
         float t = a[i];
@@ -130,7 +130,7 @@ void swap_values(const OpsCtx *ctx, float *a, float *b, size_t count) {
     }
 }
 
-int all_finite(const OpsCtx *ctx, const float *x, size_t count) {
+int cpu_all_finite(const OpsCtx *ctx, const float *x, size_t count) {
     (void)ctx;
     /* x * 0 is 0 for finite x and NaN for inf or NaN, so one sum screens the whole array */
     float acc[8] = {0};
@@ -143,7 +143,7 @@ int all_finite(const OpsCtx *ctx, const float *x, size_t count) {
     return all == 0.0f;
 }
 
-double sq_diff_sum(const OpsCtx *ctx, const float *a, const float *b, size_t count) {
+double cpu_sq_diff_sum(const OpsCtx *ctx, const float *a, const float *b, size_t count) {
     (void)ctx;
     double sum = 0;
     for (size_t i = 0; i < count; i++) {
@@ -153,14 +153,14 @@ double sq_diff_sum(const OpsCtx *ctx, const float *a, const float *b, size_t cou
     return sum;
 }
 
-void guidance_forward(const OpsCtx *ctx, float *eps, const float *eps_c, const float *eps_u,
-                      float gamma, size_t count) {
+void cpu_guidance_forward(const OpsCtx *ctx, float *eps, const float *eps_c, const float *eps_u,
+                          float gamma, size_t count) {
     (void)ctx;
     for (size_t i = 0; i < count; i++) eps[i] = eps_u[i] + gamma * (eps_c[i] - eps_u[i]);
 }
 
-void ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
-               const float *z, const DdpmCoefs *c, size_t count) {
+void cpu_ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
+                   const float *z, const DdpmCoefs *c, size_t count) {
     (void)ctx;
     for (size_t i = 0; i < count; i++) {
         double x0 = c->c_x0 * (double)xt[i] - c->c_eps * (double)eps[i];
@@ -170,8 +170,8 @@ void ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *e
     }
 }
 
-void ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
-               const float *z, const DdimCoefs *c, size_t count) {
+void cpu_ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
+                   const float *z, const DdimCoefs *c, size_t count) {
     (void)ctx;
     for (size_t i = 0; i < count; i++) {
         double x0 = c->c_x0 * (double)xt[i] - c->c_eps * (double)eps[i], e = eps[i];

@@ -4,15 +4,15 @@
  * Conv2d with K 3, stride 1, padding 1 and at least WINOGRAD_MIN_CHANNELS channels on both
  * sides goes to Winograd F(2x2, 3x3) instead (winograd.c), and with a single output channel
  * to a direct loop (below), unless DDPM_CONV=im2col. */
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
+#include "backend/cpu/simd.h"
+#include "backend/cpu/winograd.h"
 #include "core/common.h"
-#include "ops/cpu.h"
-#include "ops/winograd.h"
 
 /* Both operators are driven as one plain convolution, described by a Geom: it unfolds the
  * "in" side (cin, hin, win) with im2col and produces the "out" side (cout, hout, wout).
@@ -70,24 +70,6 @@ static Plan plan_make(const Geom *g, int n, int nthreads) {
  * stride K) touches every output pixel exactly once: y (N, Co K K) = x (N, Ci) W (Ci, Co K K). */
 static int convt_is_outer(const ConvShape *s) { return s->h == 1 && s->w == 1 && s->pad == 0; }
 
-ConvShape conv_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
-    DDPM_CHECK(n > 0 && ci > 0 && co > 0 && k > 0 && stride > 0 && pad >= 0);
-    DDPM_CHECK(h + 2 * pad >= k && w + 2 * pad >= k);
-    ConvShape s = {n, ci, co, h, w, k, stride, pad, 0, 0};
-    s.ho = (h + 2 * pad - k) / stride + 1;
-    s.wo = (w + 2 * pad - k) / stride + 1;
-    return s;
-}
-
-ConvShape conv_transpose_shape(int n, int ci, int co, int h, int w, int k, int stride, int pad) {
-    DDPM_CHECK(n > 0 && ci > 0 && co > 0 && h > 0 && w > 0 && k > 0 && stride > 0 && pad >= 0);
-    ConvShape s = {n, ci, co, h, w, k, stride, pad, 0, 0};
-    s.ho = (h - 1) * stride - 2 * pad + k;
-    s.wo = (w - 1) * stride - 2 * pad + k;
-    DDPM_CHECK(s.ho > 0 && s.wo > 0);
-    return s;
-}
-
 static void check_conv_shape(const ConvShape *s) {
     ConvShape t = conv_shape(s->n, s->ci, s->co, s->h, s->w, s->k, s->stride, s->pad);
     DDPM_CHECK(t.ho == s->ho && t.wo == s->wo);
@@ -123,7 +105,7 @@ static D1Plan d1_plan(const ConvShape *s) {
 
 /* Enough for either path whenever Winograd may be chosen (whatever DDPM_CONV says), so a
  * workspace sized once serves both. */
-size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
+size_t cpu_conv2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_conv_shape(s);
     Geom g = geom_conv(s);
     size_t need = (size_t)nthreads * plan_make(&g, s->n, nthreads).per_thread;
@@ -139,7 +121,7 @@ size_t conv2d_workspace_floats(const ConvShape *s, int nthreads) {
     return need;
 }
 
-size_t conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
+size_t cpu_conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
     check_convt_shape(s);
     if (convt_is_outer(s)) return 0;
     Geom g = geom_convt(s);
@@ -570,8 +552,8 @@ void conv2d_backward_algo(const OpsCtx *ctx, ConvAlgo algo, float *dx, float *dw
     if (db) bias_grad(ctx, db, dy, s->n, s->co, (size_t)s->ho * (size_t)s->wo);
 }
 
-void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
-                    const ConvShape *s) {
+void cpu_conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                        const ConvShape *s) {
     conv2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
 }
 
@@ -582,8 +564,8 @@ ConvAlgo conv2d_algo(const ConvShape *s) {
     return conv_is_direct1(s) && !conv_im2col_forced() ? CONV_ALGO_DIRECT1 : CONV_ALGO_IM2COL;
 }
 
-void conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
-                     const float *x, const float *w, const ConvShape *s) {
+void cpu_conv2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                         const float *x, const float *w, const ConvShape *s) {
     conv2d_backward_algo(ctx, CONV_ALGO_AUTO, dx, dw, db, dy, x, w, s);
 }
 
@@ -643,13 +625,14 @@ static ConvAlgo resolve_convt_algo(ConvAlgo algo, const ConvShape *s) {
     return algo;
 }
 
-void conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
-                              const float *b, const ConvShape *s) {
+void cpu_conv_transpose2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
+                                  const float *b, const ConvShape *s) {
     conv_transpose2d_forward_algo(ctx, CONV_ALGO_AUTO, y, x, w, b, s);
 }
 
-void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
-                               const float *x, const float *w, const ConvShape *s) {
+void cpu_conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *db,
+                                   const float *dy, const float *x, const float *w,
+                                   const ConvShape *s) {
     conv_transpose2d_backward_algo(ctx, CONV_ALGO_AUTO, dx, dw, db, dy, x, w, s);
 }
 

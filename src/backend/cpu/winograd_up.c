@@ -29,9 +29,9 @@
 #include <omp.h>
 #include <string.h>
 
+#include "backend/cpu/simd.h"
+#include "backend/cpu/winograd.h"
 #include "core/common.h"
-#include "ops/cpu.h"
-#include "ops/winograd.h"
 
 /* Tiles per GEMM: as many whole images as keep V and M (36 positions, Ci + Co channels)
  * within this many bytes, but at least UP_MIN_TILES so the GEMMs stay efficient (for 128

@@ -2,7 +2,7 @@
  * in double, single threaded. Convolutions are written the way PyTorch documents them
  * (ConvTranspose2d as each input pixel scattering a weighted kernel), independently of the
  * im2col formulation of the fast path, so that agreement between the two means something. */
-#include "ops/ops_ref.h"
+#include "backend/ref/ref.h"
 
 #include <math.h>
 #include <string.h>

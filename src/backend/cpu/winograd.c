@@ -25,17 +25,15 @@
  * split the batch as in conv.c (slice t of nthreads, its own workspace slice, its own dU
  * partial; partials summed in slice order), so results are bit-identical for a fixed
  * nthreads. OpenBLAS runs single-threaded inside the threads (ops_cpu_init). */
-#include "ops/winograd.h"
+#include "backend/cpu/winograd.h"
 
 #include <cblas.h>
 #include <omp.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/simd.h"
 #include "core/common.h"
-#include "ops/cpu.h"
 
 /* Tiles per GEMM: as many as keep one group's V and M, 64 (Ci + Co) bytes per tile, within
  * this many bytes (half of the 1 MiB L2 per core of the machine it was tuned on, so that the
@@ -73,20 +71,6 @@ static size_t xi_stride(size_t rows, size_t cols) { return round16(rows * cols) 
 
 int conv_winograd_geometry(const ConvShape *s) {
     return s->k == 3 && s->stride == 1 && s->pad == 1 && s->ho == s->h && s->wo == s->w;
-}
-
-/* DDPM_CONV, read once: 1 = im2col everywhere, 0 = automatic choice. */
-int conv_im2col_forced(void) {
-    static atomic_int mode = -1;
-    int m = atomic_load_explicit(&mode, memory_order_acquire);
-    if (m >= 0) return m;
-    const char *e = getenv("DDPM_CONV");
-    int bad = e && *e && strcmp(e, "im2col") != 0 && strcmp(e, "auto") != 0;
-    m = e && strcmp(e, "im2col") == 0;
-    int expected = -1;
-    if (atomic_compare_exchange_strong(&mode, &expected, m) && bad)
-        fprintf(stderr, "ddpm: ignoring DDPM_CONV=%s (expected im2col or auto)\n", e);
-    return atomic_load(&mode);
 }
 
 int conv2d_uses_winograd(const ConvShape *s) {

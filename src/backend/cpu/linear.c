@@ -3,10 +3,10 @@
  * is one single-threaded SGEMM call; that also makes the results independent of nthreads. */
 #include <cblas.h>
 
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
-void linear_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
-                    int n, int fi, int fo) {
+void cpu_linear_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
+                        int n, int fi, int fo) {
     (void)ctx;
     /* y (N,Fo) = x (N,Fi) w^T (Fi,Fo) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fo, fi, 1.0f, x, fi, w, fi, 0.0f, y,
@@ -16,8 +16,8 @@ void linear_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
             for (int o = 0; o < fo; o++) y[(size_t)r * (size_t)fo + (size_t)o] += b[o];
 }
 
-void linear_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
-                     const float *x, const float *w, int n, int fi, int fo) {
+void cpu_linear_backward(const OpsCtx *ctx, float *dx, float *dw, float *db, const float *dy,
+                         const float *x, const float *w, int n, int fi, int fo) {
     (void)ctx;
     if (dx) /* dx (N,Fi) += dy (N,Fo) w (Fo,Fi) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fi, fo, 1.0f, dy, fo, w, fi, 1.0f,

@@ -3,9 +3,9 @@
  * order, so results do not even depend on the number of threads. */
 #include <math.h>
 
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/gelu.h"
 #include "core/common.h"
-#include "ops/gelu.h"
-#include "ops/ops.h"
 
 /* Sum of the hw values of plane p, in double (vectorised; the order is fixed at compile time). */
 static double plane_sum(const float *p, int hw) {
@@ -51,10 +51,10 @@ static void channel_stats(const float *x, float *running_mean, float *running_va
     running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1.0)));
 }
 
-void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
-                               float *running_mean, float *running_var, const float *x,
-                               const float *gamma, const float *beta, int n, int c, int hw,
-                               float momentum, float eps) {
+void cpu_batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                                   float *running_mean, float *running_var, const float *x,
+                                   const float *gamma, const float *beta, int n, int c, int hw,
+                                   float momentum, float eps) {
     DDPM_CHECK((double)n * (double)hw > 1); /* the unbiased variance needs two values, as in PyTorch */
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -71,9 +71,9 @@ void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *
     }
 }
 
-void batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x, const float *gamma,
-                              const float *beta, const float *running_mean,
-                              const float *running_var, int n, int c, int hw, float eps) {
+void cpu_batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x, const float *gamma,
+                                  const float *beta, const float *running_mean,
+                                  const float *running_var, int n, int c, int hw, float eps) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);
@@ -110,9 +110,9 @@ static void channel_sums(const float *dy, const float *x, double mu, int n, int 
  *   dbeta = sum dy, dgamma = sum dy xhat,
  *   dx = gamma rstd (dy - dbeta / M - xhat dgamma / M)
  * and the last line is folded into dx += dy a + x b + k per value. */
-void batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
-                                const float *dy, const float *x, const float *mean,
-                                const float *rstd, const float *gamma, int n, int c, int hw) {
+void cpu_batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                                    const float *dy, const float *x, const float *mean,
+                                    const float *rstd, const float *gamma, int n, int c, int hw) {
     const double m = (double)n * (double)hw;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -134,10 +134,10 @@ void batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, flo
     }
 }
 
-void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
-                               const float *dy, const float *x, const float *running_mean,
-                               const float *running_var, const float *gamma, int n, int c, int hw,
-                               float eps) {
+void cpu_batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                                   const float *dy, const float *x, const float *running_mean,
+                                   const float *running_var, const float *gamma, int n, int c,
+                                   int hw, float eps) {
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double r = 1.0 / sqrt((double)running_var[ch] + (double)eps);
@@ -164,10 +164,10 @@ void batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, floa
  * and writes every activation several times (BatchNorm's output, GELU's gradient, two zeroed
  * buffers); fused, the forward makes one pass after the statistics and the backward two. */
 
-void bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
-                           float *running_mean, float *running_var, const float *x,
-                           const float *gamma, const float *beta, int n, int c, int hw,
-                           float momentum, float eps) {
+void cpu_bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
+                               float *running_mean, float *running_var, const float *x,
+                               const float *gamma, const float *beta, int n, int c, int hw,
+                               float momentum, float eps) {
     DDPM_CHECK((double)n * (double)hw > 1);
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -191,9 +191,10 @@ void bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd
  * (as bn_apply in the UNet: a = gamma rstd, b = beta - mean a), the gradient g at it through
  * GELU written to dx, and the sums of g and g (x - mean); pass 2: dx = g A + x B + K, the
  * coefficients of batchnorm2d_backward_train. */
-void bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
-                            const float *dy, const float *x, const float *mean, const float *rstd,
-                            const float *gamma, const float *beta, int n, int c, int hw) {
+void cpu_bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *mean,
+                                const float *rstd, const float *gamma, const float *beta, int n,
+                                int c, int hw) {
     const double m = (double)n * (double)hw;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {

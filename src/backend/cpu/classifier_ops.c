@@ -4,17 +4,18 @@
 #include <math.h>
 #include <omp.h>
 
+#include "backend/cpu/cpu_ops.h"
 #include "core/common.h"
-#include "ops/ops.h"
 
 /* ---- ReLU ---------------------------------------------------------------------------------- */
 
-void relu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
+void cpu_relu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
 #pragma omp parallel for simd num_threads(ctx->nthreads) schedule(static)
     for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void relu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int64_t count) {
+void cpu_relu_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x,
+                       int64_t count) {
 #pragma omp parallel for simd num_threads(ctx->nthreads) schedule(static)
     for (int64_t i = 0; i < count; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
 }
@@ -31,7 +32,7 @@ static inline int window_argmax(const float *p, int w) {
     return best;
 }
 
-void maxpool2x2_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int h, int w) {
+void cpu_maxpool2x2_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int h, int w) {
     DDPM_CHECK(h % 2 == 0 && w % 2 == 0);
     const int ho = h / 2, wo = w / 2;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
@@ -47,8 +48,8 @@ void maxpool2x2_forward(const OpsCtx *ctx, float *y, const float *x, int nc, int
     }
 }
 
-void maxpool2x2_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int nc,
-                         int h, int w) {
+void cpu_maxpool2x2_backward(const OpsCtx *ctx, float *dx, const float *dy, const float *x, int nc,
+                             int h, int w) {
     DDPM_CHECK(h % 2 == 0 && w % 2 == 0);
     const int ho = h / 2, wo = w / 2;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
@@ -69,8 +70,8 @@ void maxpool2x2_backward(const OpsCtx *ctx, float *dx, const float *dy, const fl
  * log softmax(z)_j = z_j - m - log sum_k exp(z_k - m) with m = max_k z_k, in double, so large
  * logits neither overflow nor lose the small probabilities. */
 
-float softmax_xent_forward(const OpsCtx *ctx, float *probs, const float *logits,
-                           const int *labels, int n, int c) {
+float cpu_softmax_xent_forward(const OpsCtx *ctx, float *probs, const float *logits,
+                               const int *labels, int n, int c) {
     DDPM_CHECK(n > 0 && c > 0);
     (void)ctx;
     double total = 0.0;
@@ -90,8 +91,8 @@ float softmax_xent_forward(const OpsCtx *ctx, float *probs, const float *logits,
     return (float)(total / n);
 }
 
-void softmax_xent_backward(const OpsCtx *ctx, float *dlogits, const float *probs,
-                           const int *labels, int n, int c) {
+void cpu_softmax_xent_backward(const OpsCtx *ctx, float *dlogits, const float *probs,
+                               const int *labels, int n, int c) {
     const float inv_n = 1.0f / (float)n;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int i = 0; i < n; i++) {
