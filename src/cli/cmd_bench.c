@@ -152,8 +152,9 @@ static int bench_sample(const TrainConfig *c, UnetKind kind, int steps, int warm
     Rng rng;
     rng_seed(&rng, 7);
     int guided = kind == UNET_CLASS;
-    UnetOptions opt = {.residual = c->residual, .attention = c->attention};
-    if (unet_init_opts(&m, kind, c->width, &opt, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
+    UnetConfig uc = unet_config_spec(kind, c->width);
+    uc.opt = (UnetOptions){.residual = c->residual, .attention = c->attention};
+    if (unet_init(&m, &uc, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
         return cli_fail("bench", 1);
     Schedule full, s;
     if (schedule_init(&full, c->T, c->beta_start, c->beta_end) != 0) return cli_fail("bench", 1);
@@ -212,7 +213,7 @@ int cmd_bench(int argc, char **argv) {
         {"sample-steps", OPT_INT, &sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
         {"profile", OPT_FLAG, &profile, "also print the per-layer time table of the timed steps (training or sampling)", 0, -1, 0},
         {"residual", OPT_FLAG, &residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
-        {"attention", OPT_STR, &attention, "attention layers at 7, 14 or 7,14 (as ddpm train --attention; default none)", 0, -1, 0},
+        {"attention", OPT_STR, &attention, "attention layers at down2, up1 or down2,up1 (as ddpm train --attention; default none)", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
@@ -227,7 +228,7 @@ int cmd_bench(int argc, char **argv) {
     c.threads = threads;
     c.residual = residual;
     if (unet_attention_parse(attention, &c.attention) != 0) {
-        fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+        fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);
         return 2;
     }
     printf("BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());

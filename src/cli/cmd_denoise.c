@@ -60,7 +60,8 @@ int cmd_denoise(int argc, char **argv) {
         }
     if (show > n) show = n;
     Unet m;
-    if (checkpoint_load(&m, ckpt, batch, threads) != 0) return cli_fail("denoise", 1);
+    const CheckpointLoadOptions lo = {.max_batch = batch, .nthreads = threads, .use_ema = 1};
+    if (checkpoint_load(&m, NULL, ckpt, &lo) != 0) return cli_fail("denoise", 1);
     int rc = 1;
     MnistSplit test = {0};
     float *imgs = NULL, *grid = NULL, *noisy = NULL, *den = NULL;

@@ -303,7 +303,8 @@ int cmd_eval(int argc, char **argv) {
     /* inputs first, so bad ones fail before any long computation */
     if (samples && read_samples(samples, labels_path, &images, &labels, &count) != 0) goto done;
     if (ckpt) {
-        if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) goto done;
+        const CheckpointLoadOptions lo = {.max_batch = batch, .nthreads = threads, .use_ema = !no_ema};
+        if (checkpoint_load(&m, &used_ema, ckpt, &lo) != 0) goto done;
         have_model = 1;
         Dataset ds;
         if (checkpoint_dataset(ckpt, &ds) != 0) goto done;

@@ -119,7 +119,8 @@ int cmd_sample(int argc, char **argv) {
     if (sweep_s && (n_sweep = parse_float_list("--sweep", sweep_s, sweep, MAX_SWEEP)) < 0) return cli_fail("sample", 2);
 
     Unet m;
-    if (checkpoint_load_ex(&m, ckpt, batch, threads, !no_ema, &used_ema) != 0) return cli_fail("sample", 1);
+    const CheckpointLoadOptions lo = {.max_batch = batch, .nthreads = threads, .use_ema = !no_ema};
+    if (checkpoint_load(&m, &used_ema, ckpt, &lo) != 0) return cli_fail("sample", 1);
     int rc = 1;
     int *labels = NULL;
     float *imgs = NULL, *frames = NULL;

@@ -172,7 +172,7 @@ int train_config_from_json(const char *text, const char *what, TrainConfig *c, c
     const cJSON *att = cJSON_GetObjectItemCaseSensitive(j, "attention");
     c->attention = 0;
     if (att && (!cJSON_IsString(att) || unet_attention_parse(att->valuestring, &c->attention) != 0)) {
-        err_set("%s: the configuration's \"attention\" must be \"7\", \"14\", \"7,14\" or \"none\"", what);
+        err_set("%s: the configuration's \"attention\" must be \"down2\", \"up1\", \"down2,up1\" or \"none\" (or the old \"7\", \"14\", \"7,14\")", what);
         goto done;
     }
     if (kind == UNET_DENOISER) {
@@ -449,10 +449,11 @@ int train_state_load(const char *path, Trainer *tr, TrainProgress *p) {
         const UnetTensor *t = &m->tensors[i];
         if (t->is_buffer) continue;
         char name[64];
+        char old[80]; /* the name before attention was named by place, in older files */
         snprintf(name, sizeof name, "adam.m.%s", t->name);
-        if (read_finite(&f, name, tr->m + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
+        if (read_finite(&f, checkpoint_tensor_name(&f, name, old, sizeof old), tr->m + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
         snprintf(name, sizeof name, "adam.v.%s", t->name);
-        if (read_finite(&f, name, tr->v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
+        if (read_finite(&f, checkpoint_tensor_name(&f, name, old, sizeof old), tr->v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
     }
     if (tr->ema && checkpoint_read_ema(m, tr->ema, &f) != 0) goto done;
     int64_t k[N_COUNTERS], noise[N_RNG], data[N_RNG];

@@ -29,7 +29,7 @@ typedef struct {
     ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
     int time_embedding;     /* 0: the SPEC's scalar t/T; E: E sinusoidal features */
     int residual;           /* 1: residual ConvBlocks (UnetOptions.residual; 0: the SPEC's) */
-    int attention;          /* attention layers, UNET_ATTN_7 | UNET_ATTN_14 (0: none, the SPEC's) */
+    int attention;          /* attention layers, UNET_ATTN_DOWN2 | UNET_ATTN_UP1 (0: none, the SPEC's) */
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
