@@ -91,8 +91,8 @@ static void test_bad_options(void **state) {
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
     expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
     expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);
-    expect_error("--attention 5: the attention layers' resolutions are 7, 14 or 7,14", "%s train --model time --attention 5", NULL);
-    expect_error("--attention 7,28: the attention layers' resolutions are 7, 14 or 7,14", "%s bench --attention 7,28", NULL);
+    expect_error("--attention 5: the attention layers' places are down2, up1 or down2,up1", "%s train --model time --attention 5", NULL);
+    expect_error("--attention 7,28: the attention layers' places are down2, up1 or down2,up1", "%s bench --attention 7,28", NULL);
     expect_error("--residual takes no value", "%s train --model time --residual=1", NULL);
     expect_error("unknown profile 'huge'", "%s reproduce --profile huge", NULL);
     expect_error("only the CPU backend", "%s reproduce --device cuda", NULL);
@@ -393,7 +393,8 @@ static void test_fashion(void **state) {
 }
 
 /* The architecture options beyond the SPEC: a tiny class model with residual ConvBlocks and
- * attention at 7x7 and 14x14 trains, records the options in config.json and its weights, and
+ * attention after down2 and up1 (asked for by their old names 7,14) trains, records the
+ * options in config.json (by their places' names) and its weights, and
  * `ddpm sample` rebuilds that architecture from the weights alone. */
 static void test_architecture_options(void **state) {
     (void)state;
@@ -407,7 +408,7 @@ static void test_architecture_options(void **state) {
     char d[400];
     snprintf(d, sizeof d, "%s/arch", tmpdir);
     assert_true(file_nonempty(d, "samples_epoch1.png"));
-    st = run(&out, "grep -c '\"residual\":[[:space:]]*true' %s/config.json && grep -c '\"attention\":[[:space:]]*\"7,14\"' %s/config.json", d, d);
+    st = run(&out, "grep -c '\"residual\":[[:space:]]*true' %s/config.json && grep -c '\"attention\":[[:space:]]*\"down2,up1\"' %s/config.json", d, d);
     free(out);
     assert_int_equal(st, 0);
     st = run(&out, "%s sample --ckpt %s/model.safetensors --digit 3 --n 4 --out %s/arch.png --idx %s/arch.idx", bin(), d, tmpdir, tmpdir);

@@ -22,12 +22,12 @@ static const char *const FIXTURES[9] = {
     "{\"model\":\"denoiser\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.0003000000142"
     "4923539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"da"
     "ta\":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.999000012874603"
-    "27,\"residual\":true,\"attention\":\"7,14\",\"sigma\":0.300000011920929,\"eval_n\":6"
+    "27,\"residual\":true,\"attention\":\"down2,up1\",\"sigma\":0.300000011920929,\"eval_n\":6"
     "4,\"sigma_table_n\":0,\"figure_epochs\":[1,2,3],\"checkpoint_every\":7}",
     "{\"model\":\"denoiser\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.0003000000142"
     "4923539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"da"
     "ta\":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.999000012874603"
-    "27,\"attention\":\"14\",\"sigma\":0.300000011920929,\"eval_n\":64,\"sigma_table_n\":"
+    "27,\"attention\":\"up1\",\"sigma\":0.300000011920929,\"eval_n\":64,\"sigma_table_n\":"
     "0,\"figure_epochs\":[],\"checkpoint_every\":7}",
     "{\"model\":\"time\",\"width\":64,\"batch\":128,\"epochs\":20,\"lr\":0.00100000004749"
     "74513,\"lr_end\":9.99999974737875e-05,\"seed\":1,\"threads\":2,\"data\":\"\",\"datas"
@@ -37,13 +37,13 @@ static const char *const FIXTURES[9] = {
     "{\"model\":\"time\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.00030000001424923"
     "539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"data\""
     ":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.99900001287460327,"
-    "\"residual\":true,\"attention\":\"7,14\",\"T\":50,\"schedule\":\"cosine\",\"time_emb"
+    "\"residual\":true,\"attention\":\"down2,up1\",\"T\":50,\"schedule\":\"cosine\",\"time_emb"
     "edding\":16,\"beta_start\":0.0010000000474974513,\"beta_end\":0.05000000074505806,\""
     "figure_epochs\":[1,2,3],\"checkpoint_every\":7}",
     "{\"model\":\"time\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.00030000001424923"
     "539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"data\""
     ":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.99900001287460327,"
-    "\"attention\":\"14\",\"T\":50,\"schedule\":\"cosine\",\"time_embedding\":16,\"beta_s"
+    "\"attention\":\"up1\",\"T\":50,\"schedule\":\"cosine\",\"time_embedding\":16,\"beta_s"
     "tart\":0.0010000000474974513,\"beta_end\":0.05000000074505806,\"figure_epochs\":[],"
     "\"checkpoint_every\":7}",
     "{\"model\":\"class\",\"width\":64,\"batch\":128,\"epochs\":20,\"lr\":0.0010000000474"
@@ -55,14 +55,14 @@ static const char *const FIXTURES[9] = {
     "{\"model\":\"class\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.0003000000142492"
     "3539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"data"
     "\":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.99900001287460327"
-    ",\"residual\":true,\"attention\":\"7,14\",\"T\":50,\"schedule\":\"cosine\",\"time_em"
+    ",\"residual\":true,\"attention\":\"down2,up1\",\"T\":50,\"schedule\":\"cosine\",\"time_em"
     "bedding\":16,\"beta_start\":0.0010000000474974513,\"beta_end\":0.05000000074505806,"
     "\"p_uncond\":0.20000000298023224,\"guidance\":-1.5,\"figure_epochs\":[1,2,3],\"check"
     "point_every\":7}",
     "{\"model\":\"class\",\"width\":8,\"batch\":32,\"epochs\":3,\"lr\":0.0003000000142492"
     "3539,\"lr_end\":2.4999999368446879e-05,\"seed\":12345678901234,\"threads\":4,\"data"
     "\":\"/data/mnist\",\"dataset\":\"fashion\",\"subset\":96,\"ema\":0.99900001287460327"
-    ",\"attention\":\"14\",\"T\":50,\"schedule\":\"cosine\",\"time_embedding\":16,\"beta_"
+    ",\"attention\":\"up1\",\"T\":50,\"schedule\":\"cosine\",\"time_embedding\":16,\"beta_"
     "start\":0.0010000000474974513,\"beta_end\":0.05000000074505806,\"p_uncond\":0.200000"
     "00298023224,\"guidance\":-1.5,\"figure_epochs\":[],\"checkpoint_every\":7}"};
 
@@ -82,7 +82,7 @@ static void fixture_config(TrainConfig *c, int k, int variant) {
     c->subset = 96;
     c->ema = 0.999f;
     c->residual = 1;
-    c->attention = UNET_ATTN_7 | UNET_ATTN_14;
+    c->attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1;
     c->sigma = 0.3f;
     c->eval_n = 64;
     c->table_n = 0;
@@ -99,7 +99,7 @@ static void fixture_config(TrainConfig *c, int k, int variant) {
     c->fig_epochs[2] = 3;
     c->checkpoint_every = 7;
     if (variant == 2) {
-        c->attention = UNET_ATTN_14;
+        c->attention = UNET_ATTN_UP1;
         c->residual = 0;
         c->n_fig_epochs = 0;
     }
@@ -190,6 +190,7 @@ static size_t field_size(const TrainConfigField *f) {
     case TC_FLOAT: return sizeof(float);
     case TC_STR: return sizeof(const char *);
     case TC_INT_LIST: return (size_t)f->cap * sizeof(int);
+    case TC_HOOK: return sizeof(Progress);
     default: return sizeof(int);
     }
 }

@@ -12,6 +12,14 @@
 #include "io/safetensors.h"
 #include "ops/cpu.h"
 
+/* The SPEC's model (MNIST geometry) of a kind and width with options o (NULL: none). */
+static int spec_init(Unet *m, UnetKind kind, int width, const UnetOptions *o, int max_batch,
+                     int nthreads, Rng *rng) {
+    UnetConfig c = unet_config_spec(kind, width);
+    if (o) c.opt = *o;
+    return unet_init(m, &c, max_batch, nthreads, rng);
+}
+
 static StFile ref;
 /* The schedule's updates and guidance on the CPU backend, one thread. */
 static OpsCtx host;
@@ -107,7 +115,7 @@ static void test_sampler_reproducible(void **state) {
         Unet m;
         Rng init;
         rng_seed(&init, 3);
-        assert_int_equal(unet_init(&m, (UnetKind)kind, 4, 8, 2, &init), 0);
+        assert_int_equal(spec_init(&m, (UnetKind)kind, 4, NULL, 8, 2, &init), 0);
         Schedule s;
         assert_int_equal(schedule_init(&s, 12, 1e-4f, 0.02f), 0);
         const int n = 5, every = 5;
@@ -344,9 +352,9 @@ static void test_ddim_sampler(void **state) {
     Unet small, big;
     Rng init;
     rng_seed(&init, 3);
-    assert_int_equal(unet_init(&small, UNET_CLASS, 4, 4, 1, &init), 0); /* chunks of 2 */
+    assert_int_equal(spec_init(&small, UNET_CLASS, 4, NULL, 4, 1, &init), 0); /* chunks of 2 */
     rng_seed(&init, 3);
-    assert_int_equal(unet_init(&big, UNET_CLASS, 4, 16, 1, &init), 0);  /* one chunk */
+    assert_int_equal(spec_init(&big, UNET_CLASS, 4, NULL, 16, 1, &init), 0);  /* one chunk */
     Schedule s;
     assert_int_equal(schedule_init(&s, 40, 1e-4f, 0.02f), 0);
     enum { n = 5 };
@@ -383,7 +391,7 @@ static void test_guidance_single_pass(void **state) {
     Unet m;
     Rng init;
     rng_seed(&init, 5);
-    assert_int_equal(unet_init(&m, UNET_CLASS, 4, 4, 1, &init), 0);
+    assert_int_equal(spec_init(&m, UNET_CLASS, 4, NULL, 4, 1, &init), 0);
     Schedule s;
     assert_int_equal(schedule_init(&s, 30, 1e-4f, 0.02f), 0);
     enum { n = 4 };

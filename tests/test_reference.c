@@ -28,6 +28,14 @@
 #include "ops/ops.h"
 #include "optim/adam.h"
 
+/* The SPEC's model (MNIST geometry) of a kind and width with options o (NULL: none). */
+static int spec_init(Unet *m, UnetKind kind, int width, const UnetOptions *o, int max_batch,
+                     int nthreads, Rng *rng) {
+    UnetConfig c = unet_config_spec(kind, width);
+    if (o) c.opt = *o;
+    return unet_init(m, &c, max_batch, nthreads, rng);
+}
+
 #define TOL_T 1e-4
 #define TOL_LOSS 1e-5
 
@@ -74,7 +82,7 @@ static void ref_open(Ref *r, const char *kind_name) {
     r->n = atoi(b);
     Rng rng;
     rng_seed(&rng, 0);
-    assert_int_equal(unet_init(&r->m, kind, atoi(w), r->n, 2, &rng), 0);
+    assert_int_equal(spec_init(&r->m, kind, atoi(w), NULL, r->n, 2, &rng), 0);
     r->input = read_tensor(&r->f, "input", NULL);
     r->target = read_tensor(&r->f, "target", NULL);
     if (kind != UNET_DENOISER) r->tn = read_tensor(&r->f, "tn", NULL);
@@ -245,7 +253,7 @@ static void test_parameter_counts(void **state) {
         Unet m;
         Rng rng;
         rng_seed(&rng, 1);
-        assert_int_equal(unet_init(&m, cases[i].k, cases[i].d, 1, 1, &rng), 0);
+        assert_int_equal(spec_init(&m, cases[i].k, cases[i].d, NULL, 1, 1, &rng), 0);
         size_t buffers = m.n_buffers;
         printf("  %s D=%d: %zu parameters (+%zu BatchNorm buffers), %.4g MACs/image\n",
                unet_kind_name(cases[i].k), cases[i].d, m.n_params, buffers, unet_forward_macs(&m));
@@ -261,7 +269,8 @@ static void test_parameter_counts(void **state) {
 static void test_time_embedding(void **state) {
     (void)state;
     float tn[2] = {0.0f, 0.5f}, e[8];
-    unet_time_embedding(e, tn, 2, 4);
+    const OpsCtx ctx1 = {.nthreads = 1};
+    time_embedding_forward(&ctx1, e, tn, 2, 4);
     /* t/T = 0: sin 0 = 0, cos 0 = 1; t/T = 0.5: s = 500, frequencies 1 and 10000^-1/2 */
     const float want[8] = {0, 0, 1, 1, (float)sin(500.0), (float)sin(5.0), (float)cos(500.0), (float)cos(5.0)};
     assert_true(check_tensor("embedding features", e, want, 8, 1e-6, 1e-6));
@@ -270,19 +279,19 @@ static void test_time_embedding(void **state) {
     Unet m;
     Rng rng;
     rng_seed(&rng, 9);
-    assert_int_equal(unet_init_ex(&m, UNET_CLASS, D, E, n, 1, &rng), 0);
+    assert_int_equal(spec_init(&m, UNET_CLASS, D, &(UnetOptions){.temb = E}, n, 1, &rng), 0);
     const UnetTensor *w1 = unet_find(&m, "t1.fc1.weight");
     assert_non_null(w1);
     assert_int_equal(w1->shape[0], 2 * D);
     assert_int_equal(w1->shape[1], E);
     Unet s;
     rng_seed(&rng, 9);
-    assert_int_equal(unet_init(&s, UNET_CLASS, D, n, 1, &rng), 0);
+    assert_int_equal(spec_init(&s, UNET_CLASS, D, NULL, n, 1, &rng), 0);
     /* each of t1 and t2 reads E inputs instead of 1: (E - 1) (2D + D) more weights */
     assert_int_equal(m.n_params, s.n_params + (size_t)(E - 1) * 3 * D);
     unet_free(&s);
-    assert_int_equal(unet_init_ex(&s, UNET_CLASS, D, 5, n, 1, &rng), -1);
-    assert_int_equal(unet_init_ex(&s, UNET_DENOISER, D, 6, n, 1, &rng), -1);
+    assert_int_equal(spec_init(&s, UNET_CLASS, D, &(UnetOptions){.temb = 5}, n, 1, &rng), -1);
+    assert_int_equal(spec_init(&s, UNET_DENOISER, D, &(UnetOptions){.temb = 6}, n, 1, &rng), -1);
 
     float x[3 * 784], r[3 * 784], t[3] = {0.1f, 0.5f, 0.93f}, oh[30] = {0};
     rng_fill_normal(&rng, x, 3 * 784);

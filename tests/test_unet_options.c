@@ -23,6 +23,14 @@
 #include "ops/cpu.h"
 #include "train/state.h"
 
+/* The SPEC's model (MNIST geometry) of a kind and width with options o (NULL: none). */
+static int spec_init(Unet *m, UnetKind kind, int width, const UnetOptions *o, int max_batch,
+                     int nthreads, Rng *rng) {
+    UnetConfig c = unet_config_spec(kind, width);
+    if (o) c.opt = *o;
+    return unet_init(m, &c, max_batch, nthreads, rng);
+}
+
 #define N_IMG 3
 #define PIX 784
 
@@ -52,29 +60,35 @@ static const float *fwd(Unet *m, const Inputs *in, int train) {
 static void test_parse_names(void **state) {
     (void)state;
     const struct { const char *s; int mask; } good[] = {
-        {"7", UNET_ATTN_7}, {"14", UNET_ATTN_14}, {"7,14", UNET_ATTN_7 | UNET_ATTN_14},
-        {"14,7", UNET_ATTN_7 | UNET_ATTN_14}, {"none", 0}};
+        {"down2", UNET_ATTN_DOWN2}, {"up1", UNET_ATTN_UP1},
+        {"down2,up1", UNET_ATTN_DOWN2 | UNET_ATTN_UP1}, {"up1,down2", UNET_ATTN_DOWN2 | UNET_ATTN_UP1},
+        /* the old names, by resolution at 28x28: the same places */
+        {"7", UNET_ATTN_DOWN2}, {"14", UNET_ATTN_UP1}, {"7,14", UNET_ATTN_DOWN2 | UNET_ATTN_UP1},
+        {"14,7", UNET_ATTN_DOWN2 | UNET_ATTN_UP1}, {"down2,14", UNET_ATTN_DOWN2 | UNET_ATTN_UP1},
+        {"none", 0}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int mask = -1;
         assert_int_equal(unet_attention_parse(good[i].s, &mask), 0);
         assert_int_equal(mask, good[i].mask);
     }
-    const char *bad[] = {"5", "", "7,", ",7", "7,7", "71", "28", "7;14", "14,14", "7,14,7", "none,7"};
+    const char *bad[] = {"5", "", "7,", ",7", "7,7", "71", "28", "7;14", "14,14", "7,14,7", "none,7",
+                         "down2,7", "up1,up1", "down", "down2,", "up2", "Down2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int mask = 0;
         assert_int_equal(unet_attention_parse(bad[i], &mask), -1);
         printf("  '%s': %s\n", bad[i], err_msg());
     }
-    assert_string_equal(unet_attention_name(UNET_ATTN_7 | UNET_ATTN_14), "7,14");
-    assert_string_equal(unet_attention_name(UNET_ATTN_14), "14");
+    assert_string_equal(unet_attention_name(UNET_ATTN_DOWN2 | UNET_ATTN_UP1), "down2,up1");
+    assert_string_equal(unet_attention_name(UNET_ATTN_UP1), "up1");
+    assert_string_equal(unet_attention_name(UNET_ATTN_DOWN2), "down2");
     assert_string_equal(unet_attention_name(0), "none");
     Unet m;
     Rng rng;
     rng_seed(&rng, 1);
     UnetOptions o = {.attention = 4};
-    assert_int_equal(unet_init_opts(&m, UNET_TIME, 4, &o, 2, 1, &rng), -1);
+    assert_int_equal(spec_init(&m, UNET_TIME, 4, &o, 2, 1, &rng), -1);
     o = (UnetOptions){.residual = 2};
-    assert_int_equal(unet_init_opts(&m, UNET_TIME, 4, &o, 2, 1, &rng), -1);
+    assert_int_equal(spec_init(&m, UNET_TIME, 4, &o, 2, 1, &rng), -1);
 }
 
 /* Bitwise equality of two models' parameters, outputs and gradients. */
@@ -103,21 +117,21 @@ static void test_options_off_is_spec(void **state) {
         Unet spec, spec2, off, null_opt, res;
         Rng rng;
         rng_seed(&rng, 5);
-        assert_int_equal(unet_init(&spec, (UnetKind)k, 4, N_IMG, 2, &rng), 0);
+        assert_int_equal(spec_init(&spec, (UnetKind)k, 4, NULL, N_IMG, 2, &rng), 0);
         rng_seed(&rng, 5);
-        assert_int_equal(unet_init(&spec2, (UnetKind)k, 4, N_IMG, 2, &rng), 0);
+        assert_int_equal(spec_init(&spec2, (UnetKind)k, 4, NULL, N_IMG, 2, &rng), 0);
         UnetOptions zero = {0}, r1 = {.residual = 1};
         rng_seed(&rng, 5);
-        assert_int_equal(unet_init_opts(&off, (UnetKind)k, 4, &zero, N_IMG, 2, &rng), 0);
+        assert_int_equal(spec_init(&off, (UnetKind)k, 4, &zero, N_IMG, 2, &rng), 0);
         rng_seed(&rng, 5);
-        assert_int_equal(unet_init_opts(&null_opt, (UnetKind)k, 4, NULL, N_IMG, 2, &rng), 0);
+        assert_int_equal(spec_init(&null_opt, (UnetKind)k, 4, NULL, N_IMG, 2, &rng), 0);
         int ok1 = same_bits(&spec, &off, &in), ok2 = same_bits(&spec2, &null_opt, &in);
         printf("  %s: options all off / NULL = unet_init bit for bit: %s / %s\n",
                unet_kind_name((UnetKind)k), ok1 ? "yes" : "NO", ok2 ? "yes" : "NO");
         assert_true(ok1 && ok2);
         /* residual blocks: the same tensors and initial values, another function */
         rng_seed(&rng, 5);
-        assert_int_equal(unet_init_opts(&res, (UnetKind)k, 4, &r1, N_IMG, 2, &rng), 0);
+        assert_int_equal(spec_init(&res, (UnetKind)k, 4, &r1, N_IMG, 2, &rng), 0);
         assert_int_equal(res.n_tensors, spec.n_tensors);
         assert_int_equal(res.n_params, spec.n_params);
         for (int i = 0; i < spec.n_tensors; i++)
@@ -142,18 +156,18 @@ static void test_attention_tensors(void **state) {
     Unet spec, m;
     Rng rng;
     rng_seed(&rng, 2);
-    assert_int_equal(unet_init(&spec, UNET_TIME, D, 1, 1, &rng), 0);
-    UnetOptions o = {.attention = UNET_ATTN_7 | UNET_ATTN_14};
+    assert_int_equal(spec_init(&spec, UNET_TIME, D, NULL, 1, 1, &rng), 0);
+    UnetOptions o = {.attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1};
     rng_seed(&rng, 2);
-    assert_int_equal(unet_init_opts(&m, UNET_TIME, D, &o, 1, 1, &rng), 0);
+    assert_int_equal(spec_init(&m, UNET_TIME, D, &o, 1, 1, &rng), 0);
     assert_int_equal(m.n_tensors, spec.n_tensors + 8);
     for (int i = 0; i < spec.n_tensors; i++) assert_string_equal(m.tensors[i].name, spec.tensors[i].name);
     assert_memory_equal(m.params, spec.params, spec.n_params * sizeof(float));
     const struct { const char *name; int64_t d0, d1; } want[] = {
-        {"attn7.qkv.weight", 6 * D, 2 * D}, {"attn7.qkv.bias", 6 * D, 0},
-        {"attn7.proj.weight", 2 * D, 2 * D}, {"attn7.proj.bias", 2 * D, 0},
-        {"attn14.qkv.weight", 3 * D, D}, {"attn14.qkv.bias", 3 * D, 0},
-        {"attn14.proj.weight", D, D}, {"attn14.proj.bias", D, 0}};
+        {"down2.attn.qkv.weight", 6 * D, 2 * D}, {"down2.attn.qkv.bias", 6 * D, 0},
+        {"down2.attn.proj.weight", 2 * D, 2 * D}, {"down2.attn.proj.bias", 2 * D, 0},
+        {"up1.attn.qkv.weight", 3 * D, D}, {"up1.attn.qkv.bias", 3 * D, 0},
+        {"up1.attn.proj.weight", D, D}, {"up1.attn.proj.bias", D, 0}};
     for (int i = 0; i < 8; i++) {
         const UnetTensor *t = &m.tensors[spec.n_tensors + i];
         assert_string_equal(t->name, want[i].name);
@@ -184,13 +198,13 @@ static void test_infer_matches_eval(void **state) {
     (void)state;
     Inputs in;
     inputs_make(&in, 8);
-    const UnetOptions opts[2] = {{0}, {.residual = 1, .attention = UNET_ATTN_7 | UNET_ATTN_14}};
+    const UnetOptions opts[2] = {{0}, {.residual = 1, .attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1}};
     for (int k = UNET_DENOISER; k <= UNET_CLASS; k++)
         for (int oi = 0; oi < 2; oi++) {
             Unet m;
             Rng rng;
             rng_seed(&rng, 12);
-            assert_int_equal(unet_init_opts(&m, (UnetKind)k, 16, &opts[oi], N_IMG, 2, &rng), 0);
+            assert_int_equal(spec_init(&m, (UnetKind)k, 16, &opts[oi], N_IMG, 2, &rng), 0);
             for (int i = 0; i < m.n_tensors; i++) {
                 const UnetTensor *t = &m.tensors[i];
                 float *d = unet_tensor_data(&m, t);
@@ -244,7 +258,7 @@ static void fd_check(UnetKind kind, const UnetOptions *o, const char *const *nam
     Unet m;
     Rng rng;
     rng_seed(&rng, 9);
-    assert_int_equal(unet_init_opts(&m, kind, D, o, N_IMG, 1, &rng), 0);
+    assert_int_equal(spec_init(&m, kind, D, o, N_IMG, 1, &rng), 0);
     Inputs in;
     inputs_make(&in, 4);
     printf("  %s model, D %d, residual %d, attention %s, %zu parameters\n", unet_kind_name(kind), D,
@@ -295,18 +309,18 @@ static void test_fd_residual(void **state) {
 
 static void test_fd_attention7(void **state) {
     (void)state;
-    UnetOptions o = {.attention = UNET_ATTN_7};
-    const char *names[] = {"attn7.qkv.weight", "attn7.qkv.bias", "attn7.proj.weight",
-                           "attn7.proj.bias", "down2.2.bn.weight", "down1.1.conv.weight",
+    UnetOptions o = {.attention = UNET_ATTN_DOWN2};
+    const char *names[] = {"down2.attn.qkv.weight", "down2.attn.qkv.bias", "down2.attn.proj.weight",
+                           "down2.attn.proj.bias", "down2.2.bn.weight", "down1.1.conv.weight",
                            "enc0.0.conv.weight", "up1.0.conv.weight", "t1.fc2.weight"};
     fd_check(UNET_TIME, &o, names, (int)(sizeof names / sizeof names[0]));
 }
 
 static void test_fd_attention7_14(void **state) {
     (void)state;
-    UnetOptions o = {.attention = UNET_ATTN_7 | UNET_ATTN_14};
-    const char *names[] = {"attn7.qkv.weight", "attn7.proj.weight", "attn14.qkv.weight",
-                           "attn14.qkv.bias", "attn14.proj.weight", "attn14.proj.bias",
+    UnetOptions o = {.attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1};
+    const char *names[] = {"down2.attn.qkv.weight", "down2.attn.proj.weight", "up1.attn.qkv.weight",
+                           "up1.attn.qkv.bias", "up1.attn.proj.weight", "up1.attn.proj.bias",
                            "up1.1.conv.weight", "up1.0.conv.weight", "down1.2.bn.weight",
                            "enc0.0.conv.weight", "t2.fc1.weight", "c2.fc2.bias"};
     fd_check(UNET_CLASS, &o, names, (int)(sizeof names / sizeof names[0]));
@@ -315,9 +329,9 @@ static void test_fd_attention7_14(void **state) {
 /* all of it together, on the denoiser (no conditioning point between attn14 and up1) */
 static void test_fd_residual_attention(void **state) {
     (void)state;
-    UnetOptions o = {.residual = 1, .attention = UNET_ATTN_7 | UNET_ATTN_14};
-    const char *names[] = {"attn7.qkv.weight", "attn7.proj.bias", "attn14.qkv.weight",
-                           "attn14.proj.weight", "up1.1.conv.weight", "up2.2.bn.weight",
+    UnetOptions o = {.residual = 1, .attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1};
+    const char *names[] = {"down2.attn.qkv.weight", "down2.attn.proj.bias", "up1.attn.qkv.weight",
+                           "up1.attn.proj.weight", "up1.1.conv.weight", "up2.2.bn.weight",
                            "down2.1.conv.weight", "down1.0.conv.weight", "enc0.0.conv.weight"};
     fd_check(UNET_DENOISER, &o, names, (int)(sizeof names / sizeof names[0]));
 }
@@ -339,7 +353,7 @@ static void roundtrip(UnetKind kind, const UnetOptions *o, const char *attn_meta
     Unet m, back;
     Rng rng;
     rng_seed(&rng, 21);
-    assert_int_equal(unet_init_opts(&m, kind, 4, o, N_IMG, 2, &rng), 0);
+    assert_int_equal(spec_init(&m, kind, 4, o, N_IMG, 2, &rng), 0);
     /* non-default values everywhere: perturbed weights, running statistics of two batches */
     float *noise = xmalloc(m.n_params * sizeof(float));
     rng_fill_uniform(&rng, noise, m.n_params, -0.05f, 0.05f);
@@ -354,7 +368,7 @@ static void roundtrip(UnetKind kind, const UnetOptions *o, const char *attn_meta
     assert_int_equal(checkpoint_save(&m, path, NULL, NULL, 0), 0);
     assert_int_equal(has_meta(path, "ddpm.residual", o->residual ? "1" : NULL), o->residual != 0);
     assert_int_equal(has_meta(path, "ddpm.attention", attn_meta), attn_meta != NULL);
-    if (checkpoint_load(&back, path, N_IMG, 2) != 0) fail_msg("%s", err_msg());
+    if (checkpoint_load(&back, NULL, path, &(CheckpointLoadOptions){.max_batch = N_IMG, .nthreads = 2, .use_ema = 1}) != 0) fail_msg("%s", err_msg());
     assert_int_equal(back.residual, o->residual);
     assert_int_equal(back.attention, o->attention);
     assert_int_equal(back.temb, o->temb);
@@ -376,14 +390,14 @@ static void roundtrip(UnetKind kind, const UnetOptions *o, const char *attn_meta
 
 static void test_save_load(void **state) {
     (void)state;
-    UnetOptions all = {.temb = 8, .residual = 1, .attention = UNET_ATTN_7 | UNET_ATTN_14};
-    roundtrip(UNET_CLASS, &all, "7,14");
-    UnetOptions a14 = {.attention = UNET_ATTN_14};
-    roundtrip(UNET_TIME, &a14, "14");
+    UnetOptions all = {.temb = 8, .residual = 1, .attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1};
+    roundtrip(UNET_CLASS, &all, "down2,up1");
+    UnetOptions a14 = {.attention = UNET_ATTN_UP1};
+    roundtrip(UNET_TIME, &a14, "up1");
     UnetOptions res = {.residual = 1};
     roundtrip(UNET_DENOISER, &res, NULL);
-    UnetOptions a7 = {.attention = UNET_ATTN_7};
-    roundtrip(UNET_TIME, &a7, "7");
+    UnetOptions a7 = {.attention = UNET_ATTN_DOWN2};
+    roundtrip(UNET_TIME, &a7, "down2");
     /* the SPEC's model: no option keys in its file */
     UnetOptions none = {0};
     roundtrip(UNET_TIME, &none, NULL);
@@ -404,14 +418,14 @@ static void test_config_json(void **state) {
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "attention"));
     cJSON_Delete(j);
     c.residual = 1;
-    c.attention = UNET_ATTN_7 | UNET_ATTN_14;
+    c.attention = UNET_ATTN_DOWN2 | UNET_ATTN_UP1;
     j = train_config_to_json(&c, NULL);
     char *text = cJSON_PrintUnformatted(j);
     printf("  %s\n", text);
     char data[256];
     assert_int_equal(train_config_from_json(text, "test", &back, data, sizeof data), 0);
     assert_int_equal(back.residual, 1);
-    assert_int_equal(back.attention, UNET_ATTN_7 | UNET_ATTN_14);
+    assert_int_equal(back.attention, UNET_ATTN_DOWN2 | UNET_ATTN_UP1);
     free(text);
     cJSON_Delete(j);
     const char *bad[] = {"{\"model\":\"time\",\"width\":4,\"batch\":2,\"epochs\":1,\"lr\":0.1,\"lr_end\":0.1,"

@@ -131,8 +131,9 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
     Rng rng;
     rng_seed(&rng, 7);
     int guided = kind == UNET_CLASS;
-    UnetOptions opt = {.residual = c->residual, .attention = c->attention};
-    if (unet_init_opts(&m, kind, c->width, &opt, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
+    UnetConfig uc = unet_config_spec(kind, c->width);
+    uc.opt = (UnetOptions){.residual = c->residual, .attention = c->attention};
+    if (unet_init(&m, &uc, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
         return -1;
     Schedule full, s;
     if (schedule_init(&full, c->T, c->beta_start, c->beta_end) != 0) return -1;

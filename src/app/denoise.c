@@ -49,7 +49,8 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     if (ns < 1 || ns > APP_DENOISE_MAX_SIGMAS)
         return err_set("%d noise levels: 1 to %d can be evaluated", ns, APP_DENOISE_MAX_SIGMAS);
     Unet m;
-    if (checkpoint_load(&m, job->ckpt, job->batch, job->threads) != 0) return -1;
+    const CheckpointLoadOptions lo = {.max_batch = job->batch, .nthreads = job->threads, .use_ema = 1};
+    if (checkpoint_load(&m, NULL, job->ckpt, &lo) != 0) return -1;
     int rc = -1;
     MnistSplit test = {0};
     float *imgs = NULL, *grid = NULL;

@@ -220,7 +220,8 @@ static double draw(EvalRun *r, float g) {
 static int model_setup(EvalRun *r, int *denoiser) {
     const EvalJob *j = r->job;
     int used_ema = 0;
-    if (checkpoint_load_ex(&r->m, j->ckpt, j->batch, j->threads, j->use_ema, &used_ema) != 0) return -1;
+    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema};
+    if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
     r->have_model = 1;
     Dataset ds;
     if (checkpoint_dataset(j->ckpt, &ds) != 0) return -1;

@@ -85,7 +85,8 @@ static double model_macs(UnetKind kind, int width) {
     Unet m;
     Rng rng;
     rng_seed(&rng, 1);
-    if (unet_init(&m, kind, width, 1, 1, &rng) != 0) return 0;
+    UnetConfig uc = unet_config_spec(kind, width);
+    if (unet_init(&m, &uc, 1, 1, &rng) != 0) return 0;
     double macs = unet_forward_macs(&m);
     unet_free(&m);
     return macs;

@@ -60,7 +60,8 @@ static int write_grid(const char *path, const float *imgs, int n, int cols, cons
 static int sample_setup(SampleRun *r) {
     const SampleJob *j = r->job;
     int used_ema = 0;
-    if (checkpoint_load_ex(&r->m, j->ckpt, j->batch, j->threads, j->use_ema, &used_ema) != 0) return -1;
+    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema};
+    if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
     r->have_model = 1;
     r->cls = r->m.kind == UNET_CLASS;
     if (r->m.kind == UNET_DENOISER)

@@ -36,7 +36,7 @@ int cmd_bench(int argc, char **argv) {
         {"sample-steps", OPT_INT, &j.sample_steps, "reverse steps timed per repeat (default 10)", 1, 100000, 0},
         {"profile", OPT_FLAG, &j.profile, "also print the per-layer time table of the timed steps (training or sampling)", 0, -1, 0},
         {"residual", OPT_FLAG, &j.residual, "residual ConvBlocks (as ddpm train --residual)", 0, -1, 0},
-        {"attention", OPT_STR, &attention, "attention layers at 7, 14 or 7,14 (as ddpm train --attention; default none)", 0, -1, 0},
+        {"attention", OPT_STR, &attention, "attention layers at down2, up1 or down2,up1 (as ddpm train --attention; default none)", 0, -1, 0},
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
@@ -44,7 +44,7 @@ int cmd_bench(int argc, char **argv) {
     if (r != 0) return cli_fail("bench", 2);
     if (unet_kind_parse(model, &j.kind) != 0) return cli_fail("bench", 2);
     if (unet_attention_parse(attention, &j.attention) != 0) {
-        fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+        fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);
         return 2;
     }
     CliOutput co;

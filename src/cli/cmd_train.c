@@ -71,7 +71,7 @@ static int fresh_config(TrainConfig *c, const TrainWords *w, Opt *opts, int nopt
         return 2;
     }
     if (unet_attention_parse(attention, &c->attention) != 0) {
-        fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' resolutions are 7, 14 or 7,14 (or none)\n", attention);
+        fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);
         return 2;
     }
     if (dataset_parse(dataset, &c->dataset) != 0) return cli_fail("train", 2);
@@ -131,7 +131,7 @@ int cmd_train(int argc, char **argv) {
         {"ema", OPT_FLOAT, &c.ema, "keep a moving average of the weights with this decay, e.g. 0.999 (default 0: none); evaluation, figures and sampling use it", 0, 0.999999, 0},
         {"time-embedding", OPT_INT, &c.time_embedding, "time/class: E sinusoidal features of t in place of the scalar t/T (even; default 0: scalar)", 0, 1024, 0},
         {"residual", OPT_FLAG, &c.residual, "residual ConvBlocks: the blocks after each down/up sampling step return x + block(x) (beyond the SPEC; no new parameters)", 0, -1, 0},
-        {"attention", OPT_STR, &w.attention, "self-attention layers at these resolutions: 7 (after the 7x7 ConvBlock), 14 (after the first UpBlock) or 7,14 (default none: the SPEC's UNet)", 0, -1, 0},
+        {"attention", OPT_STR, &w.attention, "self-attention layers at these places: down2 (after the second DownBlock), up1 (after the first UpBlock) or down2,up1; 7 and 14 are their old names (default none: the SPEC's UNet)", 0, -1, 0},
         {"schedule", OPT_STR, &w.schedule, "noise schedule: linear (the SPEC's, default) or cosine", 0, -1, 0},
         {"beta-start", OPT_FLOAT, &c.beta_start, "first beta of the linear schedule", 1e-12, 0.999999, 0},
         {"beta-end", OPT_FLOAT, &c.beta_end, "last beta of the linear schedule", 1e-12, 0.999999, 0},

@@ -28,7 +28,7 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     for (int i = 0; i < n_extra; i++) has_format |= strcmp(keys[i], CHECKPOINT_FORMAT_KEY) == 0;
     /* the options beyond the SPEC are written only when set: the SPEC model's files keep
      * exactly their keys */
-    int n_meta = 2 + n_extra + !has_format + (m->temb > 0) + (m->residual != 0) + (m->attention != 0);
+    int n_meta = 3 + n_extra + !has_format + (m->temb > 0) + (m->residual != 0) + (m->attention != 0);
     const char **mk = xcalloc((size_t)n_meta, sizeof(char *));
     const char **mv = xcalloc((size_t)n_meta, sizeof(char *));
     char width[32];
@@ -46,6 +46,17 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
         mv[2 + n_extra] = CHECKPOINT_WEIGHTS_FORMAT;
     }
     int k = 2 + n_extra + !has_format;
+    cJSON *gj = geometry_to_json(&m->geom);
+    char *geom = gj ? cJSON_PrintUnformatted(gj) : NULL;
+    cJSON_Delete(gj);
+    if (!geom) {
+        xfree(ts);
+        xfree(mk);
+        xfree(mv);
+        return err_set("%s: out of memory writing the image geometry", path);
+    }
+    mk[k] = "ddpm.geometry";
+    mv[k++] = geom;
     char temb[32];
     if (m->temb > 0) {
         snprintf(temb, sizeof temb, "%d", m->temb);
@@ -62,6 +73,7 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     }
     DDPM_CHECK(k == n_meta);
     int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
+    cJSON_free(geom);
     xfree(ts);
     xfree(mk);
     xfree(mv);
@@ -92,25 +104,30 @@ int checkpoint_open(const char *path, StFile *f, int require_digest) {
     return 0;
 }
 
-int checkpoint_read_model(Unet *m, const StFile *f) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const UnetTensor *t = &m->tensors[i];
-        float *dst = unet_tensor_data(m, t);
-        if (safetensors_read_f32(f, t->name, dst, t->ndim, t->shape) != 0) return -1;
-        for (size_t k = 0; k < t->count; k++)
-            if (!isfinite(dst[k]))
-                return err_set("%s: tensor \"%s\" holds a non-finite value (%g at index %zu)",
-                               f->path, t->name, (double)dst[k], k);
-    }
+const char *checkpoint_tensor_name(const StFile *f, const char *name, char *buf, size_t size) {
+    if (safetensors_find(f, name)) return name;
+    if (unet_tensor_legacy_name(name, buf, size) == 0 && safetensors_find(f, buf)) return buf;
+    return name;
+}
+
+/* Tensor t of m, called name in the file (or by its older name), into dst; finite. */
+static int read_tensor(const StFile *f, const char *name, const UnetTensor *t, float *dst) {
+    char legacy[80];
+    const char *in_file = checkpoint_tensor_name(f, name, legacy, sizeof legacy);
+    if (safetensors_read_f32(f, in_file, dst, t->ndim, t->shape) != 0) return -1;
+    for (size_t k = 0; k < t->count; k++)
+        if (!isfinite(dst[k]))
+            return err_set("%s: tensor \"%s\" holds a non-finite value (%g at index %zu)",
+                           f->path, in_file, (double)dst[k], k);
     return 0;
 }
 
-int checkpoint_load_into(Unet *m, const char *path) {
-    StFile f;
-    if (checkpoint_open(path, &f, 0) != 0) return -1;
-    int rc = checkpoint_read_model(m, &f);
-    safetensors_close(&f);
-    return rc;
+int checkpoint_read_model(Unet *m, const StFile *f) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const UnetTensor *t = &m->tensors[i];
+        if (read_tensor(f, t->name, t, unet_tensor_data(m, t)) != 0) return -1;
+    }
+    return 0;
 }
 
 int checkpoint_ema_tensors(const Unet *m, const float *ema, StTensor *out, char (*names)[64]) {
@@ -135,97 +152,103 @@ int checkpoint_read_ema(const Unet *m, float *ema, const StFile *f) {
         const UnetTensor *t = &m->tensors[i];
         char name[64];
         snprintf(name, sizeof name, "ema.%s", t->name);
-        float *dst = ema + (t->is_buffer ? m->n_params : 0) + t->offset;
-        if (safetensors_read_f32(f, name, dst, t->ndim, t->shape) != 0) return -1;
-        for (size_t k = 0; k < t->count; k++)
-            if (!isfinite(dst[k]))
-                return err_set("%s: tensor \"%s\" holds a non-finite value (%g at index %zu)",
-                               f->path, name, (double)dst[k], k);
+        if (read_tensor(f, name, t, ema + (t->is_buffer ? m->n_params : 0) + t->offset) != 0)
+            return -1;
     }
     return 0;
 }
 
-int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads) {
-    return checkpoint_load_ex(m, path, max_batch, nthreads, 1, NULL);
+int checkpoint_geometry(ImageGeom *g, const StFile *f) {
+    const char *gs = safetensors_meta(f, "ddpm.geometry");
+    if (!gs) {
+        *g = geometry_mnist(); /* every file written before the geometry was stored */
+        return 0;
+    }
+    cJSON *j = cJSON_Parse(gs);
+    int rc = geometry_from_json(g, j);
+    cJSON_Delete(j);
+    if (rc != 0) return err_set("%s: metadata ddpm.geometry: %s", f->path, err_msg());
+    return 0;
 }
 
-int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, int use_ema,
-                       int *used_ema) {
-    if (used_ema) *used_ema = 0;
-    StFile f;
-    if (checkpoint_open(path, &f, 0) != 0) return -1;
-    const char *kind_s = safetensors_meta(&f, "ddpm.kind");
-    const char *width_s = safetensors_meta(&f, "ddpm.width");
-    UnetKind kind;
-    int rc = -1;
-    if (!kind_s || !width_s) {
-        err_set("%s: not a ddpm checkpoint (metadata ddpm.kind / ddpm.width missing)", path);
-        goto done;
-    }
-    if (unet_kind_parse(kind_s, &kind) != 0) {
-        err_set("%s: unknown model kind '%.40s' in metadata", path, kind_s);
-        goto done;
-    }
+/* An integer metadata value from lo to hi (and even when even is set); def when absent. */
+static int meta_int(const StFile *f, const char *key, long lo, long hi, int even, long def,
+                    long *out) {
+    const char *v = safetensors_meta(f, key);
+    *out = def;
+    if (!v) return 0;
     char *end;
-    long width = strtol(width_s, &end, 10);
-    if (*width_s < '0' || *width_s > '9' || *end || width < 1 || width > 1024) {
-        err_set("%s: bad width '%.40s' in metadata (1 to 1024)", path, width_s);
-        goto done;
+    long x = strtol(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || x < lo || x > hi || (even && x % 2))
+        return err_set("%s: bad %s '%.40s' in metadata (%s%ld to %ld)", f->path, key, v,
+                       even ? "an even number, " : "", lo, hi);
+    *out = x;
+    return 0;
+}
+
+/* The model a checkpoint describes: kind, width, geometry and options from its metadata. */
+static int config_from_meta(UnetConfig *c, const StFile *f) {
+    memset(c, 0, sizeof *c);
+    const char *kind_s = safetensors_meta(f, "ddpm.kind");
+    if (!kind_s || !safetensors_meta(f, "ddpm.width"))
+        return err_set("%s: not a ddpm checkpoint (metadata ddpm.kind / ddpm.width missing)", f->path);
+    if (unet_kind_parse(kind_s, &c->kind) != 0)
+        return err_set("%s: unknown model kind '%.40s' in metadata", f->path, kind_s);
+    long width, temb;
+    if (meta_int(f, "ddpm.width", 1, 1024, 0, 0, &width) != 0) return -1;
+    /* the options, absent in files of the SPEC's model: the time embedding's width (0:
+     * scalar t/T), residual blocks, attention layers */
+    if (meta_int(f, "ddpm.time_embedding", 2, 1024, 1, 0, &temb) != 0) return -1;
+    c->width = (int)width;
+    c->opt.temb = (int)temb;
+    const char *res_s = safetensors_meta(f, "ddpm.residual");
+    if (res_s && strcmp(res_s, "0") != 0 && strcmp(res_s, "1") != 0)
+        return err_set("%s: bad ddpm.residual '%.40s' in metadata (0 or 1)", f->path, res_s);
+    c->opt.residual = res_s && strcmp(res_s, "1") == 0;
+    const char *attn_s = safetensors_meta(f, "ddpm.attention");
+    if (attn_s && unet_attention_parse(attn_s, &c->opt.attention) != 0)
+        return err_set("%s: bad ddpm.attention '%.40s' in metadata (down2, up1, down2,up1 or none)",
+                       f->path, attn_s);
+    return checkpoint_geometry(&c->geom, f);
+}
+
+/* The moving averages in f, when it has them, in place of m's weights. */
+static int load_ema(Unet *m, int *used_ema, const StFile *f) {
+    if (!checkpoint_has_ema(f)) return 0;
+    /* params then buffers are the model's own two arrays */
+    float *ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
+    int rc = checkpoint_read_ema(m, ema, f);
+    if (rc == 0) {
+        dev_upload(&m->ctx, m->params, ema, m->n_params * sizeof(float));
+        dev_upload(&m->ctx, m->buffers, ema + m->n_params, m->n_buffers * sizeof(float));
+        if (used_ema) *used_ema = 1;
     }
-    /* the time embedding's width, absent (0: scalar t/T) in files of the SPEC's model */
-    long temb = 0;
-    const char *temb_s = safetensors_meta(&f, "ddpm.time_embedding");
-    if (temb_s) {
-        temb = strtol(temb_s, &end, 10);
-        if (*temb_s < '0' || *temb_s > '9' || *end || temb < 2 || temb > 1024 || temb % 2) {
-            err_set("%s: bad ddpm.time_embedding '%.40s' in metadata (an even number, 2 to 1024)", path, temb_s);
-            goto done;
-        }
-    }
-    /* residual blocks and attention layers, absent in files of the SPEC's model */
-    UnetOptions opt = {.temb = (int)temb};
-    const char *res_s = safetensors_meta(&f, "ddpm.residual");
-    if (res_s && strcmp(res_s, "0") != 0 && strcmp(res_s, "1") != 0) {
-        err_set("%s: bad ddpm.residual '%.40s' in metadata (0 or 1)", path, res_s);
-        goto done;
-    }
-    opt.residual = res_s && strcmp(res_s, "1") == 0;
-    const char *attn_s = safetensors_meta(&f, "ddpm.attention");
-    if (attn_s && unet_attention_parse(attn_s, &opt.attention) != 0) {
-        err_set("%s: bad ddpm.attention '%.40s' in metadata (7, 14, 7,14 or none)", path, attn_s);
-        goto done;
-    }
-    Rng rng;
-    rng_seed(&rng, 0);
-    if (unet_init_opts(m, kind, (int)width, &opt, max_batch, nthreads, &rng) != 0) goto done;
-    if (checkpoint_read_model(m, &f) != 0) {
-        unet_free(m);
-        goto done;
-    }
-    if (use_ema && checkpoint_has_ema(&f)) {
-        /* params then buffers are the model's own two arrays */
-        float *ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
-        int erc = checkpoint_read_ema(m, ema, &f);
-        if (erc == 0) {
-            memcpy(m->params, ema, m->n_params * sizeof(float));
-            memcpy(m->buffers, ema + m->n_params, m->n_buffers * sizeof(float));
-            if (used_ema) *used_ema = 1;
-        }
-        xfree(ema);
-        if (erc != 0) {
-            unet_free(m);
-            goto done;
-        }
-    }
-    rc = 0;
-done:
-    safetensors_close(&f);
+    xfree(ema);
     return rc;
 }
 
-int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta_end) {
-    ScheduleKind k;
-    return checkpoint_schedule_kind(path, &k, T, beta_start, beta_end);
+int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLoadOptions *o) {
+    if (used_ema) *used_ema = 0;
+    StFile f;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
+    UnetConfig c;
+    Rng rng;
+    rng_seed(&rng, 0);
+    int rc = -1;
+    if (config_from_meta(&c, &f) != 0) goto done;
+    if (!o->any_geometry && (c.geom.channels != 1 || c.geom.height != 28 || c.geom.classes != 10)) {
+        err_set("%s: a model of %dx%dx%d images with %d classes; only 1x28x28 with 10 classes "
+                "can be used here", path, c.geom.channels, c.geom.height, c.geom.width, c.geom.classes);
+        goto done;
+    }
+    if (unet_init(m, &c, o->max_batch, o->nthreads, &rng) == 0) {
+        rc = checkpoint_read_model(m, &f);
+        if (rc == 0 && o->use_ema) rc = load_ema(m, used_ema, &f);
+        if (rc != 0) unet_free(m);
+    }
+done:
+    safetensors_close(&f);
+    return rc;
 }
 
 /* The run configuration a weights file carries (metadata ddpm.config), parsed: *out is the

@@ -1,6 +1,7 @@
 /* Saving and loading a UNet as safetensors (names and layout in docs/WEIGHTS.md), with the
- * model kind and width in the metadata so a file is self-describing, and a sha256 of the
- * contents (metadata ddpm.sha256) so a damaged file is refused instead of half-loaded. */
+ * model kind, width, image geometry and options in the metadata so a file is
+ * self-describing, and a sha256 of the contents (metadata ddpm.sha256) so a damaged file is
+ * refused instead of half-loaded. */
 #ifndef DDPM_CHECKPOINT_H
 #define DDPM_CHECKPOINT_H
 
@@ -16,9 +17,10 @@
 #define CHECKPOINT_FORMAT_KEY "ddpm.format"
 #define CHECKPOINT_WEIGHTS_FORMAT "ddpm-weights/1"
 
-/* Write every tensor of m plus metadata: ddpm.kind, ddpm.width, the extra key/value
- * pairs given (n_extra may be 0), ddpm.format (ddpm-weights/1 unless given) and
- * ddpm.sha256. Atomic. Returns 0 or -1 with err_msg(). */
+/* Write every tensor of m plus metadata: ddpm.kind, ddpm.width, ddpm.geometry (the
+ * ImageGeom as JSON), the options that are set, the extra key/value pairs given (n_extra may
+ * be 0), ddpm.format (ddpm-weights/1 unless given) and ddpm.sha256. Atomic. Returns 0 or -1
+ * with err_msg(). */
 int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
                     const char *const *values, int n_extra);
 
@@ -33,16 +35,37 @@ int checkpoint_open(const char *path, StFile *f, int require_digest);
 /* The same check on a file already parsed. Returns 0 or -1 with err_msg(). */
 int checkpoint_verify(const StFile *f, int require_digest);
 
-/* Read kind and width from a checkpoint's metadata, build a model for max_batch and
- * nthreads, and load every tensor (each must be present with the right shape and finite).
- * Returns 0 or -1 with err_msg() naming the file. */
-int checkpoint_load(Unet *m, const char *path, int max_batch, int nthreads);
+/* How checkpoint_load builds the model. */
+typedef struct {
+    int max_batch; /* activations for this many images per forward */
+    int nthreads;
+    int use_ema;   /* load the moving averages of the weights when the file holds them */
+    int any_geometry; /* accept any image geometry; 0: only 1 x 28 x 28 with 10 classes, the
+                         only images the sampler and the commands handle so far */
+} CheckpointLoadOptions;
 
-/* The diffusion schedule a checkpoint was trained with (from the ddpm.config metadata);
- * leaves the arguments unchanged when the file does not say. Returns 0, or -1 with
- * err_msg() when the file is unreadable or the values it gives are invalid. */
-int checkpoint_schedule(const char *path, int *T, float *beta_start, float *beta_end);
-/* The same with the schedule's kind ("schedule" in ddpm.config; linear when absent). */
+/* Read kind, width, geometry and options from a checkpoint's metadata (files without
+ * ddpm.geometry are MNIST's 1 x 28 x 28 with 10 classes), build a model for o, and load
+ * every tensor (each must be present with the right shape and finite; the attention layers'
+ * tensors also under their names before they were named by place). *used_ema (may be NULL)
+ * says whether the moving averages were loaded. Returns 0 or -1 with err_msg() naming the
+ * file. */
+int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLoadOptions *o);
+
+/* The image geometry in an opened checkpoint's metadata, MNIST's when it has none.
+ * Returns 0, or -1 with err_msg(). */
+int checkpoint_geometry(ImageGeom *g, const StFile *f);
+/* The name under which f holds the tensor called name: name itself, or its name before
+ * attention was named by place (unet_tensor_legacy_name, written into buf) when only that is
+ * present; name when neither is, so that reading it fails with the usual message. */
+const char *checkpoint_tensor_name(const StFile *f, const char *name, char *buf, size_t size);
+/* Read m's tensors (params and buffers) from an opened file. Returns 0 or -1 with err_msg(). */
+int checkpoint_read_model(Unet *m, const StFile *f);
+
+/* The diffusion schedule a checkpoint was trained with (from the ddpm.config metadata): its
+ * kind ("schedule"; linear when absent), T and betas, leaving those unchanged when the file
+ * does not say. Returns 0, or -1 with err_msg() when the file is unreadable or the values it
+ * gives are invalid. */
 int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
                              float *beta_end);
 
@@ -58,16 +81,5 @@ int checkpoint_ema_tensors(const Unet *m, const float *ema, StTensor *out, char 
 int checkpoint_has_ema(const StFile *f);
 /* Read the "ema." tensors into ema (params then buffers). Returns 0 or -1 with err_msg(). */
 int checkpoint_read_ema(const Unet *m, float *ema, const StFile *f);
-
-/* Like checkpoint_load, choosing the moving averages of the weights when the file holds
- * them and use_ema is set (*used_ema says which were loaded; may be NULL). checkpoint_load
- * itself prefers them. */
-int checkpoint_load_ex(Unet *m, const char *path, int max_batch, int nthreads, int use_ema,
-                       int *used_ema);
-
-/* Load tensors into an existing model (names and shapes must match). */
-int checkpoint_load_into(Unet *m, const char *path);
-/* The same from an opened file. */
-int checkpoint_read_model(Unet *m, const StFile *f);
 
 #endif

@@ -1,10 +1,12 @@
 /* The UNet of the SPEC with width D and its three conditioning variants (none, time,
- * time + class), plus opt-in architecture options beyond the SPEC (UnetOptions: a sinusoidal
- * time embedding, residual ConvBlocks, self-attention at 7x7 and/or 14x14); with none of
- * them set the model is the SPEC's, bit for bit. One allocation each for parameters,
- * gradients, BatchNorm buffers and activations, sized once from (kind, D, options, max
- * batch); forward and backward are written out layer by layer, as in llm.c. Tensor names and
- * layouts: docs/WEIGHTS.md. */
+ * time + class), for an image geometry (C x H x H, K classes; MNIST's 1 x 28 x 28 and 10
+ * classes is the SPEC's), plus opt-in architecture options beyond the SPEC (UnetOptions: a
+ * sinusoidal time embedding, residual ConvBlocks, self-attention after the second DownBlock
+ * and/or the first UpBlock); with none of them set and the MNIST geometry the model is the
+ * SPEC's, bit for bit. Every layer's shape follows from (kind, D, geometry, options); one
+ * allocation each for parameters, gradients, BatchNorm buffers and activations, laid out from
+ * tables of sizes (unet_layout.c); forward and backward are written out layer by layer, as in
+ * llm.c. Tensor names and layouts: docs/WEIGHTS.md. */
 #ifndef DDPM_UNET_H
 #define DDPM_UNET_H
 
@@ -12,22 +14,27 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "data/geometry.h"
 #include "ops/ops.h"
 
 typedef enum { UNET_DENOISER = 0, UNET_TIME = 1, UNET_CLASS = 2 } UnetKind;
 
 #define UNET_NUM_UNITS 17 /* conv -> BatchNorm -> GELU units */
 #define UNET_NUM_FC 4     /* t1, t2, c1, c2 */
+/* The classes of the MNIST geometry, for callers that still assume it (the trainer's and the
+ * sampler's one-hot buffers); the model's own count is m->geom.classes. */
 #define UNET_NUM_CLASSES 10
 #define UNET_NUM_RES 4    /* ConvBlocks that --residual turns residual: down1, down2, up1, up2 */
-#define UNET_NUM_ATTN 2   /* optional attention layers: at 7x7 and at 14x14 */
+#define UNET_NUM_ATTN 2   /* optional attention layers: after down2 and after up1 */
 
-/* Attention layers, as a bit mask (UnetOptions.attention, Unet.attention):
- * UNET_ATTN_7 after the second DownBlock's ConvBlock (2D channels, 7x7, the skip and the
- * bottleneck's input), UNET_ATTN_14 after the first UpBlock's ConvBlock (D channels, 14x14,
- * before conditioning point 2). */
-#define UNET_ATTN_7 1
-#define UNET_ATTN_14 2
+/* Attention layers, named by their place, as a bit mask (UnetOptions.attention,
+ * Unet.attention): UNET_ATTN_DOWN2 after the second DownBlock's ConvBlock (2D channels,
+ * H/4 x H/4: the skip and the bottleneck's input), UNET_ATTN_UP1 after the first UpBlock's
+ * ConvBlock (D channels, H/2 x H/2, before conditioning point 2). Their tensors are
+ * "down2.attn.*" and "up1.attn.*"; files written before these names ("attn7.*", "attn14.*",
+ * the resolutions at 28x28) still load (unet_tensor_legacy_name). */
+#define UNET_ATTN_DOWN2 1
+#define UNET_ATTN_UP1 2
 
 /* Architecture options beyond the SPEC; all zero (or a NULL pointer) is the SPEC's UNet. */
 typedef struct {
@@ -35,13 +42,30 @@ typedef struct {
     int residual;  /* 1: each ConvBlock that follows a down/up sampling step (down1, down2, up1,
                       up2: input and output channels equal) returns x + block(x); enc0 and dec
                       change the channel count and stay plain. No new parameters. */
-    int attention; /* UNET_ATTN_7 | UNET_ATTN_14 (0: none) */
+    int attention; /* UNET_ATTN_DOWN2 | UNET_ATTN_UP1 (0: none) */
 } UnetOptions;
 
-/* Attention masks <-> "7", "14", "7,14" ("none" for 0), as on the command line and in
- * checkpoints. Parse accepts the resolutions in either order and "none"; 0 or -1. */
+/* Everything a model is built from. */
+typedef struct {
+    UnetKind kind;
+    int width;      /* D */
+    ImageGeom geom; /* input and output C x H x H; K classes for the class model */
+    UnetOptions opt;
+    const char *device; /* the backend that holds and computes it (ops/backend.h); NULL: cpu */
+} UnetConfig;
+
+/* The SPEC's model of a kind and width: MNIST geometry, no options. */
+UnetConfig unet_config_spec(UnetKind kind, int width);
+
+/* Attention masks <-> "down2", "up1", "down2,up1" ("none" for 0), as on the command line, in
+ * config.json and in checkpoints. Parse accepts the places in either order, the old
+ * resolutions 7 (= down2) and 14 (= up1), and "none"; 0 or -1. */
 const char *unet_attention_name(int mask);
 int unet_attention_parse(const char *s, int *mask);
+/* The name a tensor had before attention was named by place ("down2.attn.X" was "attn7.X",
+ * "up1.attn.X" was "attn14.X"; a prefix such as "ema." or "adam.m." is kept), into out;
+ * returns 0, or -1 when the name has no older form. */
+int unet_tensor_legacy_name(const char *name, char *out, size_t size);
 
 /* Names of the kinds as used on the command line and in checkpoints. */
 const char *unet_kind_name(UnetKind k);
@@ -82,8 +106,8 @@ typedef struct {
 
 /* Residual self-attention layer (ops/attention.h) on a (C, HW) map; NULL pointers when off. */
 typedef struct {
-    const char *name; /* "attn7" or "attn14": tensors NAME.qkv.weight (3C, C), NAME.qkv.bias
-                         (3C), NAME.proj.weight (C, C), NAME.proj.bias (C) */
+    const char *name; /* "down2.attn" or "up1.attn": tensors NAME.qkv.weight (3C, C),
+                         NAME.qkv.bias (3C), NAME.proj.weight (C, C), NAME.proj.bias (C) */
     int c, hw;
     float *w_qkv, *b_qkv, *w_proj, *b_proj;     /* into params */
     float *dw_qkv, *db_qkv, *dw_proj, *db_proj; /* into grads */
@@ -108,7 +132,8 @@ typedef struct {
     int width;     /* D */
     int temb;      /* time input: 0 = the SPEC's scalar t/T; E > 0 = E sinusoidal features */
     int residual;  /* residual ConvBlocks (UnetOptions.residual) */
-    int attention; /* UNET_ATTN_7 | UNET_ATTN_14 */
+    int attention; /* UNET_ATTN_DOWN2 | UNET_ATTN_UP1 */
+    ImageGeom geom; /* C x H x H images, K classes */
     int max_batch; /* N capacity of every activation buffer */
     int nthreads;
     OpsCtx ctx;
@@ -125,22 +150,22 @@ typedef struct {
     UnetUnit units[UNET_NUM_UNITS];
     UnetFc fc[UNET_NUM_FC]; /* t1, t2, c1, c2; only those the kind uses are set */
     int n_fc;
-    float *out_w, *out_b, *out_dw, *out_db; /* plain output conv (1, D, 3, 3), (1) */
-    UnetAttn attn[UNET_NUM_ATTN]; /* [0] at 7x7, [1] at 14x14; set only when enabled */
+    float *out_w, *out_b, *out_dw, *out_db; /* plain output conv (C, D, 3, 3), (C) */
+    UnetAttn attn[UNET_NUM_ATTN]; /* [0] after down2, [1] after up1; set only when enabled */
 
-    /* activations beyond the units' own, for the max batch */
-    float *x;        /* (N, 1, 28, 28) the input of the last forward */
+    /* activations beyond the units' own, for the max batch; H is the image side */
+    float *x;        /* (N, C, H, H) the input of the last forward */
     float *tn;       /* (N, 1) timestep input */
     float *temb_buf; /* (N, temb) its sinusoidal features when temb > 0 */
-    float *onehot;   /* (N, 10) class input */
+    float *onehot;   /* (N, K) class input */
     float *pooled;   /* (N, 2D) AvgPool output, pre-GELU */
     float *pooled_g; /* (N, 2D) after GELU: input of Unflatten (as (N, 2D, 1, 1)) */
-    float *cond1;    /* (N, 2D, 7, 7) Unflatten output after conditioning */
-    float *cond2;    /* (N, D, 14, 14) first UpBlock output after conditioning */
-    float *cat1;     /* (N, 4D, 7, 7) */
-    float *cat2;     /* (N, 2D, 14, 14) */
-    float *cat3;     /* (N, 2D, 28, 28) */
-    float *out;      /* (N, 1, 28, 28) the UNet's output */
+    float *cond1;    /* (N, 2D, H/4, H/4) Unflatten output after conditioning */
+    float *cond2;    /* (N, D, H/2, H/2) first UpBlock output after conditioning */
+    float *cat1;     /* (N, 4D, H/4, H/4) */
+    float *cat2;     /* (N, 2D, H/2, H/2) */
+    float *cat3;     /* (N, 2D, H, H) */
+    float *out;      /* (N, C, H, H) the UNet's output */
     float *res[UNET_NUM_RES]; /* with residual: outputs x + block(x) of down1, down2, up1, up2 */
     const float *cond2_in;    /* input of conditioning point 2 in the last forward */
 
@@ -154,30 +179,22 @@ typedef struct {
     float *g_film_scale, *g_film_shift; /* (N, 2D) */
 
     float *fold; /* inference: one unit's conv weights and bias with BatchNorm folded in */
+    size_t fold_floats;
 
     UnetProfile *prof; /* NULL unless profiling: then every pass adds its timings */
     int last_train; /* mode of the last forward: UNET_TRAIN, UNET_EVAL or UNET_INFER */
     int last_n;
 
-    void *arena; /* the one activation allocation (xcalloc_pages) */
+    void *arena; /* the one activation allocation (dev_alloc) */
     size_t arena_bytes;
 } Unet;
 
-/* Build a model: parameters initialised as PyTorch's defaults from rng. Returns 0 or -1. */
-int unet_init(Unet *m, UnetKind kind, int width, int max_batch, int nthreads, Rng *rng);
-/* The same with a sinusoidal time embedding of temb features (even, 2..1024; 0 = the SPEC's
- * scalar t/T) feeding the time FCBlocks. */
-int unet_init_ex(Unet *m, UnetKind kind, int width, int temb, int max_batch, int nthreads,
-                 Rng *rng);
-/* The same with any of the options (opt NULL: the SPEC's model). The parameters of the SPEC's
+/* Build a model for cfg (kind, D, geometry, options) with activations for max_batch images:
+ * parameters initialised as PyTorch's defaults from rng. The parameters of the SPEC's
  * tensors are drawn first, in the same order, so the options add tensors (attention) after
- * them without changing their initial values for a given rng. */
-int unet_init_opts(Unet *m, UnetKind kind, int width, const UnetOptions *opt, int max_batch,
-                   int nthreads, Rng *rng);
-
-/* Sinusoidal features of t/T for n inputs: with s = 1000 t/T, half = E / 2 and
- * f_k = 10000^(-k / half), out[i] = (sin(s f_0) .. sin(s f_{half-1}), cos(s f_0) .. ). */
-void unet_time_embedding(float *out, const float *tn, int n, int E);
+ * them without changing their initial values for a given rng. Returns 0 or -1 with
+ * err_msg(). */
+int unet_init(Unet *m, const UnetConfig *cfg, int max_batch, int nthreads, Rng *rng);
 void unet_free(Unet *m);
 
 /* Modes of unet_forward. UNET_TRAIN: BatchNorm with batch statistics (and updating the running
@@ -187,13 +204,13 @@ void unet_free(Unet *m);
  * follow it. */
 enum { UNET_EVAL = 0, UNET_TRAIN = 1, UNET_INFER = 2 };
 
-/* Forward on n <= max_batch images. x (N,1,28,28); tn (N,1) or NULL for the denoiser;
- * onehot (N,10) for the class model (an all-zero row is "no class"). train is the mode
+/* Forward on n <= max_batch images. x (N,C,H,H); tn (N,1) or NULL for the denoiser;
+ * onehot (N,K) for the class model (an all-zero row is "no class"). train is the mode
  * (UNET_TRAIN, UNET_EVAL or UNET_INFER; 1 and 0 are training and evaluation).
- * Returns m->out (N,1,28,28). */
+ * Returns m->out (N,C,H,H). */
 const float *unet_forward(Unet *m, const float *x, const float *tn, const float *onehot, int n,
                           int train);
-/* Backward of the last forward given dout (N,1,28,28); accumulates into m->grads. */
+/* Backward of the last forward given dout (N,C,H,H); accumulates into m->grads. */
 void unet_backward(Unet *m, const float *dout);
 void unet_zero_grad(Unet *m);
 

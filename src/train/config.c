@@ -104,6 +104,8 @@ static const TrainConfigField FIELDS[] = {
     {F(NULL, NULL, TC_BOOL, resume, 0, 0, ALL3(0), 0, 1)},
     {F(NULL, "fault-nan-at", TC_LONG, fault_nan_at, 0, 0, ALL3(0), 1, 1e15)},
     {F(NULL, "fault-stop-at", TC_LONG, fault_stop_at, 0, 0, ALL3(0), 1, 1e15)},
+    {F(NULL, NULL, TC_STR, device, 0, 0, ALL3(0), 0, 0)},
+    {F(NULL, NULL, TC_HOOK, report, 0, 0, ALL3(0), 0, 0)},
 };
 #undef OFF
 #undef PER_KIND
@@ -132,6 +134,7 @@ void train_config_defaults(TrainConfig *c, UnetKind kind) {
         case TC_U64: *(uint64_t *)at(c, f->offset) = (uint64_t)v; break;
         case TC_FLOAT: *(float *)at(c, f->offset) = (float)v; break;
         case TC_STR: *(const char **)at(c, f->offset) = NULL; break;
+        case TC_HOOK: memset(at(c, f->offset), 0, sizeof(Progress)); break;
         case TC_INT_LIST:
             memcpy(at(c, f->offset), f->list_def[kind], (size_t)f->list_def_n * sizeof(int));
             *(int *)at(c, f->count_offset) = f->list_def_n;

@@ -32,7 +32,7 @@ typedef struct {
     ScheduleKind schedule;  /* linear (the SPEC's) or cosine */
     int time_embedding;     /* 0: the SPEC's scalar t/T; E: E sinusoidal features */
     int residual;           /* 1: residual ConvBlocks (UnetOptions.residual; 0: the SPEC's) */
-    int attention;          /* attention layers, UNET_ATTN_7 | UNET_ATTN_14 (0: none, the SPEC's) */
+    int attention;          /* attention layers, UNET_ATTN_DOWN2 | UNET_ATTN_UP1 (0: none, the SPEC's) */
     float beta_start, beta_end;
     float p_uncond;         /* class model: probability of the zero label */
     float guidance;         /* class model: gamma for the sample grids */
@@ -47,14 +47,18 @@ typedef struct {
     int resume;             /* continue the run in out_dir from its checkpoint.safetensors */
     long fault_nan_at;      /* test hook: make step N's loss NaN (0: off) */
     long fault_stop_at;     /* test hook: raise SIGSTOP after step N (0: off) */
+    const char *device;     /* the backend that trains (ops/backend.h); NULL: cpu */
     Progress report;        /* receives train_run's lines (fn NULL: silent): the log lines as
                                text; an interruption as stage "interrupted" with the run
                                directory as path and the line without its ending */
 } TrainConfig;
 
 /* How a field is stored. TC_BOOL and TC_ENUM are ints (enums included); TC_STR is a
- * const char *; TC_INT_LIST is int[cap] with its count in an int at count_offset. */
-typedef enum { TC_INT, TC_LONG, TC_U64, TC_FLOAT, TC_BOOL, TC_ENUM, TC_STR, TC_INT_LIST } TrainConfigType;
+ * const char *; TC_INT_LIST is int[cap] with its count in an int at count_offset; TC_HOOK is
+ * a Progress callback that the caller sets (never saved; the defaults leave it empty). */
+typedef enum {
+    TC_INT, TC_LONG, TC_U64, TC_FLOAT, TC_BOOL, TC_ENUM, TC_STR, TC_INT_LIST, TC_HOOK
+} TrainConfigType;
 
 /* Which kinds' configuration holds a field (bit 1 << UnetKind). */
 #define TC_DENOISER (1u << UNET_DENOISER)

@@ -38,9 +38,10 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->cfg = *c;
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
-    UnetOptions opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention};
-    if (unet_init_opts(&tr->model, c->kind, c->width, &opt, c->batch, c->threads, &init_rng) != 0)
-        return -1;
+    UnetConfig uc = {.kind = c->kind, .width = c->width,
+                     .geom = c->dataset == DATASET_FASHION ? geometry_fashion() : geometry_mnist(),
+                     .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention}};
+    if (unet_init(&tr->model, &uc, c->batch, c->threads, &init_rng) != 0) return -1;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
         return -1;
