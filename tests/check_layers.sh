@@ -6,13 +6,11 @@
 #             B.o, from nm) has no cycle;
 #   sizes     no function in src/ is over 120 lines (tools/funclen.awk), no file over 900.
 # Each finding is printed; the verdict comes as cmocka's summary lines, which tests/run.sh
-# adds to the suite's "N passed, N failed". The checks named in CHECK_LAYERS_REPORT_ONLY
-# (e.g. "calls sizes") print their findings but pass. Usage: tests/check_layers.sh [BUILD]
+# adds to the suite's "N passed, N failed". Usage: tests/check_layers.sh [BUILD]
 # (the objects' directory, default $BUILD or build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${1:-${BUILD:-build}}
-REPORT_ONLY=" ${CHECK_LAYERS_REPORT_ONLY:-} "
 FUNC_MAX=120
 FILE_MAX=900
 tmp=$(mktemp -d)
@@ -21,15 +19,11 @@ passed=0
 failed=0
 failed_names=()
 
-# verdict NAME FINDINGS_FILE: a check passes when it found nothing or only reports.
+# verdict NAME FINDINGS_FILE: a check passes when it found nothing.
 verdict() {
     local name=$1 findings=$2
     if [ ! -s "$findings" ]; then
         echo "[       OK ] $name"
-        passed=$((passed + 1))
-    elif [[ "$REPORT_ONLY" == *" $name "* ]]; then
-        sed 's/^/    /' "$findings"
-        echo "[       OK ] $name (report only: $(wc -l <"$findings") finding(s) above)"
         passed=$((passed + 1))
     else
         sed 's/^/    /' "$findings"

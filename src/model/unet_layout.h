@@ -1,5 +1,5 @@
 /* Private to the UNet's two files: the indices of its units, FCBlocks, residual blocks and
- * attention layers, which unet_layout.c lays out and unet.c's forward and backward walk. */
+ * attention layers, which unet_layout.c lays out and unet_pass.c's forward and backward walk. */
 #ifndef DDPM_UNET_LAYOUT_H
 #define DDPM_UNET_LAYOUT_H
 
