@@ -133,6 +133,7 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
     int guided = kind == UNET_CLASS;
     UnetConfig uc = unet_config_spec(kind, c->width);
     uc.opt = (UnetOptions){.residual = c->residual, .attention = c->attention};
+    uc.device = c->device;
     if (unet_init(&m, &uc, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
         return -1;
     Schedule full, s;
@@ -186,6 +187,7 @@ int app_bench(const BenchJob *job, const Progress *out) {
     c.threads = threads;
     c.residual = job->residual;
     c.attention = job->attention;
+    c.device = job->device;
     progress_out(out, "BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
     if (job->sample) return bench_sample(out, &c, kind, steps, warmup, job->sample_steps, job->profile);
     double peak = job->profile ? sgemm_peak(threads) : 0;

@@ -11,6 +11,7 @@ typedef struct {
     UnetKind kind;
     int width, batch;  /* 0: the model's SPEC default */
     int threads;
+    const char *device; /* backend (ops/backend.h); NULL: cpu */
     int steps, warmup; /* timed steps (repeats when sampling) and untimed ones first */
     int sample;        /* time the DDPM sampler instead of training */
     int sample_steps;  /* sampling: reverse steps timed per repeat */

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "core/pixel.h"
 #include "data/mnist.h"
 #include "io/image.h"
 #include "io/jsonio.h"
@@ -49,7 +50,8 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     if (ns < 1 || ns > APP_DENOISE_MAX_SIGMAS)
         return err_set("%d noise levels: 1 to %d can be evaluated", ns, APP_DENOISE_MAX_SIGMAS);
     Unet m;
-    const CheckpointLoadOptions lo = {.max_batch = job->batch, .nthreads = job->threads, .use_ema = 1};
+    const CheckpointLoadOptions lo = {.max_batch = job->batch, .nthreads = job->threads, .use_ema = 1,
+                                     .device = job->device};
     if (checkpoint_load(&m, NULL, job->ckpt, &lo) != 0) return -1;
     int rc = -1;
     MnistSplit test = {0};
@@ -64,7 +66,7 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     int n = job->n < test.n ? job->n : test.n;
     int show = job->show < n ? job->show : n;
     imgs = xmalloc((size_t)n * P * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * P; i++) imgs[i] = test.images[i] / 255.0f;
+    pixels_from_u8(imgs, test.images, (size_t)n * P);
     grid = xmalloc((size_t)(1 + 2 * ns) * show * P * sizeof(float));
     memcpy(grid, imgs, (size_t)show * P * sizeof(float));
     doc = cJSON_CreateObject();

@@ -19,6 +19,7 @@ typedef struct {
     const char *data;       /* MNIST directory, or NULL: mnist_data_dir's default */
     uint64_t seed;
     int threads, batch;
+    const char *device;     /* backend (ops/backend.h); NULL: cpu */
 } DenoiseJob;
 
 /* Reports the table (a header, then one line per sigma) and "wrote OUT and JSON" as output

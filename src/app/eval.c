@@ -121,7 +121,7 @@ static int read_samples(const char *path, const char *labels_path, float **image
         idx_free(&l);
     }
     *images = xmalloc((size_t)count * P * sizeof(float));
-    for (size_t i = 0; i < (size_t)count * P; i++) (*images)[i] = (float)a.data[i] / 255.0f;
+    pixels_from_u8(*images, a.data, (size_t)count * P);
     idx_free(&a);
     *n = count;
     return 0;
@@ -211,7 +211,7 @@ static double draw(EvalRun *r, float g) {
     const double secs = now_seconds() - t0;
     progress_log(r->p, "%d samples in %.1f s\n", n, secs);
     /* quantised as an IDX file would hold them, so --ckpt and --samples agree */
-    for (size_t i = 0; i < (size_t)n * P; i++) r->images[i] = (float)pixel_to_u8(r->images[i]) / 255.0f;
+    for (size_t i = 0; i < (size_t)n * P; i++) r->images[i] = pixel_from_u8(pixel_to_u8(r->images[i]));
     return secs;
 }
 
@@ -220,7 +220,8 @@ static double draw(EvalRun *r, float g) {
 static int model_setup(EvalRun *r, int *denoiser) {
     const EvalJob *j = r->job;
     int used_ema = 0;
-    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema};
+    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema,
+                                     .device = j->device};
     if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
     r->have_model = 1;
     Dataset ds;
@@ -305,7 +306,7 @@ static int eval_draws(EvalRun *r) {
             } else {
                 snprintf(path, sizeof path, "%s", j->save_idx);
             }
-            if (app_write_idx(path, r->images, r->labels, count) != 0) return -1;
+            if (idx_write_images(path, r->images, r->labels, count, MNIST_H, MNIST_W) != 0) return -1;
             progress_log(r->p, "wrote %s\n", path);
         }
         eval_samples(&r->cols[r->ncols], &r->real, name, r->images, r->labels, 1);

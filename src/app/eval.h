@@ -39,6 +39,7 @@ typedef struct {
     const char *data;         /* MNIST directory, or NULL: mnist_data_dir's default */
     uint64_t seed;
     int threads;
+    const char *device;       /* backend of the sampled model (ops/backend.h); NULL: cpu */
 } EvalJob;
 
 /* The command line's defaults: 1000 samples, guidance 5, the noise levels 0, 0.2, 0.4, 0.5,

@@ -67,8 +67,7 @@ typedef struct {
 } Ctx;
 
 static void path_in(char *dst, size_t cap, const Ctx *x, const char *rel) {
-    int n = snprintf(dst, cap, "%s/%s", x->job->out, rel);
-    DDPM_CHECK(n > 0 && (size_t)n < cap);
+    path_join(dst, cap, x->job->out, rel);
 }
 
 /* "0,1,2" */

@@ -7,6 +7,7 @@
 #include "app/files.h"
 #include "core/common.h"
 #include "core/pixel.h"
+#include "data/idx.h"
 #include "data/mnist.h"
 #include "io/image.h"
 #include "model/checkpoint.h"
@@ -60,7 +61,8 @@ static int write_grid(const char *path, const float *imgs, int n, int cols, cons
 static int sample_setup(SampleRun *r) {
     const SampleJob *j = r->job;
     int used_ema = 0;
-    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema};
+    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema,
+                                     .device = j->device};
     if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
     r->have_model = 1;
     r->cls = r->m.kind == UNET_CLASS;
@@ -148,22 +150,11 @@ static int sample_draw(SampleRun *r, int k) {
 
 /* Each frame is the grid of (up to 100) samples at that point of the reverse process. */
 static int write_gif(const SampleRun *r) {
-    const int n = r->n, nf = r->nf;
-    int gn = n < 100 ? n : 100, gc = gn < r->cols ? gn : r->cols, gr = (gn + gc - 1) / gc;
-    int pad = 2, W = gc * 28 + (gc + 1) * pad, H = gr * 28 + (gr + 1) * pad;
-    uint8_t *fb = xcalloc((size_t)nf * W * H, 1);
-    for (int f = 0; f < nf; f++)
-        for (int i = 0; i < gn; i++) {
-            int gy = i / gc, gx = i % gc;
-            const float *src = r->frames + ((size_t)f * n + i) * P;
-            for (int y = 0; y < 28; y++)
-                for (int x = 0; x < 28; x++)
-                    fb[(size_t)f * W * H + (size_t)(pad + gy * (28 + pad) + y) * W + pad + gx * (28 + pad) + x] = pixel_to_u8(src[y * 28 + x]);
-        }
-    int rc = gif_write_gray(r->job->gif, fb, nf, W, H, 6, 200);
-    xfree(fb);
-    if (rc != 0) return -1;
-    progress_out(r->p, "wrote %s (%d frames)\n", r->job->gif, nf);
+    const int n = r->n, gn = n < 100 ? n : 100;
+    const PixelGrid g = {.n = gn, .h = r->m.geom.height, .w = r->m.geom.width,
+                         .cols = gn < r->cols ? gn : r->cols, .pad = 2, .scale = 1};
+    if (gif_write_grid(r->job->gif, r->frames, (size_t)n * P, r->nf, &g, 6, 200) != 0) return -1;
+    progress_out(r->p, "wrote %s (%d frames)\n", r->job->gif, r->nf);
     return 0;
 }
 
@@ -186,12 +177,14 @@ int app_sample(const SampleJob *job, const Progress *p) {
     for (int k = 0; k < n_runs; k++)
         if (sample_draw(&r, k) != 0) goto done;
     if (job->idx) {
-        if (app_write_idx(job->idx, r.imgs, r.cls ? r.labels : NULL, r.n) != 0) goto done;
+        const ImageGeom *g = &r.m.geom;
+        if (idx_write_images(job->idx, r.imgs, r.cls ? r.labels : NULL, r.n, g->height, g->width) != 0)
+            goto done;
         progress_out(p, "wrote %s\n", job->idx);
         if (r.cls) {
-            char lp[1024];
-            app_labels_path(lp, sizeof lp, job->idx);
+            char *lp = idx_labels_path(job->idx);
             progress_out(p, "wrote %s\n", lp);
+            xfree(lp);
         }
     }
     if (job->gif && write_gif(&r) != 0) goto done;

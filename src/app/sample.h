@@ -29,6 +29,7 @@ typedef struct {
     int use_ema;          /* the moving average of the weights when the file has one */
     SamplerChoice sampler;
     int threads, batch;   /* CPU threads; images per forward pass */
+    const char *device;   /* backend (ops/backend.h); NULL: cpu */
 } SampleJob;
 
 /* The command line's defaults: 40 samples, seed 1, samples.png, GIF frames every 5 steps,

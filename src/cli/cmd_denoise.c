@@ -29,12 +29,14 @@ int cmd_denoise(int argc, char **argv) {
         {"data", OPT_STR, &j.data, "MNIST directory", 0, -1, 0},
         {"seed", OPT_U64, &j.seed, "noise seed", 0, -1, 0},
         {"threads", OPT_INT, &j.threads, "CPU threads", 1, 1024, 0},
+        {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"batch", OPT_INT, &j.batch, "images per forward pass", 1, 4096, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("denoise", 2);
+    if (cli_check_device("denoise", j.device) != 0) return 2;
     if (!j.ckpt) {
         fprintf(stderr, "ddpm denoise: --ckpt is required (see --help)\n");
         return 2;

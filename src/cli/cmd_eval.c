@@ -75,6 +75,7 @@ int cmd_eval(int argc, char **argv) {
         {"data", OPT_STR, &j.data, "MNIST directory", 0, -1, 0},
         {"seed", OPT_U64, &j.seed, "seed of sampling and of the reference subsets (default 1)", 0, -1, 0},
         {"threads", OPT_INT, &j.threads, "CPU threads (default 2)", 1, 1024, 0},
+        {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"batch", OPT_INT, &j.batch, "--ckpt: images per forward pass (default 128)", 2, 65536, 0},
         {"no-ema", OPT_FLAG, &no_ema, "--ckpt: the trained weights, not their moving average", 0, -1, 0},
         {"sampler", OPT_STR, &w.name, "--ckpt: ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
@@ -87,6 +88,7 @@ int cmd_eval(int argc, char **argv) {
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("eval", 2);
+    if (cli_check_device("eval", j.device) != 0) return 2;
     if ((r = check_inputs(&j, opts, no)) != 0) return r;
     j.n_guidance = parse_float_list("--guidance", guid_s, j.guidance, APP_EVAL_MAX_GUIDANCE);
     if (j.n_guidance < 0) return cli_fail("eval", 2);

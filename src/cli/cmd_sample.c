@@ -70,12 +70,14 @@ int cmd_sample(int argc, char **argv) {
         {"clip", OPT_FLAG, &w.clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
         {"spacing", OPT_STR, &w.spacing, "ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
         {"threads", OPT_INT, &j.threads, "CPU threads (default 2)", 1, 1024, 0},
+        {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"batch", OPT_INT, &j.batch, "images per forward pass (default 128)", 2, 65536, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("sample", 2);
+    if (cli_check_device("sample", j.device) != 0) return 2;
     if (!j.ckpt) {
         fprintf(stderr, "ddpm sample: --ckpt is required (see --help)\n");
         return 2;

@@ -32,7 +32,7 @@ static const char *HEAD =
 /* The options that may accompany --resume: they do not change what is computed (but a
  * different thread count changes the rounding of the sums). */
 static int resume_compatible(const char *name) {
-    static const char *const ok[] = {"resume", "threads", "data", "checkpoint-every", "no-progress",
+    static const char *const ok[] = {"resume", "threads", "device", "data", "checkpoint-every", "no-progress",
                                      "fault-nan-at", "fault-stop-at"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(name, ok[i]) == 0) return 1;
@@ -110,7 +110,7 @@ int cmd_train(int argc, char **argv) {
     TrainConfig c;
     train_config_defaults(&c, kind);
     TrainWords w = {.schedule = "linear", .attention = "none", .dataset = "mnist"};
-    const char *model_s = NULL, *resume_dir = NULL;
+    const char *model_s = NULL, *resume_dir = NULL, *device = NULL;
     int no_progress = 0, checkpoint_every = 0;
     long fault_nan_at = 0, fault_stop_at = 0;
     Opt opts[] = {
@@ -122,6 +122,7 @@ int cmd_train(int argc, char **argv) {
         {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate reached after the last epoch (lr x gamma^epochs, gamma applied per epoch)", 1e-12, 10, 0},
         {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
         {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
+        {"device", OPT_STR, &device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"out", OPT_STR, &w.out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
         {"data", OPT_STR, &w.data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
         {"dataset", OPT_STR, &w.dataset, "mnist (default) or fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist)", 0, -1, 0},
@@ -153,6 +154,7 @@ int cmd_train(int argc, char **argv) {
     int r = args_parse(argc, argv, 2, opts, n, HEAD);
     if (r == 1) return 0;
     if (r != 0) return cli_fail("train", 2);
+    if (cli_check_device("train", device) != 0) return 2;
     char data_buf[4096], outbuf[256];
     CliOutput co;
     const Progress report = cli_output(&co);
@@ -179,6 +181,7 @@ int cmd_train(int argc, char **argv) {
     c.fault_stop_at = fault_stop_at;
     c.progress = !no_progress && isatty(2);
     c.report = report;
+    c.device = device;
     int rc = train_run(&c);
     if (rc < 0) return cli_fail("train", 1);
     /* interrupted: the conventional status of a process ended by that signal */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "ops/backend.h"
 
 int cli_fail(const char *cmd, int status) {
     fprintf(stderr, "ddpm %s: %s\n", cmd, err_msg());
@@ -41,6 +42,12 @@ static void print_event(void *user, const ProgressEvent *ev) {
         return;
     }
     if (ev->stage && strcmp(ev->stage, "sampling") == 0 && o->tty) sampling_line(o, ev->done, ev->total);
+}
+
+int cli_check_device(const char *cmd, const char *device) {
+    if (!device || backend_find(device)) return 0;
+    fprintf(stderr, "ddpm %s: --device: %s\n", cmd, err_msg());
+    return 2;
 }
 
 Progress cli_output(CliOutput *out) {

@@ -9,6 +9,10 @@
 /* Print "ddpm <cmd>: <err_msg()>" on stderr and return status (1 error, 2 usage error). */
 int cli_fail(const char *cmd, int status);
 
+/* A --device name that no backend answers to: prints "ddpm <cmd>: --device: ..." (the
+ * names there are) and returns 2; 0 for NULL (the default) or a known name. */
+int cli_check_device(const char *cmd, const char *device);
+
 /* State of the printer: whether stderr is a terminal (then a sampling job's counts are drawn
  * as a "sampling: NN%" status line), and that line's start time and last percentage. */
 typedef struct {

@@ -15,13 +15,14 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     DDPM_CHECK(n_extra_t >= 0 && n_extra >= 0);
     int nt = m->n_tensors + n_extra_t;
     StTensor *ts = xcalloc((size_t)nt, sizeof(StTensor));
+    float *host = unet_state_download(m);
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
         ts[i].name = t->name;
         ts[i].dtype = ST_F32;
         ts[i].ndim = t->ndim;
         for (int d = 0; d < t->ndim; d++) ts[i].shape[d] = t->shape[d];
-        ts[i].data = unet_tensor_data(m, t);
+        ts[i].data = host + (t->is_buffer ? m->n_params : 0) + t->offset;
     }
     for (int i = 0; i < n_extra_t; i++) ts[m->n_tensors + i] = extra[i];
     int has_format = 0;
@@ -51,6 +52,7 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     cJSON_Delete(gj);
     if (!geom) {
         xfree(ts);
+        xfree(host);
         xfree(mk);
         xfree(mv);
         return err_set("%s: out of memory writing the image geometry", path);
@@ -75,6 +77,7 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
     cJSON_free(geom);
     xfree(ts);
+    xfree(host);
     xfree(mk);
     xfree(mv);
     return rc;
@@ -123,11 +126,15 @@ static int read_tensor(const StFile *f, const char *name, const UnetTensor *t, f
 }
 
 int checkpoint_read_model(Unet *m, const StFile *f) {
-    for (int i = 0; i < m->n_tensors; i++) {
+    float *host = xmalloc((m->n_params + m->n_buffers + 1) * sizeof(float));
+    int rc = 0;
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         const UnetTensor *t = &m->tensors[i];
-        if (read_tensor(f, t->name, t, unet_tensor_data(m, t)) != 0) return -1;
+        rc = read_tensor(f, t->name, t, host + (t->is_buffer ? m->n_params : 0) + t->offset);
     }
-    return 0;
+    if (rc == 0) unet_state_upload(m, host);
+    xfree(host);
+    return rc;
 }
 
 int checkpoint_ema_tensors(const Unet *m, const float *ema, StTensor *out, char (*names)[64]) {
@@ -219,8 +226,7 @@ static int load_ema(Unet *m, int *used_ema, const StFile *f) {
     float *ema = xmalloc((m->n_params + m->n_buffers) * sizeof(float));
     int rc = checkpoint_read_ema(m, ema, f);
     if (rc == 0) {
-        dev_upload(&m->ctx, m->params, ema, m->n_params * sizeof(float));
-        dev_upload(&m->ctx, m->buffers, ema + m->n_params, m->n_buffers * sizeof(float));
+        unet_state_upload(m, ema);
         if (used_ema) *used_ema = 1;
     }
     xfree(ema);
@@ -236,6 +242,7 @@ int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLo
     rng_seed(&rng, 0);
     int rc = -1;
     if (config_from_meta(&c, &f) != 0) goto done;
+    c.device = o->device;
     if (!o->any_geometry && (c.geom.channels != 1 || c.geom.height != 28 || c.geom.classes != 10)) {
         err_set("%s: a model of %dx%dx%d images with %d classes; only 1x28x28 with 10 classes "
                 "can be used here", path, c.geom.channels, c.geom.height, c.geom.width, c.geom.classes);

@@ -219,6 +219,12 @@ const UnetTensor *unet_find(const Unet *m, const char *name);
 float *unet_tensor_data(const Unet *m, const UnetTensor *t);
 float *unet_tensor_grad(const Unet *m, const UnetTensor *t); /* NULL for buffers */
 
+/* The model's weights then BatchNorm buffers (n_params + n_buffers floats, as the tensor
+ * table's offsets) copied from the backend's memory into a new host array (xfree it), and
+ * back: files and the host never touch the backend's memory directly. */
+float *unet_state_download(const Unet *m);
+void unet_state_upload(Unet *m, const float *host);
+
 /* Multiply-adds of one forward pass per image. */
 double unet_forward_macs(const Unet *m);
 

@@ -452,6 +452,18 @@ float *unet_tensor_grad(const Unet *m, const UnetTensor *t) {
     return t->is_buffer ? NULL : m->grads + t->offset;
 }
 
+float *unet_state_download(const Unet *m) {
+    float *h = xmalloc((m->n_params + m->n_buffers + 1) * sizeof(float));
+    dev_download(&m->ctx, h, m->params, m->n_params * sizeof(float));
+    dev_download(&m->ctx, h + m->n_params, m->buffers, m->n_buffers * sizeof(float));
+    return h;
+}
+
+void unet_state_upload(Unet *m, const float *host) {
+    dev_upload(&m->ctx, m->params, host, m->n_params * sizeof(float));
+    dev_upload(&m->ctx, m->buffers, host + m->n_params, m->n_buffers * sizeof(float));
+}
+
 double unet_forward_macs(const Unet *m) {
     double macs = 0;
     for (int i = 0; i < UNET_NUM_UNITS; i++) {

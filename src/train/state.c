@@ -80,6 +80,13 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
     const int n_extra = 2 * np + 5 + n_ema;
     StTensor *ex = xcalloc((size_t)n_extra, sizeof(StTensor));
     char (*names)[64] = xcalloc((size_t)(2 * np + n_ema), sizeof *names);
+    /* host copies of what lives in the backend's memory */
+    const size_t nm = m->n_params, ne = m->n_params + m->n_buffers;
+    float *hm = xmalloc((nm + 1) * sizeof(float)), *hv = xmalloc((nm + 1) * sizeof(float));
+    float *he = tr.ema ? xmalloc(ne * sizeof(float)) : NULL;
+    dev_download(&m->ctx, hm, tr.m, nm * sizeof(float));
+    dev_download(&m->ctx, hv, tr.v, nm * sizeof(float));
+    if (he) dev_download(&m->ctx, he, tr.ema, ne * sizeof(float));
     int k = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
@@ -87,7 +94,7 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
         for (int mv = 0; mv < 2; mv++) {
             snprintf(names[k], sizeof names[k], "adam.%c.%s", mv ? 'v' : 'm', t->name);
             ex[k] = (StTensor){.name = names[k], .dtype = ST_F32, .ndim = t->ndim,
-                               .data = (mv ? tr.v : tr.m) + t->offset};
+                               .data = (mv ? hv : hm) + t->offset};
             for (int d = 0; d < t->ndim; d++) ex[k].shape[d] = t->shape[d];
             k++;
         }
@@ -104,7 +111,7 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
                          .data = p->loss};
     ex[k++] = (StTensor){.name = "train.lr", .dtype = ST_F32, .ndim = 1, .shape = {p->step},
                          .data = p->lr};
-    if (tr.ema) k += checkpoint_ema_tensors(m, tr.ema, ex + k, names + 2 * np);
+    if (he) k += checkpoint_ema_tensors(m, he, ex + k, names + 2 * np);
     DDPM_CHECK(k == n_extra);
 
     char epoch_s[24], step_s[24], seconds[160];
@@ -119,6 +126,9 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
     int rc = checkpoint_save_with(m, path, ex, n_extra, keys, vals, 6);
     xfree(ex);
     xfree(names);
+    xfree(hm);
+    xfree(hv);
+    xfree(he);
     return rc;
 }
 
@@ -225,6 +235,10 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
     const TrainConfig *c = tr.cfg;
     Unet *m = tr.model;
     int rc = -1;
+    /* read on the host, then uploaded to the backend's memory */
+    const size_t nm = m->n_params, ne = m->n_params + m->n_buffers;
+    float *hm = xmalloc((nm + 1) * sizeof(float)), *hv = xmalloc((nm + 1) * sizeof(float));
+    float *he = tr.ema ? xmalloc(ne * sizeof(float)) : NULL;
     const char *kind = safetensors_meta(&f, "ddpm.kind");
     const char *width = safetensors_meta(&f, "ddpm.width");
     char want_width[16];
@@ -250,11 +264,11 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
         if (t->is_buffer) continue;
         char name[64];
         snprintf(name, sizeof name, "adam.m.%s", t->name);
-        if (read_finite(&f, name, tr.m + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
+        if (read_finite(&f, name, hm + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
         snprintf(name, sizeof name, "adam.v.%s", t->name);
-        if (read_finite(&f, name, tr.v + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
+        if (read_finite(&f, name, hv + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
     }
-    if (tr.ema && checkpoint_read_ema(m, tr.ema, &f) != 0) goto done;
+    if (he && checkpoint_read_ema(m, he, &f) != 0) goto done;
     int64_t k[N_COUNTERS], noise[N_RNG], data[N_RNG];
     const int64_t kshape[1] = {N_COUNTERS}, rshape[1] = {N_RNG};
     if (safetensors_read(&f, "train.counters", ST_I64, k, 1, kshape) != 0 ||
@@ -288,8 +302,14 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
     p->epoch_step = (int)k[1];
     p->step = (long)k[2];
     *tr.step = (long)k[3];
+    dev_upload(&m->ctx, tr.m, hm, nm * sizeof(float));
+    dev_upload(&m->ctx, tr.v, hv, nm * sizeof(float));
+    if (he) dev_upload(&m->ctx, tr.ema, he, ne * sizeof(float));
     rc = 0;
 done:
     safetensors_close(&f);
+    xfree(hm);
+    xfree(hv);
+    xfree(he);
     return rc;
 }

@@ -40,7 +40,8 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     rng_seed(&init_rng, c->seed);
     UnetConfig uc = {.kind = c->kind, .width = c->width,
                      .geom = c->dataset == DATASET_FASHION ? geometry_fashion() : geometry_mnist(),
-                     .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention}};
+                     .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention},
+                     .device = c->device};
     if (unet_init(&tr->model, &uc, c->batch, c->threads, &init_rng) != 0) return -1;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
