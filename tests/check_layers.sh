@@ -2,6 +2,8 @@
 # The layering of src/, checked from the sources and the built objects:
 #   includes  the include graph at module level (a module is a .c with its .h; an edge for
 #             every #include "dir/name.h" of another module) has no cycle;
+#   folders   the same at the level of src/'s folders (core, io, data, ops, ...): the layers
+#             of README.md's Layout, each using only the ones below it;
 #   calls     the object-level call graph (A -> B when an undefined symbol of A.o is defined in
 #             B.o, from nm) has no cycle;
 #   sizes     no function in src/ is over 120 lines (tools/funclen.awk), no file over 900.
@@ -55,6 +57,13 @@ for f in $(find src -name '*.[ch]' | sort); do
 done | sort -u >"$tmp/inc"
 cycles "$tmp/inc" "$tmp/inc.found"
 verdict includes "$tmp/inc.found"
+
+# ---- folders --------------------------------------------------------------------------------
+echo "[ RUN      ] folders"
+awk '{ split($1, a, "/"); split($2, b, "/"); if (a[1] != b[1]) print a[1], b[1] }' "$tmp/inc" |
+    sort -u >"$tmp/dirs"
+cycles "$tmp/dirs" "$tmp/dirs.found"
+verdict folders "$tmp/dirs.found"
 
 # ---- calls ----------------------------------------------------------------------------------
 echo "[ RUN      ] calls"

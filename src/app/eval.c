@@ -19,6 +19,7 @@
 #include "io/fileio.h"
 #include "io/jsonio.h"
 #include "model/checkpoint.h"
+#include "train/trained_with.h"
 #include "train/train.h"
 
 #define P MNIST_PIXELS
@@ -225,7 +226,7 @@ static int model_setup(EvalRun *r, int *denoiser) {
     if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
     r->have_model = 1;
     Dataset ds;
-    if (checkpoint_dataset(j->ckpt, &ds) != 0) return -1;
+    if (trained_dataset(j->ckpt, &ds) != 0) return -1;
     if (ds != DATASET_MNIST)
         return err_set("%s was trained on %s; the judge and the reference sets are MNIST's", j->ckpt,
                        dataset_name(ds));
@@ -239,7 +240,7 @@ static int model_setup(EvalRun *r, int *denoiser) {
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
     ScheduleKind sk;
-    if (checkpoint_schedule_kind(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
+    if (trained_schedule(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
     if (schedule_init_kind(&r->sched, sk, T, b0, b1) != 0) return -1;
     if (sampler_choose(&r->sampler, &r->sched, &j->sampler) != 0) return -1;
     char sdesc[96];

@@ -11,6 +11,7 @@
 #include "data/mnist.h"
 #include "io/image.h"
 #include "model/checkpoint.h"
+#include "train/trained_with.h"
 
 #define P MNIST_PIXELS
 
@@ -71,7 +72,7 @@ static int sample_setup(SampleRun *r) {
     if (!r->cls && (j->digit >= 0 || j->text || j->n_sweep))
         return err_set("one digit, a text and a guidance sweep need a class model; %s is a time "
                        "model", j->ckpt);
-    if (checkpoint_dataset(j->ckpt, &r->ds) != 0) return -1;
+    if (trained_dataset(j->ckpt, &r->ds) != 0) return -1;
     if (j->text && r->ds != DATASET_MNIST)
         return err_set("a text is written in digits; %s was trained on %s", j->ckpt,
                        dataset_name(r->ds));
@@ -79,7 +80,7 @@ static int sample_setup(SampleRun *r) {
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
     ScheduleKind sk;
-    if (checkpoint_schedule_kind(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
+    if (trained_schedule(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
     if (schedule_init_kind(&r->s, sk, T, b0, b1) != 0) return -1;
     if (sampler_choose(&r->base, &r->s, &j->sampler) != 0) return -1;
     r->K = sampler_steps(&r->s, &r->base);

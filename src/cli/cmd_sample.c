@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "core/common.h"
-#include "model/checkpoint.h"
+#include "train/trained_with.h"
 
 static const char *HEAD =
     "Usage: ddpm sample --ckpt FILE [--n N] [--seed S] [--out FILE.png] [--idx FILE] [--gif FILE]\n"
@@ -36,7 +36,7 @@ static int check_text(const char *text, const char *ckpt) {
             return 2;
         }
     Dataset ds;
-    if (checkpoint_dataset(ckpt, &ds) == 0 && ds != DATASET_MNIST) {
+    if (trained_dataset(ckpt, &ds) == 0 && ds != DATASET_MNIST) {
         fprintf(stderr, "ddpm sample: --text writes digits; %s was trained on %s\n", ckpt,
                 dataset_name(ds));
         return 1;

@@ -5,8 +5,7 @@
 #ifndef DDPM_CHECKPOINT_H
 #define DDPM_CHECKPOINT_H
 
-#include "data/dataset.h"
-#include "diffusion/schedule.h"
+#include "data/geometry.h"
 #include "io/safetensors.h"
 #include "model/unet.h"
 
@@ -62,17 +61,6 @@ int checkpoint_geometry(ImageGeom *g, const StFile *f);
 const char *checkpoint_tensor_name(const StFile *f, const char *name, char *buf, size_t size);
 /* Read m's tensors (params and buffers) from an opened file. Returns 0 or -1 with err_msg(). */
 int checkpoint_read_model(Unet *m, const StFile *f);
-
-/* The diffusion schedule a checkpoint was trained with (from the ddpm.config metadata): its
- * kind ("schedule"; linear when absent), T and betas, leaving those unchanged when the file
- * does not say. Returns 0, or -1 with err_msg() when the file is unreadable or the values it
- * gives are invalid. */
-int checkpoint_schedule_kind(const char *path, ScheduleKind *kind, int *T, float *beta_start,
-                             float *beta_end);
-
-/* The data set a checkpoint was trained on ("dataset" in ddpm.config; MNIST when absent).
- * Returns 0, or -1 with err_msg(). */
-int checkpoint_dataset(const char *path, Dataset *d);
 
 /* The moving averages of a model's tensors (ema: params then buffers, as Trainer.ema) as
  * tensors named "ema.NAME", for checkpoint_save_with; names holds m->n_tensors strings.
