@@ -16,6 +16,7 @@
 
 #include "core/common.h"
 #include "data/geometry.h"
+#include "diffusion/sampler.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/unet.h"
@@ -280,6 +281,42 @@ static void test_fd_time_16x16x1(void **state) {
     fd_check(UNET_TIME, &g, &o, names, (int)(sizeof names / sizeof names[0]));
 }
 
+/* The samplers follow the model's geometry: a 32x32x3 class model with 7 classes (guided
+ * DDIM, the last class requested) and a 16x16x1 time model (DDPM) draw finite images of
+ * their own size, and the draw is the same twice from the same seed. */
+static void test_sampler_geometry(void **state) {
+    (void)state;
+    const struct { UnetKind kind; int c, h, k; SamplerKind s; } cases[] = {
+        {UNET_CLASS, 3, 32, 7, SAMPLER_DDIM}, {UNET_TIME, 1, 16, 0, SAMPLER_DDPM}};
+    for (size_t ci = 0; ci < 2; ci++) {
+        ImageGeom g = geom_of(cases[ci].c, cases[ci].h, cases[ci].k);
+        Unet m;
+        if (build(&m, cases[ci].kind, 8, &g, NULL, 4) != 0) fail_msg("%s", err_msg());
+        Schedule s;
+        assert_int_equal(schedule_init(&s, 10, 1e-4f, 0.02f), 0);
+        int labels[N_IMG] = {0, 6, 3};
+        SampleRequest req = {.n = N_IMG, .labels = labels, .guidance = 2};
+        const int ddim = cases[ci].s == SAMPLER_DDIM;
+        SamplerChoice sc = {.kind = cases[ci].s, .steps = ddim ? 5 : 0, .eta = ddim ? 1.0f : 0.0f};
+        if (sampler_choose(&req, &s, &sc) != 0) fail_msg("%s", err_msg());
+        const size_t P = geometry_pixels(&g);
+        float *a = xmalloc(N_IMG * P * sizeof(float)), *b = xmalloc(N_IMG * P * sizeof(float));
+        for (int rep = 0; rep < 2; rep++) {
+            Rng r;
+            rng_seed(&r, 9);
+            ddpm_sample(&m, &s, &r, &req, rep ? b : a);
+        }
+        for (size_t i = 0; i < N_IMG * P; i++) assert_true(isfinite(a[i]));
+        assert_memory_equal(a, b, N_IMG * P * sizeof(float));
+        printf("  %dx%dx%d, %d classes: %d samples of %zu floats\n", g.channels, g.height,
+               g.width, g.classes, N_IMG, P);
+        xfree(a);
+        xfree(b);
+        schedule_free(&s);
+        unet_free(&m);
+    }
+}
+
 /* A forward in each mode at both geometries, at D 16 (the fast convolutions run); the
  * inference mode (BatchNorm folded) agrees with the evaluation mode to 2e-5 of the output's
  * scale, as in test_unet_options.c. */
@@ -520,6 +557,7 @@ int main(void) {
         cmocka_unit_test(test_fd_class_32x32x3),
         cmocka_unit_test(test_fd_time_16x16x1),
         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_sampler_geometry),
         cmocka_unit_test(test_fast_convs_other_sides),
         cmocka_unit_test(test_checkpoint_geometry),
         cmocka_unit_test(test_old_attention_names),

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "data/mnist.h"
 
 int sampler_n_frames(int steps, int frame_every) {
     if (frame_every <= 0) return 0;
@@ -57,7 +56,8 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
 }
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
-    const int P = MNIST_PIXELS, T = s->T, K = sampler_steps(s, req);
+    const int P = (int)geometry_pixels(&m->geom), NC = m->geom.classes, T = s->T;
+    const int K = sampler_steps(s, req);
     /* Guidance needs the conditional and the unconditional prediction, one batch of 2 chunk
      * images; gamma 0 is the unconditional prediction alone and gamma 1 the conditional one,
      * so those take a single pass (half the work). */
@@ -78,10 +78,10 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     DDPM_CHECK(chunk >= 1);
     const int nf = sampler_n_frames(K, req->frame_every);
     const size_t chunk_floats = (size_t)chunk * P, img_bytes = chunk_floats * sizeof(float);
-    const size_t oh_floats = 2 * (size_t)chunk * UNET_NUM_CLASSES;
+    const size_t oh_floats = 2 * (size_t)chunk * NC;
     const OpsCtx *ctx = &m->ctx;
-    /* the model's memory: current x_t (chunk, 784), model input (2 chunk, 784), eps, noise z,
-     * times (2 chunk), one-hot labels (2 chunk, 10) */
+    /* the model's memory: current x_t (chunk, P), model input (2 chunk, P), eps, noise z,
+     * times (2 chunk), one-hot labels (2 chunk, NC) */
     float *x = dev_alloc(ctx, img_bytes), *xin = dev_alloc(ctx, 2 * img_bytes);
     float *eps = dev_alloc(ctx, img_bytes), *z = dev_alloc(ctx, img_bytes);
     float *tn = dev_alloc(ctx, 2 * (size_t)chunk * sizeof(float));
@@ -101,8 +101,8 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
         if (conditional && req->labels)
             for (int i = 0; i < c; i++) {
                 int l = req->labels[start + i];
-                if (l >= 0 && l < UNET_NUM_CLASSES)
-                    h_onehot[(size_t)i * UNET_NUM_CLASSES + l] = 1.0f;
+                if (l >= 0 && l < NC)
+                    h_onehot[(size_t)i * NC + l] = 1.0f;
             }
         dev_upload(ctx, onehot, h_onehot, oh_floats * sizeof(float));
         int fi = 0;

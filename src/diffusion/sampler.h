@@ -10,7 +10,7 @@
 #include "model/unet.h"
 
 /* Called after every reverse step with the step just finished (t) and the current images
- * of the chunk (count x 784); may be NULL. */
+ * of the chunk (count x P, P the floats of an image); may be NULL. */
 typedef void (*SampleProgress)(void *user, int done_steps, int total_steps);
 
 typedef struct {
@@ -18,7 +18,7 @@ typedef struct {
     const int *labels;  /* (n) requested digits for a class model; -1 or NULL = unconditional */
     float guidance;     /* gamma: eps = eps_u + gamma (eps_c - eps_u) */
     int frame_every;    /* record a frame every this many steps (0 = no frames) */
-    float *frames;      /* (n_frames, n, 784) when frame_every > 0, see sampler_n_frames */
+    float *frames;      /* (n_frames, n, P) when frame_every > 0, see sampler_n_frames */
     SampleProgress progress;
     void *progress_user;
     int ddim_steps; /* 0: the SPEC's DDPM sampler over all T steps; K > 0: DDIM over K steps */
@@ -50,8 +50,8 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerChoice *c
 /* One line for reports, e.g. "DDIM, 50 steps, eta 0, quadratic spacing". */
 void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size);
 
-/* Draw req->n samples into out (N, 784), images in data scale (not clamped), with DDPM or,
- * when req->ddim_steps > 0, DDIM.
+/* Draw req->n samples into out (N, P) on the host, P the floats of one image of the model's
+ * geometry, images in data scale (not clamped), with DDPM or, when req->ddim_steps > 0, DDIM.
  * The model runs in evaluation mode in chunks of max_batch (max_batch / 2 with guidance:
  * a class model with gamma other than 0 and 1; gamma 0 runs the unconditional prediction
  * alone and gamma 1 the conditional one, a single pass each). */

@@ -26,7 +26,6 @@
 #include "optim/adam.h"
 #include "train/state.h"
 
-#define P MNIST_PIXELS
 
 static const float FIG_SIGMAS[] = {0.0f, 0.2f, 0.4f, 0.5f, 0.6f, 0.8f, 1.0f};
 #define N_FIG_SIGMAS 7
@@ -43,6 +42,8 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
                      .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention},
                      .device = c->device};
     if (unet_init(&tr->model, &uc, c->batch, c->threads, &init_rng) != 0) return -1;
+    tr->P = (int)geometry_pixels(&uc.geom);
+    tr->K = uc.geom.classes;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
         return -1;
@@ -51,17 +52,17 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     const OpsCtx *ctx = &tr->model.ctx;
     tr->m = dev_alloc(ctx, np * sizeof(float));
     tr->v = dev_alloc(ctx, np * sizeof(float));
-    tr->x0 = dev_alloc(ctx, N * P * sizeof(float));
-    tr->xin = dev_alloc(ctx, N * P * sizeof(float));
-    tr->target = dev_alloc(ctx, N * P * sizeof(float));
-    tr->noise = dev_alloc(ctx, N * P * sizeof(float));
-    tr->dout = dev_alloc(ctx, N * P * sizeof(float));
+    tr->x0 = dev_alloc(ctx, N * tr->P * sizeof(float));
+    tr->xin = dev_alloc(ctx, N * tr->P * sizeof(float));
+    tr->target = dev_alloc(ctx, N * tr->P * sizeof(float));
+    tr->noise = dev_alloc(ctx, N * tr->P * sizeof(float));
+    tr->dout = dev_alloc(ctx, N * tr->P * sizeof(float));
     tr->tn = dev_alloc(ctx, N * sizeof(float));
-    tr->onehot = dev_alloc(ctx, N * UNET_NUM_CLASSES * sizeof(float));
+    tr->onehot = dev_alloc(ctx, N * tr->K * sizeof(float));
     tr->coef = dev_alloc(ctx, 2 * N * sizeof(float));
-    tr->h_noise = xcalloc(N * P, sizeof(float));
+    tr->h_noise = xcalloc(N * tr->P, sizeof(float));
     tr->h_tn = xcalloc(N, sizeof(float));
-    tr->h_onehot = xcalloc(N * UNET_NUM_CLASSES, sizeof(float));
+    tr->h_onehot = xcalloc(N * tr->K, sizeof(float));
     tr->h_coef = xcalloc(2 * N, sizeof(float));
     tr->labels = xcalloc(N, sizeof(int));
     rng_seed(&tr->noise_rng, c->seed * 0x9E3779B97F4A7C15ULL + 17);
@@ -92,13 +93,13 @@ void trainer_free(Trainer *tr) {
     size_t np = tr->model.n_params, N = (size_t)tr->cfg.batch;
     dev_free(ctx, tr->m, np * sizeof(float));
     dev_free(ctx, tr->v, np * sizeof(float));
-    dev_free(ctx, tr->x0, N * P * sizeof(float));
-    dev_free(ctx, tr->xin, N * P * sizeof(float));
-    dev_free(ctx, tr->target, N * P * sizeof(float));
-    dev_free(ctx, tr->noise, N * P * sizeof(float));
-    dev_free(ctx, tr->dout, N * P * sizeof(float));
+    dev_free(ctx, tr->x0, N * tr->P * sizeof(float));
+    dev_free(ctx, tr->xin, N * tr->P * sizeof(float));
+    dev_free(ctx, tr->target, N * tr->P * sizeof(float));
+    dev_free(ctx, tr->noise, N * tr->P * sizeof(float));
+    dev_free(ctx, tr->dout, N * tr->P * sizeof(float));
     dev_free(ctx, tr->tn, N * sizeof(float));
-    dev_free(ctx, tr->onehot, N * UNET_NUM_CLASSES * sizeof(float));
+    dev_free(ctx, tr->onehot, N * tr->K * sizeof(float));
     dev_free(ctx, tr->coef, 2 * N * sizeof(float));
     if (tr->ema)
         dev_free(ctx, tr->ema, (tr->model.n_params + tr->model.n_buffers) * sizeof(float));
@@ -117,11 +118,11 @@ void trainer_free(Trainer *tr) {
  * (float)sqrt(abar_t), (float)sqrt(1 - abar_t) as schedule_add_noise computes them. */
 static void draw_diffusion_batch(Trainer *tr, const uint8_t *labels, int n) {
     const TrainConfig *c = &tr->cfg;
-    if (c->kind == UNET_CLASS) memset(tr->h_onehot, 0, (size_t)n * UNET_NUM_CLASSES * sizeof(float));
+    if (c->kind == UNET_CLASS) memset(tr->h_onehot, 0, (size_t)n * tr->K * sizeof(float));
     for (int i = 0; i < n; i++) {
         int t = (int)rng_below(&tr->noise_rng, (uint32_t)c->T);
         tr->h_tn[i] = (float)t / (float)c->T;
-        rng_fill_normal(&tr->noise_rng, tr->h_noise + (size_t)i * P, P);
+        rng_fill_normal(&tr->noise_rng, tr->h_noise + (size_t)i * tr->P, tr->P);
         double ab = schedule_abar(&tr->sched, t);
         tr->h_coef[i] = (float)sqrt(ab);
         tr->h_coef[n + i] = (float)sqrt(1.0 - ab);
@@ -129,7 +130,7 @@ static void draw_diffusion_batch(Trainer *tr, const uint8_t *labels, int n) {
             DDPM_CHECK(labels != NULL);
             /* the zero vector stands for "no class" with probability p_uncond */
             if (rng_uniform(&tr->noise_rng) >= c->p_uncond)
-                tr->h_onehot[(size_t)i * UNET_NUM_CLASSES + labels[i]] = 1.0f;
+                tr->h_onehot[(size_t)i * tr->K + labels[i]] = 1.0f;
         }
     }
 }
@@ -140,7 +141,7 @@ static float step_forward(Trainer *tr, const float *images, const uint8_t *label
     Unet *m = &tr->model;
     const OpsCtx *ctx = &m->ctx;
     DDPM_CHECK(n >= 1 && n <= c->batch);
-    const size_t cnt = (size_t)n * P;
+    const size_t cnt = (size_t)n * tr->P;
     const float *tnp = NULL, *ohp = NULL;
     dev_upload(ctx, tr->x0, images, cnt * sizeof(float));
     if (c->kind == UNET_DENOISER) {
@@ -152,11 +153,11 @@ static float step_forward(Trainer *tr, const float *images, const uint8_t *label
         draw_diffusion_batch(tr, labels, n);
         dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
         dev_upload(ctx, tr->coef, tr->h_coef, 2 * (size_t)n * sizeof(float));
-        noising_forward(ctx, tr->xin, tr->x0, tr->noise, tr->coef, tr->coef + n, n, P);
+        noising_forward(ctx, tr->xin, tr->x0, tr->noise, tr->coef, tr->coef + n, n, tr->P);
         dev_upload(ctx, tr->tn, tr->h_tn, (size_t)n * sizeof(float));
         if (c->kind == UNET_CLASS)
             dev_upload(ctx, tr->onehot, tr->h_onehot,
-                       (size_t)n * UNET_NUM_CLASSES * sizeof(float));
+                       (size_t)n * tr->K * sizeof(float));
         dev_copy(ctx, tr->target, tr->noise, cnt);
         tnp = tr->tn;
         ohp = c->kind == UNET_CLASS ? tr->onehot : NULL;
@@ -172,7 +173,7 @@ static float step_forward(Trainer *tr, const float *images, const uint8_t *label
 
 static void step_backward(Trainer *tr, int n) {
     Unet *m = &tr->model;
-    const size_t cnt = (size_t)n * P;
+    const size_t cnt = (size_t)n * tr->P;
     dev_fill(&m->ctx, tr->dout, 0.0f, cnt);
     mse_backward(&m->ctx, tr->dout, m->out, tr->target, (int64_t)cnt);
     unet_zero_grad(m);
@@ -247,6 +248,7 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
     Rng rng;
     rng_seed(&rng, seed);
     const int B = m->max_batch;
+    const size_t P = geometry_pixels(&m->geom);
     const size_t all = (size_t)n * P, batch_bytes = (size_t)B * P * sizeof(float);
     float *hz = xmalloc(batch_bytes);                       /* (B, 784) host noise */
     float *z = dev_alloc(ctx, batch_bytes);                 /* (B, 784) noise, then noisy input */
@@ -275,8 +277,8 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
 /* ---- the run ------------------------------------------------------------------------ */
 
 static float *images_to_float(const MnistSplit *s, int n) {
-    float *f = xmalloc((size_t)n * P * sizeof(float));
-    pixels_from_u8(f, s->images, (size_t)n * P);
+    float *f = xmalloc((size_t)n * MNIST_PIXELS * sizeof(float));
+    pixels_from_u8(f, s->images, (size_t)n * MNIST_PIXELS);
     return f;
 }
 
@@ -307,13 +309,13 @@ static int is_fig_epoch(const TrainConfig *c, int e) {
 /* Part 1 figures. */
 static int fig_noising(const char *dir, const float *train_imgs) {
     const int rows = 5;
-    float *g = xmalloc((size_t)rows * N_FIG_SIGMAS * P * sizeof(float));
+    float *g = xmalloc((size_t)rows * N_FIG_SIGMAS * MNIST_PIXELS * sizeof(float));
     Rng r;
     rng_seed(&r, 12345);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < N_FIG_SIGMAS; j++) {
-            float *dst = g + ((size_t)i * N_FIG_SIGMAS + j) * P;
-            for (int p = 0; p < P; p++) dst[p] = train_imgs[(size_t)i * P + p] + FIG_SIGMAS[j] * rng_normal(&r);
+            float *dst = g + ((size_t)i * N_FIG_SIGMAS + j) * MNIST_PIXELS;
+            for (int p = 0; p < MNIST_PIXELS; p++) dst[p] = train_imgs[(size_t)i * MNIST_PIXELS + p] + FIG_SIGMAS[j] * rng_normal(&r);
         }
     char lab[N_FIG_SIGMAS][24];
     const char *labs[N_FIG_SIGMAS];
@@ -332,13 +334,13 @@ static int fig_noising(const char *dir, const float *train_imgs) {
 static int fig_denoise(const char *dir, Unet *m, const float *test, int epoch, float sigma,
                        uint64_t seed) {
     const int cols = 8;
-    float *g = xmalloc((size_t)3 * cols * P * sizeof(float));
-    float *noisy = xmalloc((size_t)cols * P * sizeof(float));
-    float *den = xmalloc((size_t)cols * P * sizeof(float));
+    float *g = xmalloc((size_t)3 * cols * MNIST_PIXELS * sizeof(float));
+    float *noisy = xmalloc((size_t)cols * MNIST_PIXELS * sizeof(float));
+    float *den = xmalloc((size_t)cols * MNIST_PIXELS * sizeof(float));
     denoiser_test_mse(m, test, cols, sigma, seed, noisy, den);
-    memcpy(g, test, (size_t)cols * P * sizeof(float));
-    memcpy(g + (size_t)cols * P, noisy, (size_t)cols * P * sizeof(float));
-    memcpy(g + (size_t)2 * cols * P, den, (size_t)cols * P * sizeof(float));
+    memcpy(g, test, (size_t)cols * MNIST_PIXELS * sizeof(float));
+    memcpy(g + (size_t)cols * MNIST_PIXELS, noisy, (size_t)cols * MNIST_PIXELS * sizeof(float));
+    memcpy(g + (size_t)2 * cols * MNIST_PIXELS, den, (size_t)cols * MNIST_PIXELS * sizeof(float));
     const char *rows[3] = {"clean", "noisy", "denoised"};
     char title[128], name[64], path[1024];
     snprintf(title, sizeof title, "Test digits, sigma %.2g, after epoch %d", (double)sigma, epoch);
@@ -352,10 +354,10 @@ static int fig_denoise(const char *dir, Unet *m, const float *test, int epoch, f
 }
 
 static int fig_ood(const char *dir, Unet *m, const float *test, int epoch, uint64_t seed) {
-    float *g = xmalloc((size_t)2 * N_FIG_SIGMAS * P * sizeof(float));
+    float *g = xmalloc((size_t)2 * N_FIG_SIGMAS * MNIST_PIXELS * sizeof(float));
     for (int j = 0; j < N_FIG_SIGMAS; j++)
-        denoiser_test_mse(m, test, 1, FIG_SIGMAS[j], seed + (uint64_t)j, g + (size_t)j * P,
-                          g + (size_t)(N_FIG_SIGMAS + j) * P);
+        denoiser_test_mse(m, test, 1, FIG_SIGMAS[j], seed + (uint64_t)j, g + (size_t)j * MNIST_PIXELS,
+                          g + (size_t)(N_FIG_SIGMAS + j) * MNIST_PIXELS);
     char lab[N_FIG_SIGMAS][24];
     const char *labs[N_FIG_SIGMAS];
     for (int j = 0; j < N_FIG_SIGMAS; j++) {
@@ -391,7 +393,7 @@ static int fig_samples(const char *dir, Trainer *tr, int epoch) {
         cols = 10;
         rows = (n + cols - 1) / cols;
     }
-    float *out = xcalloc((size_t)rows * cols * P, sizeof(float));
+    float *out = xcalloc((size_t)rows * cols * MNIST_PIXELS, sizeof(float));
     SampleRequest req = {.n = n, .labels = labels, .guidance = c->guidance};
     ddpm_sample(m, &tr->sched, &r, &req, out);
     char title[128], name[64], path[1024];
@@ -758,7 +760,7 @@ int train_run(const TrainConfig *c) {
         goto done;
     }
     perm = xmalloc((size_t)r.n_train * sizeof(uint32_t));
-    batch = xmalloc((size_t)c->batch * P * sizeof(float));
+    batch = xmalloc((size_t)c->batch * MNIST_PIXELS * sizeof(float));
     blabels = xmalloc((size_t)c->batch);
     /* per-epoch LR factor: lr_end = lr * gamma^epochs */
     double gamma = pow((double)c->lr_end / (double)c->lr, 1.0 / c->epochs);
@@ -776,7 +778,7 @@ int train_run(const TrainConfig *c) {
             int b0 = s * c->batch, n = r.n_train - b0 < c->batch ? r.n_train - b0 : c->batch;
             for (int i = 0; i < n; i++) {
                 uint32_t k = perm[b0 + i];
-                memcpy(batch + (size_t)i * P, r.train_f + (size_t)k * P, P * sizeof(float));
+                memcpy(batch + (size_t)i * MNIST_PIXELS, r.train_f + (size_t)k * MNIST_PIXELS, MNIST_PIXELS * sizeof(float));
                 blabels[i] = r.train.labels[k];
             }
             float loss;

@@ -29,18 +29,19 @@ typedef struct {
     TrainConfig cfg;
     Unet model;
     Schedule sched;
+    int P, K;               /* floats per image (C H W of the model's geometry), classes */
     float *m, *v;           /* (n_params) Adam moments */
-    float *x0;              /* (N, 784) clean batch */
-    float *xin;             /* (N, 784) network input */
-    float *target;          /* (N, 784) regression target */
-    float *noise;           /* (N, 784) */
+    float *x0;              /* (N, P) clean batch */
+    float *xin;             /* (N, P) network input */
+    float *target;          /* (N, P) regression target */
+    float *noise;           /* (N, P) */
     float *tn;              /* (N) t / T */
-    float *onehot;          /* (N, 10) */
-    float *dout;            /* (N, 784) loss gradient */
+    float *onehot;          /* (N, K) */
+    float *dout;            /* (N, P) loss gradient */
     float *coef;            /* (2N) noising coefficients per image: sqrt(abar_t) (N), then
                                sqrt(1 - abar_t) (N) */
     /* the above live in the backend's memory (dev_alloc); these host buffers stage what is
-     * drawn or built on the host: noise (N, 784), t / T (N), one-hot (N, 10), coef (2N) */
+     * drawn or built on the host: noise (N, P), t / T (N), one-hot (N, K), coef (2N) */
     float *h_noise, *h_tn, *h_onehot, *h_coef;
     int *labels;            /* (N) */
     Rng noise_rng;          /* noise, timesteps and label dropout */
