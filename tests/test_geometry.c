@@ -21,6 +21,7 @@
 #include "model/checkpoint.h"
 #include "model/unet.h"
 #include "ops/cpu.h"
+#include "ops/backend.h"
 #include "backend/cpu/winograd.h"
 
 #define N_IMG 3
@@ -378,7 +379,7 @@ static void check_sides(int h) {
         fill(&rng, w, nw);
         fill(&rng, b, (size_t)c);
         fill(&rng, dy, ny);
-        OpsCtx ctx = {.nthreads = 2};
+        OpsCtx ctx = {.nthreads = 2, .be = backend_find("cpu")};
         ctx.ws_floats = tr ? conv_transpose2d_workspace_floats(&s, 2) : conv2d_workspace_floats(&s, 2);
         ctx.ws = xcalloc(ctx.ws_floats + 1, sizeof(float));
         const ConvAlgo algo[2] = {CONV_ALGO_AUTO, CONV_ALGO_IM2COL};

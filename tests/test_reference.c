@@ -269,7 +269,8 @@ static void test_parameter_counts(void **state) {
 static void test_time_embedding(void **state) {
     (void)state;
     float tn[2] = {0.0f, 0.5f}, e[8];
-    const OpsCtx ctx1 = {.nthreads = 1};
+    OpsCtx ctx1;
+    assert_int_equal(ops_ctx_init(&ctx1, "cpu", 1), 0);
     time_embedding_forward(&ctx1, e, tn, 2, 4);
     /* t/T = 0: sin 0 = 0, cos 0 = 1; t/T = 0.5: s = 500, frequencies 1 and 10000^-1/2 */
     const float want[8] = {0, 0, 1, 1, (float)sin(500.0), (float)sin(5.0), (float)cos(500.0), (float)cos(5.0)};

@@ -24,7 +24,7 @@ struct Backend {
     size_t (*conv_transpose2d_workspace_floats)(const ConvShape *s, int nthreads);
     size_t (*attention_workspace_floats)(int n, int c, int l, int nthreads);
 
-    /* The method run for a convolution (ops.h conv_method); may be NULL (plain). */
+    /* The method run for a convolution (ops.h conv_method). */
     const char *(*conv_method)(const ConvShape *s, int transposed);
 
     /* The layers' operators (ops.h). */

@@ -34,7 +34,7 @@ size_t attention_workspace_floats(int n, int c, int l, int nthreads) {
 }
 
 const char *conv_method(const OpsCtx *ctx, const ConvShape *s, int transposed) {
-    return ctx->be->conv_method ? ctx->be->conv_method(s, transposed) : "";
+    return ctx->be->conv_method(s, transposed);
 }
 
 void conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w, const float *b,
