@@ -340,10 +340,10 @@ static void test_judge_training_tiny(void **state) {
     c.threads = 1;
     Classifier a, b, d;
     double acc_a, acc_b, acc_d;
-    judge_train(&a, &c, &train, &small_test, &acc_a);
-    judge_train(&b, &c, &train, &small_test, &acc_b);
+    judge_train(&a, &c, &train, &small_test, &acc_a, NULL);
+    judge_train(&b, &c, &train, &small_test, &acc_b, NULL);
     c.seed = 2;
-    judge_train(&d, &c, &train, &small_test, &acc_d);
+    judge_train(&d, &c, &train, &small_test, &acc_d, NULL);
     c.seed = 1;
     assert_memory_equal(a.params, b.params, a.n_params * sizeof(float));
     assert_true(acc_a == acc_b);

@@ -439,6 +439,12 @@ static void copy_file(const char *from, const char *to) {
     xfree(buf);
 }
 
+/* The fetch's progress lines, onto stderr as the command line prints them. */
+static void lines_to_stderr(void *user, const ProgressEvent *ev) {
+    (void)user;
+    if (ev->line) fputs(ev->line, stderr);
+}
+
 static void test_mnist_fetch_no_network(void **state) {
     (void)state;
     /* Three official files are present, and the rebuilt training images (whose sha256
@@ -467,7 +473,8 @@ static void test_mnist_fetch_no_network(void **state) {
     dup2(fd, 2);
     close(fd);
     double t0 = now_seconds();
-    int rc = mnist_fetch(g_dir);
+    const Progress report = {lines_to_stderr, NULL};
+    int rc = mnist_fetch(g_dir, &report);
     double dt = now_seconds() - t0;
     fflush(stderr);
     dup2(saved, 2);

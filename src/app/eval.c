@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -150,7 +149,7 @@ static int get_judge(EvalRun *r, const MnistSplit *test) {
     xfree(dir);
     if (rc != 0) return -1;
     const double t0 = now_seconds();
-    judge_train(&r->judge, jc, &r->train, test, accuracy);
+    judge_train(&r->judge, jc, &r->train, test, accuracy, r->p);
     if (judge_save(&r->judge, path, jc, *accuracy, test->n) != 0) {
         classifier_free(&r->judge);
         return -1;
@@ -247,7 +246,10 @@ static int model_setup(EvalRun *r, int *denoiser) {
     sampler_describe(&r->sampler, &r->sched, sdesc, sizeof sdesc);
     cJSON_AddStringToObject(r->doc, "sampler", sdesc);
     cJSON_AddBoolToObject(r->doc, "ema_weights", used_ema);
-    if (used_ema) progress_log(r->p, "eval: the moving average of the weights (EMA; --no-ema for the raw ones)\n");
+    if (used_ema) { /* the command line says how to choose the raw weights */
+        ProgressEvent ev = {.stage = "ema", .line = "eval: the moving average of the weights"};
+        progress_event(r->p, &ev);
+    }
     r->count = j->n;
     return 0;
 }
@@ -316,19 +318,6 @@ static int eval_draws(EvalRun *r) {
     return 0;
 }
 
-/* eval_print_table writes to a stream; its text becomes output lines. */
-static void report_table(EvalRun *r) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    DDPM_CHECK(f != NULL);
-    eval_print_table(f, &r->real, r->cols, r->ncols);
-    DDPM_CHECK(fclose(f) == 0);
-    ProgressEvent ev = {.line = buf, .stream = PROGRESS_OUT};
-    progress_event(r->p, &ev);
-    free(buf);
-}
-
 /* The table and the JSON's settings and results. */
 static void eval_report(EvalRun *r) {
     const EvalJob *j = r->job;
@@ -340,7 +329,7 @@ static void eval_report(EvalRun *r) {
     progress_out(r->p, "reference: %d test images (FID statistics, diversity; total feature variance tr(S) = %.1f),\n"
                  "a random subset of %d of them (precision/recall, memorisation yardstick); nearest\n"
                  "neighbours among %d training images\n", real->nt, total_var, real->n_ref, real->n_search);
-    report_table(r);
+    eval_table(r->p, &r->real, r->cols, r->ncols);
     cJSON *set = cJSON_AddObjectToObject(r->doc, "settings");
     cJSON_AddNumberToObject(set, "n_test", real->nt);
     cJSON_AddNumberToObject(set, "n_reference_subset", real->n_ref);
@@ -393,7 +382,7 @@ int app_eval(const EvalJob *job, const Progress *p) {
         if (judge_setup(&r) != 0) goto done;
         if (!job->judge_only) {
             eval_real_init(&r.real, &r.train, &r.test, &r.judge, r.count, job->n_test, job->n_train,
-                           job->seed, job->threads);
+                           job->seed, job->threads, p);
             r.have_real = 1;
             if (job->samples) {
                 cJSON_AddStringToObject(r.doc, "samples", job->samples);

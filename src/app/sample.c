@@ -99,8 +99,10 @@ static int sample_setup(SampleRun *r) {
         for (int i = 0; i < r->n; i++)
             r->labels[i] = j->text ? j->text[i] - '0' : j->digit >= 0 ? j->digit : i / j->per_digit;
     }
-    if (used_ema)
-        progress_log(r->p, "sampling with the moving average of the weights (EMA; --no-ema for the raw ones)\n");
+    if (used_ema) { /* the command line says how to choose the raw weights */
+        ProgressEvent ev = {.stage = "ema", .line = "sampling with the moving average of the weights"};
+        progress_event(r->p, &ev);
+    }
     return 0;
 }
 

@@ -29,7 +29,9 @@ int cmd_data(int argc, char **argv) {
     if (r == 1) return 0;
     if (r != 0) return cli_fail("data fetch", 2);
     const char *dir = mnist_data_dir(data);
-    if (mnist_fetch(dir) != 0) return cli_fail("data fetch", 1);
+    CliOutput co;
+    const Progress out = cli_output(&co);
+    if (mnist_fetch(dir, &out) != 0) return cli_fail("data fetch", 1);
     printf("MNIST is in %s (checksums verified)\n", dir);
     return 0;
 }

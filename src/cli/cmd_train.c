@@ -74,7 +74,10 @@ static int fresh_config(TrainConfig *c, const TrainWords *w, Opt *opts, int nopt
         fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);
         return 2;
     }
-    if (dataset_parse(dataset, &c->dataset) != 0) return cli_fail("train", 2);
+    if (dataset_parse(dataset, &c->dataset) != 0) {
+        fprintf(stderr, "ddpm train: --dataset: %s\n", err_msg());
+        return 2;
+    }
     c->data_dir = dataset_dir(data, c->dataset);
     if (!out) {
         time_t now = time(NULL);
@@ -175,6 +178,11 @@ int cmd_train(int argc, char **argv) {
             return cli_fail("train", 1);
     } else if ((r = fresh_config(&c, &w, opts, n, outbuf, sizeof outbuf)) != 0) {
         return r;
+    }
+    if (!resume_dir && train_dir_holds_run(c.out_dir)) {
+        fprintf(stderr, "ddpm train: %s: already holds a training run (%s): continue it with "
+                "--resume %s, or choose another --out\n", c.out_dir, TRAIN_STATE_FILE, c.out_dir);
+        return 1;
     }
     if (!resume_dir || args_find(opts, n, "checkpoint-every")->seen) c.checkpoint_every = checkpoint_every;
     c.fault_nan_at = fault_nan_at;

@@ -41,13 +41,23 @@ int main(int argc, char **argv) {
         return 0;
     }
     ops_cpu_init();
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
-    if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
-    if (strcmp(cmd, "denoise") == 0) return cmd_denoise(argc, argv);
-    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
-    if (strcmp(cmd, "reproduce") == 0) return cmd_reproduce(argc, argv);
-    if (strcmp(cmd, "data") == 0) return cmd_data(argc, argv);
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+        int model; /* runs a model, on the CPU convolutions unless told otherwise */
+    } commands[] = {
+        {"train", cmd_train, 1}, {"sample", cmd_sample, 1}, {"denoise", cmd_denoise, 1},
+        {"eval", cmd_eval, 1},   {"bench", cmd_bench, 1},   {"reproduce", cmd_reproduce, 1},
+        {"data", cmd_data, 0},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) != 0) continue;
+        /* the convolutions treat an unknown value as auto without a word */
+        const char *conv = ops_cpu_conv_ignored();
+        if (commands[i].model && conv)
+            fprintf(stderr, "ddpm: ignoring DDPM_CONV=%s (expected im2col or auto)\n", conv);
+        return commands[i].run(argc, argv);
+    }
     fprintf(stderr, "ddpm: unknown command '%s' (try ddpm --help)\n", cmd);
     return 2;
 }

@@ -35,6 +35,10 @@ static void print_event(void *user, const ProgressEvent *ev) {
                 ev->path);
         return;
     }
+    if (ev->stage && strcmp(ev->stage, "ema") == 0) {
+        fprintf(stderr, "%s (EMA; --no-ema for the raw ones)\n", ev->line);
+        return;
+    }
     if (ev->line) {
         FILE *f = ev->stream == PROGRESS_OUT ? stdout : stderr;
         fputs(ev->line, f);

@@ -23,7 +23,8 @@ typedef struct {
 
 /* A Progress that prints through out (initialised here): lines go to stderr (log) or stdout
  * (output) as they are; "interrupted" events get the "ddpm train:" prefix and the resume
- * command; counts of the stage "sampling" draw the status line on a terminal. */
+ * command, "ema" events the option that turns the moving average off; counts of the stage
+ * "sampling" draw the status line on a terminal. */
 Progress cli_output(CliOutput *out);
 
 #endif

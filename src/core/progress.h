@@ -8,12 +8,17 @@
  * (results, stdout). */
 typedef enum { PROGRESS_LOG = 0, PROGRESS_OUT = 1 } ProgressStream;
 
+/* Two stages are notes whose line has no line ending, for the front end to complete with
+ * what the user can do about it: "interrupted" (a training run stopped and saved its state in
+ * the run directory `path`) and "ema" (a job uses the moving average of the weights, not the
+ * trained weights themselves). */
 typedef struct {
-    const char *stage;     /* what is running: "sampling", "training", "interrupted", ...; NULL
-                            * for a plain line */
+    const char *stage;     /* what is running: "sampling", "training", "interrupted", "ema", ...;
+                            * NULL for a plain line */
     long done, total;      /* work done of total in the stage's units (0, 0 when not counted) */
     const char *line;      /* text to show as it stands, with its own line ending ("\n"; a
-                            * status line redrawn in place starts with "\r"); NULL for a count */
+                            * status line redrawn in place starts with "\r"), except in the two
+                            * notes above; NULL for a count */
     ProgressStream stream;
     const char *path;      /* the run directory or file the event is about, or NULL */
     int flush;             /* 1: a measurement in progress, the line should be seen now */

@@ -1,3 +1,4 @@
+/* The image sets a run can train on: their names, data directories and class names. */
 #include "data/dataset.h"
 
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 int dataset_parse(const char *s, Dataset *d) {
     if (strcmp(s, "mnist") == 0) *d = DATASET_MNIST;
     else if (strcmp(s, "fashion") == 0) *d = DATASET_FASHION;
-    else return err_set("--dataset: unknown dataset '%s' (expected mnist or fashion)", s);
+    else return err_set("unknown dataset '%s' (expected mnist or fashion)", s);
     return 0;
 }
 

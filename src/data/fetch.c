@@ -1,6 +1,7 @@
 /* mnist_fetch: download the four official MNIST .gz files over HTTPS with libcurl, verify
  * each against its published sha256 (OpenSSL EVP) while it streams into an atomic temporary
- * file, and keep files that are already present and correct. Progress goes to stderr. */
+ * file, and keep files that are already present and correct. Progress lines go to the
+ * caller's Progress (core/progress.h). */
 #include "data/mnist.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "core/common.h"
+#include "core/progress.h"
 #include "io/fileio.h"
 
 /* Public mirrors of the original files (the original site no longer serves them freely),
@@ -76,6 +78,7 @@ typedef struct {
     int too_large;
     int next_report; /* next progress line, in percent */
     const char *name;
+    const Progress *p;
 } Download;
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user) {
@@ -109,8 +112,8 @@ static int on_progress(void *user, curl_off_t total, curl_off_t now, curl_off_t 
         int pct = (int)(100 * (double)now / (double)total);
         if (pct >= d->next_report && d->next_report <= 100) {
             if (d->next_report > 0 && d->next_report < 100)
-                fprintf(stderr, "fetch:   %s %3d%% (%.1f of %.1f MB)\n", d->name, pct,
-                        (double)now / 1e6, (double)total / 1e6);
+                progress_log(d->p, "fetch:   %s %3d%% (%.1f of %.1f MB)\n", d->name, pct,
+                             (double)now / 1e6, (double)total / 1e6);
             while (d->next_report <= pct) d->next_report += 25;
         }
     }
@@ -131,10 +134,11 @@ static void url_host(const char *url, char *host, size_t cap) {
 
 /* Download url into path, verifying sha256. Returns 0, or -1 with err_msg() set and the
  * old file (if any) untouched. */
-static int download_one(const char *url, const char *path, const MnistFile *f) {
+static int download_one(const char *url, const char *path, const MnistFile *f,
+                        const Progress *p) {
     AtomicFile af;
     if (atomic_open(&af, path)) return -1;
-    Download d = {.af = &af, .limit = f->size, .name = f->name};
+    Download d = {.af = &af, .limit = f->size, .name = f->name, .p = p};
     d.md = EVP_MD_CTX_new();
     DDPM_CHECK(d.md != NULL);
     CURL *c = curl_easy_init();
@@ -215,7 +219,7 @@ static int download_one(const char *url, const char *path, const MnistFile *f) {
 /* ---------------------------------------------------------------------------------------
  * The four files. */
 
-int mnist_fetch(const char *dir) {
+int mnist_fetch(const char *dir, const Progress *p) {
     if (make_dirs(dir)) return -1;
     const char *env = getenv("DDPM_MNIST_URL");
     const char *const *bases = MIRRORS;
@@ -237,11 +241,11 @@ int mnist_fetch(const char *dir) {
         char hex[65];
         if (file_sha256(path, hex)) {
             if (strcmp(hex, f->sha256) == 0) {
-                fprintf(stderr, "fetch: %s already present (sha256 ok)\n", path);
+                progress_log(p, "fetch: %s already present (sha256 ok)\n", path);
                 continue;
             }
-            fprintf(stderr, "fetch: %s differs from the official file (sha256 %.12s...); "
-                            "replacing it\n", path, hex);
+            progress_log(p, "fetch: %s differs from the official file (sha256 %.12s...); "
+                          "replacing it\n", path, hex);
         }
         rc = -1;
         for (int b = 0; b < nbases && rc != 0; b++) {
@@ -253,15 +257,15 @@ int mnist_fetch(const char *dir) {
                 err_set("%s: mirror URL too long", bases[b]);
                 continue;
             }
-            fprintf(stderr, "fetch: downloading %s (%.1f MB)\n", url, (double)f->size / 1e6);
-            rc = download_one(url, path, f);
+            progress_log(p, "fetch: downloading %s (%.1f MB)\n", url, (double)f->size / 1e6);
+            rc = download_one(url, path, f, p);
             if (rc == 0)
-                fprintf(stderr, "fetch: %s ok (sha256 verified)\n", path);
+                progress_log(p, "fetch: %s ok (sha256 verified)\n", path);
             else if (b + 1 < nbases)
-                fprintf(stderr, "fetch: %s; trying the next mirror\n", err_msg());
+                progress_log(p, "fetch: %s; trying the next mirror\n", err_msg());
         }
     }
     curl_global_cleanup();
-    if (rc == 0) fprintf(stderr, "fetch: MNIST is ready in %s\n", dir);
+    if (rc == 0) progress_log(p, "fetch: MNIST is ready in %s\n", dir);
     return rc;
 }

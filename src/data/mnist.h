@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "core/progress.h"
+
 #define MNIST_H 28
 #define MNIST_W 28
 #define MNIST_PIXELS (MNIST_H * MNIST_W)
@@ -24,8 +26,9 @@ int mnist_load(const char *dir, int train, MnistSplit *out);
 void mnist_free(MnistSplit *s);
 
 /* Download the four official .gz files into dir over HTTPS and verify their sha256;
- * a file already present with the right checksum is kept. Writes atomically.
+ * a file already present with the right checksum is kept. Writes atomically. Says what it
+ * does, file by file, in log lines on p (NULL: silently).
  * Returns 0 or -1 with err_msg() (saying clearly when there is no network). */
-int mnist_fetch(const char *dir);
+int mnist_fetch(const char *dir, const Progress *p);
 
 #endif

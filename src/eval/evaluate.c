@@ -1,10 +1,12 @@
 /* The evaluation of sample sets: the real-data reference (judge features of the test set and
  * their Gaussian fit, a seeded reference subset with its k-NN radii and nearest-training-image
  * distances, and the real-data floor computed on training images), the metrics of one sample
- * set, the table and the JSON. */
+ * set, the table (as output lines) and the JSON. */
 #include "eval/evaluate.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -121,12 +123,13 @@ static void eval_set(EvalResult *res, EvalReal *r, const char *name, const float
 }
 
 void eval_real_init(EvalReal *r, const MnistSplit *train, const MnistSplit *test, Classifier *judge,
-                    int n, int nt, int n_search, uint64_t seed, int threads) {
+                    int n, int nt, int n_search, uint64_t seed, int threads, const Progress *p) {
     DDPM_CHECK(n >= EVAL_MIN_SAMPLES);
     memset(r, 0, sizeof *r);
     r->train = train;
     r->test = test;
     r->judge = judge;
+    r->p = p;
     r->threads = threads;
     r->n = n;
     r->nt = nt < test->n ? nt : test->n;
@@ -162,8 +165,8 @@ void eval_real_init(EvalReal *r, const MnistSplit *train, const MnistSplit *test
     knn_radii(r->ref_radius, r->ref_feat, r->n_ref, F, EVAL_K, threads);
 
     /* how close held-out digits come to the training set: the memorisation yardstick */
-    fprintf(stderr, "eval: nearest training images of %d test images among %d...\n", r->n_ref,
-            r->n_search);
+    progress_log(p, "eval: nearest training images of %d test images among %d...\n", r->n_ref,
+                 r->n_search);
     r->search_img = mnist_to_float(train, NULL, r->n_search);
     r->ref_nn_dist = xmalloc((size_t)r->n_ref * sizeof(float));
     int *idx = xmalloc((size_t)r->n_ref * sizeof(int));
@@ -193,7 +196,7 @@ void eval_real_init(EvalReal *r, const MnistSplit *train, const MnistSplit *test
     xfree(fidx);
     xfree(flab);
     xfree(perm);
-    fprintf(stderr, "eval: real-data reference ready (%.1f s)\n", now_seconds() - t0);
+    progress_log(p, "eval: real-data reference ready (%.1f s)\n", now_seconds() - t0);
 }
 
 void eval_real_free(EvalReal *r) {
@@ -213,7 +216,7 @@ void eval_samples(EvalResult *res, EvalReal *r, const char *name, const float *i
                   const int *labels, int keep_nn) {
     const double t0 = now_seconds();
     eval_set(res, r, name, images, labels, r->n, 1, keep_nn);
-    fprintf(stderr, "eval: %s evaluated (%.1f s)\n", name, now_seconds() - t0);
+    progress_log(r->p, "eval: %s evaluated (%.1f s)\n", name, now_seconds() - t0);
 }
 
 void eval_result_free(EvalResult *res) {
@@ -227,22 +230,40 @@ void eval_result_free(EvalResult *res) {
 
 typedef enum { FMT_NUM3, FMT_PCT, FMT_NUM2 } Fmt;
 
-static void cell(FILE *f, double v, Fmt fmt) {
+/* One line of the table being built: text so far and its length. A row holds at most
+ * 46 + 13 * (columns + 1) characters, columns of names under 48 characters. */
+typedef struct {
+    char s[2048];
+    size_t len;
+} Line;
+
+static void line_add(Line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_add(Line *l, const char *fmt, ...) {
+    if (l->len >= sizeof l->s) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(l->s + l->len, sizeof l->s - l->len, fmt, ap);
+    va_end(ap);
+    if (k > 0) l->len += (size_t)k;
+}
+
+static void cell(Line *l, double v, Fmt fmt) {
     char s[32];
     if (!isfinite(v)) snprintf(s, sizeof s, "-");
     else if (fmt == FMT_PCT) snprintf(s, sizeof s, "%.2f%%", 100.0 * v);
     else if (fmt == FMT_NUM2) snprintf(s, sizeof s, "%.2f", v);
     else snprintf(s, sizeof s, "%.3f", v);
-    fprintf(f, " %12s", s);
+    line_add(l, " %12s", s);
 }
 
 /* One row: the label, the value of each column, the floor. `get` picks the field. */
-static void row(FILE *f, const char *label, const EvalResult *cols, int ncols,
+static void row(const Progress *p, const char *label, const EvalResult *cols, int ncols,
                 const EvalResult *floor, double (*get)(const EvalResult *, int), int arg, Fmt fmt) {
-    fprintf(f, "%-46s", label);
-    for (int c = 0; c < ncols; c++) cell(f, get(&cols[c], arg), fmt);
-    cell(f, get(floor, arg), fmt);
-    fprintf(f, "\n");
+    Line l = {.len = 0};
+    line_add(&l, "%-46s", label);
+    for (int c = 0; c < ncols; c++) cell(&l, get(&cols[c], arg), fmt);
+    cell(&l, get(floor, arg), fmt);
+    progress_out(p, "%s\n", l.s);
 }
 
 static double g_fid(const EvalResult *e, int a) { (void)a; return e->fid; }
@@ -259,44 +280,45 @@ static double g_nnm(const EvalResult *e, int a) { (void)a; return e->nn_median; 
 static double g_memo(const EvalResult *e, int a) { (void)a; return e->memo_share; }
 static double g_copy(const EvalResult *e, int a) { (void)a; return e->copy_share; }
 
-void eval_print_table(FILE *f, const EvalReal *r, const EvalResult *cols, int ncols) {
+void eval_table(const Progress *p, const EvalReal *r, const EvalResult *cols, int ncols) {
     const EvalResult *fl = &r->floor;
     int any_cond = 0;
     for (int c = 0; c < ncols; c++) any_cond |= cols[c].conditional;
-    fprintf(f, "\n%-46s", "metric");
-    for (int c = 0; c < ncols; c++) fprintf(f, " %12s", cols[c].name);
-    fprintf(f, " %12s\n", "real floor");
-    fprintf(f, "%-46s", "images");
-    for (int c = 0; c < ncols; c++) fprintf(f, " %12d", cols[c].n);
-    fprintf(f, " %12d\n", fl->n);
+    Line head = {.len = 0}, count = {.len = 0};
+    line_add(&head, "%-46s", "metric");
+    for (int c = 0; c < ncols; c++) line_add(&head, " %12s", cols[c].name);
+    progress_out(p, "\n%s %12s\n", head.s, "real floor");
+    line_add(&count, "%-46s", "images");
+    for (int c = 0; c < ncols; c++) line_add(&count, " %12d", cols[c].n);
+    progress_out(p, "%s %12d\n", count.s, fl->n);
     char lab[64];
-    row(f, "FID (judge features, vs test set)", cols, ncols, fl, g_fid, 0, FMT_NUM3);
-    row(f, "precision (k=3, vs test subset)", cols, ncols, fl, g_prec, 0, FMT_NUM3);
-    row(f, "recall (k=3, vs test subset)", cols, ncols, fl, g_rec, 0, FMT_NUM3);
+    row(p, "FID (judge features, vs test set)", cols, ncols, fl, g_fid, 0, FMT_NUM3);
+    row(p, "precision (k=3, vs test subset)", cols, ncols, fl, g_prec, 0, FMT_NUM3);
+    row(p, "recall (k=3, vs test subset)", cols, ncols, fl, g_rec, 0, FMT_NUM3);
     if (any_cond) {
-        row(f, "accuracy (judged = requested digit)", cols, ncols, fl, g_acc, 0, FMT_PCT);
+        row(p, "accuracy (judged = requested digit)", cols, ncols, fl, g_acc, 0, FMT_PCT);
         for (int d = 0; d < 10; d++) {
             snprintf(lab, sizeof lab, "  accuracy, digit %d", d);
-            row(f, lab, cols, ncols, fl, g_accd, d, FMT_PCT);
+            row(p, lab, cols, ncols, fl, g_accd, d, FMT_PCT);
         }
     }
-    row(f, "judged-digit entropy (bits, uniform 3.322)", cols, ncols, fl, g_ent, 0, FMT_NUM3);
+    row(p, "judged-digit entropy (bits, uniform 3.322)", cols, ncols, fl, g_ent, 0, FMT_NUM3);
     for (int d = 0; d < 10; d++) {
         snprintf(lab, sizeof lab, "  share judged %d", d);
-        row(f, lab, cols, ncols, fl, g_hist, d, FMT_PCT);
+        row(p, lab, cols, ncols, fl, g_hist, d, FMT_PCT);
     }
-    row(f, "diversity, features (1 = test set)", cols, ncols, fl, g_divf, 0, FMT_NUM3);
+    row(p, "diversity, features (1 = test set)", cols, ncols, fl, g_divf, 0, FMT_NUM3);
     for (int d = 0; d < 10; d++) {
         snprintf(lab, sizeof lab, "  diversity, features, digit %d", d);
-        row(f, lab, cols, ncols, fl, g_divfd, d, FMT_NUM3);
+        row(p, lab, cols, ncols, fl, g_divfd, d, FMT_NUM3);
     }
-    row(f, "diversity, pixels (1 = test set)", cols, ncols, fl, g_divp, 0, FMT_NUM3);
-    row(f, "nearest training image, median distance", cols, ncols, fl, g_nnm, 0, FMT_NUM2);
-    row(f, "memorisation: closer than median test", cols, ncols, fl, g_memo, 0, FMT_PCT);
-    row(f, "near copies: closer than 1% of test", cols, ncols, fl, g_copy, 0, FMT_PCT);
-    fprintf(f, "\nreal floor: %d random training images against the same references (memorisation\n"
-               "rows: the %d held-out test images of the reference subset). Definitions: docs/EVAL.md\n",
-            fl->n, r->n_ref);
+    row(p, "diversity, pixels (1 = test set)", cols, ncols, fl, g_divp, 0, FMT_NUM3);
+    row(p, "nearest training image, median distance", cols, ncols, fl, g_nnm, 0, FMT_NUM2);
+    row(p, "memorisation: closer than median test", cols, ncols, fl, g_memo, 0, FMT_PCT);
+    row(p, "near copies: closer than 1% of test", cols, ncols, fl, g_copy, 0, FMT_PCT);
+    progress_out(p, "\nreal floor: %d random training images against the same references (memorisation\n"
+                    "rows: the %d held-out test images of the reference subset). Definitions: docs/EVAL.md\n",
+                 fl->n, r->n_ref);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */

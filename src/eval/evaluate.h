@@ -6,10 +6,10 @@
 #define DDPM_EVALUATE_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/progress.h"
 #include "data/mnist.h"
 #include "model/classifier.h"
 
@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     const MnistSplit *train, *test;
     Classifier *judge;
+    const Progress *p;      /* where eval_real_init and eval_samples say what they do */
     int threads;
     int n;                  /* sample-set size this reference was built for */
     int nt;                 /* test images used (first nt) */
@@ -59,10 +60,10 @@ typedef struct {
 } EvalReal;
 
 /* Build the reference for sample sets of n images (n >= EVAL_MIN_SAMPLES) with nt test
- * images and n_search training images (each capped at the split's size). Prints progress
- * on stderr. */
+ * images and n_search training images (each capped at the split's size). Log lines on p
+ * (NULL: silent) say what takes time, here and in eval_samples. */
 void eval_real_init(EvalReal *r, const MnistSplit *train, const MnistSplit *test, Classifier *judge,
-                    int n, int nt, int n_search, uint64_t seed, int threads);
+                    int n, int nt, int n_search, uint64_t seed, int threads, const Progress *p);
 void eval_real_free(EvalReal *r);
 
 /* Evaluate n == r->n images (N, 784) in [0, 1]; labels (N) are the requested digits (0..9)
@@ -71,8 +72,9 @@ void eval_samples(EvalResult *res, EvalReal *r, const char *name, const float *i
                   const int *labels, int keep_nn);
 void eval_result_free(EvalResult *res);
 
-/* The table: one row per metric, one column per result, then the real-data floor. */
-void eval_print_table(FILE *f, const EvalReal *r, const EvalResult *cols, int ncols);
+/* The table: one row per metric, one column per result, then the real-data floor, as
+ * output lines on p. */
+void eval_table(const Progress *p, const EvalReal *r, const EvalResult *cols, int ncols);
 /* A JSON object for one result (per-sample nearest neighbours included when kept). */
 cJSON *eval_result_json(const EvalResult *res);
 

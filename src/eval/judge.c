@@ -44,7 +44,8 @@ int judge_default_path(char *dst, size_t cap) {
         snprintf(dst, cap, "%s/.cache/ddpm/judge.safetensors", h);
         return 0;
     }
-    return err_set("no cache directory for the judge: set XDG_CACHE_HOME or HOME, or give --judge FILE");
+    return err_set("no cache directory for the judge: set XDG_CACHE_HOME or HOME, or name the "
+                   "judge's file");
 }
 
 float *mnist_to_float(const MnistSplit *s, const int *idx, int n) {
@@ -101,7 +102,7 @@ static void shifted_image(float *dst, const uint8_t *src, int dx, int dy) {
 }
 
 int judge_train(Classifier *m, const JudgeConfig *c, const MnistSplit *train,
-                const MnistSplit *test, double *accuracy) {
+                const MnistSplit *test, double *accuracy, const Progress *p) {
     Rng rng;
     rng_seed(&rng, c->seed);
     int max_batch = c->batch > EVAL_BATCH ? c->batch : EVAL_BATCH;
@@ -116,10 +117,10 @@ int judge_train(Classifier *m, const JudgeConfig *c, const MnistSplit *train,
     int *y = xmalloc((size_t)B * sizeof(int));         /* (N) labels */
     uint32_t *perm = xmalloc((size_t)n * sizeof(uint32_t));
     Adam opt = {.lr = c->lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .step = 0};
-    fprintf(stderr, "judge: training %s (%zu parameters) on %d images, random shifts up to %d "
-            "pixels, %d epochs, batch %d, Adam lr %g cosine to %g, seed %llu, %d threads\n",
-            CLS_ARCH, m->n_params, n, c->shift, c->epochs, B, c->lr, c->lr_end,
-            (unsigned long long)c->seed, c->threads);
+    progress_log(p, "judge: training %s (%zu parameters) on %d images, random shifts up to %d "
+                 "pixels, %d epochs, batch %d, Adam lr %g cosine to %g, seed %llu, %d threads\n",
+                 CLS_ARCH, m->n_params, n, c->shift, c->epochs, B, c->lr, c->lr_end,
+                 (unsigned long long)c->seed, c->threads);
     const double t0 = now_seconds();
     double last_print = t0;
     double acc = 0.0;
@@ -150,14 +151,14 @@ int judge_train(Classifier *m, const JudgeConfig *c, const MnistSplit *train,
             double now = now_seconds();
             if (c->progress && (now - last_print > 0.5 || s == steps_per_epoch - 1)) {
                 last_print = now;
-                fprintf(stderr, "\rjudge: epoch %d/%d step %d/%d loss %.4f (%.0f s)   ", e,
-                        c->epochs, s + 1, steps_per_epoch, (double)loss, now - t0);
+                progress_log(p, "\rjudge: epoch %d/%d step %d/%d loss %.4f (%.0f s)   ", e,
+                             c->epochs, s + 1, steps_per_epoch, (double)loss, now - t0);
             }
         }
         acc = split_accuracy(m, test);
-        fprintf(stderr, "%sjudge: epoch %d/%d mean loss %.4f, test accuracy %.2f%% (%.0f s)\n",
-                c->progress ? "\r" : "", e, c->epochs, loss_sum / steps_per_epoch, 100.0 * acc,
-                now_seconds() - t0);
+        progress_log(p, "%sjudge: epoch %d/%d mean loss %.4f, test accuracy %.2f%% (%.0f s)\n",
+                     c->progress ? "\r" : "", e, c->epochs, loss_sum / steps_per_epoch,
+                     100.0 * acc, now_seconds() - t0);
     }
     xfree(pm);
     xfree(pv);

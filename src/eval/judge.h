@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/progress.h"
 #include "data/mnist.h"
 #include "model/classifier.h"
 
@@ -24,14 +25,17 @@ typedef struct {
 void judge_config_defaults(JudgeConfig *c);
 
 /* The default cache file: $XDG_CACHE_HOME/ddpm/judge.safetensors, else
- * $HOME/.cache/ddpm/judge.safetensors. Returns 0 or -1 (neither variable set). */
+ * $HOME/.cache/ddpm/judge.safetensors. Returns 0 or -1 with err_msg() (neither variable
+ * set). */
 int judge_default_path(char *dst, size_t cap);
 
 /* Train a judge on train and measure it on test; m is initialised here (max_batch
- * c->batch, or more for evaluation) and accuracy (0..1) receives the test accuracy. Prints
- * progress on stderr. Deterministic for a fixed seed and thread count. Returns 0. */
+ * c->batch, or more for evaluation) and accuracy (0..1) receives the test accuracy. Log
+ * lines on p (NULL: silent) give the settings and each epoch's loss and accuracy (with
+ * c->progress, a status line redrawn during the epoch too). Deterministic for a fixed seed
+ * and thread count. Returns 0. */
 int judge_train(Classifier *m, const JudgeConfig *c, const MnistSplit *train,
-                const MnistSplit *test, double *accuracy);
+                const MnistSplit *test, double *accuracy, const Progress *p);
 
 /* Save with metadata (test accuracy on test_images images, training settings) and write
  * PATH.sha256 beside it (sha256sum format). Both atomic. Returns 0 or -1 with err_msg(). */

@@ -484,6 +484,13 @@ static void run_path(const Run *r, char *dst, const char *name) {
     path_join(dst, RUN_PATH_CAP, r->c->out_dir, name); /* out_dir is at most RUN_DIR_MAX bytes */
 }
 
+int train_dir_holds_run(const char *dir) {
+    if (strlen(dir) > RUN_DIR_MAX) return 0; /* train_run refuses the name: no run is there */
+    char path[RUN_PATH_CAP];
+    path_join(path, sizeof path, dir, TRAIN_STATE_FILE);
+    return path_exists(path);
+}
+
 /* Save the training state as it stands in r->p (the caller set epoch, epoch_step and the
  * data generator). */
 static int run_save_state(Run *r) {
@@ -635,11 +642,9 @@ static int run_setup(Run *r, int *have_tr) {
                            c->out_dir, TRAIN_STATE_FILE);
     } else {
         if (make_dirs(c->out_dir) != 0) return -1;
-        struct stat st;
-        if (stat(r->state_path, &st) == 0)
-            return err_set("%s: already holds a training run (%s): continue it with "
-                           "--resume %s, or choose another --out", c->out_dir, TRAIN_STATE_FILE,
-                           c->out_dir);
+        if (train_dir_holds_run(c->out_dir))
+            return err_set("%s: already holds a training run (%s); resuming continues it, a "
+                           "fresh run needs another directory", c->out_dir, TRAIN_STATE_FILE);
     }
     if (dir_check_writable(c->out_dir) != 0) return -1;
     if (mnist_load(c->data_dir, 1, &r->train) != 0) return -1;

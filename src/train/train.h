@@ -24,6 +24,10 @@
  * signal that interrupted it (the checkpoint is then written and the "interrupted" event sent). */
 int train_run(const TrainConfig *c);
 
+/* 1 when dir holds a training run (its TRAIN_STATE_FILE): train_run refuses to start a fresh
+ * run there, and resumes it when asked. 0 for a name too long for a run directory. */
+int train_dir_holds_run(const char *dir);
+
 /* One optimisation step state, shared by train_run and the benchmark. */
 typedef struct {
     TrainConfig cfg;

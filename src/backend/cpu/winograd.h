@@ -6,8 +6,8 @@
  *
  * The environment variable DDPM_CONV=im2col (read once, at the first convolution) turns the
  * Winograd path off everywhere, for comparisons and as an escape hatch; unset or
- * DDPM_CONV=auto is the default choice. Any other value is reported once on stderr and
- * treated as auto.
+ * DDPM_CONV=auto is the default choice. Any other value is treated as auto (the command line
+ * warns about it: ops_cpu_conv_ignored in ops/cpu.h).
  *
  * This header also exposes the choice itself, so tests and benchmarks can run either path. */
 #ifndef DDPM_OPS_WINOGRAD_H
