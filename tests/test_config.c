@@ -275,7 +275,7 @@ static void test_errors(void **state) {
         {",\"schedule\":3", "w: the configuration's \"schedule\" must be \"linear\" or \"cosine\""},
         {",\"residual\":1", "w: the configuration's \"residual\" must be true or false"},
         {",\"attention\":\"5\"",
-         "w: the configuration's \"attention\" must be \"7\", \"14\", \"7,14\" or \"none\""},
+         "w: the configuration's \"attention\" must be \"down2\", \"up1\", \"down2,up1\" or \"none\" (or the old \"7\", \"14\", \"7,14\")"},
         {",\"figure_epochs\":[0]",
          "w: the configuration's \"figure_epochs\" must hold integers from 1 to 100000"},
         {",\"figure_epochs\":3",

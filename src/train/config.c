@@ -44,7 +44,7 @@ static const TrainConfigEnum DATASETS = {dataset_name_int, dataset_parse_int,
 static const TrainConfigEnum SCHEDULES = {schedule_name_int, schedule_parse_int,
                                           "\"linear\" or \"cosine\""};
 static const TrainConfigEnum ATTENTIONS = {unet_attention_name, unet_attention_parse,
-                                           "\"7\", \"14\", \"7,14\" or \"none\""};
+                                           "\"down2\", \"up1\", \"down2,up1\" or \"none\" (or the old \"7\", \"14\", \"7,14\")"};
 
 /* ---- the table ---------------------------------------------------------------------------- */
 

@@ -262,11 +262,13 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];
         if (t->is_buffer) continue;
-        char name[64];
+        char name[64], old[80]; /* old: the name before attention was named by place */
         snprintf(name, sizeof name, "adam.m.%s", t->name);
-        if (read_finite(&f, name, hm + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
+        const char *in_file = checkpoint_tensor_name(&f, name, old, sizeof old);
+        if (read_finite(&f, in_file, hm + t->offset, t->ndim, t->shape, t->count, 0) != 0) goto done;
         snprintf(name, sizeof name, "adam.v.%s", t->name);
-        if (read_finite(&f, name, hv + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
+        in_file = checkpoint_tensor_name(&f, name, old, sizeof old);
+        if (read_finite(&f, in_file, hv + t->offset, t->ndim, t->shape, t->count, 1) != 0) goto done;
     }
     if (he && checkpoint_read_ema(m, he, &f) != 0) goto done;
     int64_t k[N_COUNTERS], noise[N_RNG], data[N_RNG];
