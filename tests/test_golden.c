@@ -24,6 +24,19 @@ static char *slurp(const char *path) {
     return buf;
 }
 
+/* DIR/run/loss.csv is byte for byte the file want_path. */
+static void expect_loss_csv(const char *dir, const char *want_path) {
+    char got_path[512];
+    snprintf(got_path, sizeof got_path, "%s/run/loss.csv", dir);
+    char *got = slurp(got_path), *want = slurp(want_path);
+    assert_non_null(got);
+    assert_non_null(want);
+    printf("  got:\n%s  want:\n%s", got, want);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+}
+
 static void check_run(const char *name) {
     char runs[4096] = "";
     FILE *f = fopen("tests/data/golden/runs.txt", "r");
@@ -50,16 +63,9 @@ static void check_run(const char *name) {
     printf("  $ %s\n", cmd);
     int st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    char got_path[512], want_path[512];
-    snprintf(got_path, sizeof got_path, "%s/run/loss.csv", dir);
+    char want_path[512];
     snprintf(want_path, sizeof want_path, "tests/data/golden/%s.csv", name);
-    char *got = slurp(got_path), *want = slurp(want_path);
-    assert_non_null(got);
-    assert_non_null(want);
-    printf("  got:\n%s  want:\n%s", got, want);
-    assert_string_equal(got, want);
-    free(got);
-    free(want);
+    expect_loss_csv(dir, want_path);
     test_rm_rf(dir);
 }
 
@@ -78,15 +84,7 @@ static void test_resume_old_state(void **state) {
     snprintf(cmd, sizeof cmd, "cat %s/log", dir);
     assert_int_equal(system(cmd), 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    char got_path[512];
-    snprintf(got_path, sizeof got_path, "%s/run/loss.csv", dir);
-    char *got = slurp(got_path), *want = slurp("tests/data/golden/old-state-full.csv");
-    assert_non_null(got);
-    assert_non_null(want);
-    printf("  got:\n%s  want:\n%s", got, want);
-    assert_string_equal(got, want);
-    free(got);
-    free(want);
+    expect_loss_csv(dir, "tests/data/golden/old-state-full.csv");
     test_rm_rf(dir);
 }
 

@@ -7,12 +7,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "app/files.h"
 #include "core/common.h"
 #include "core/pixel.h"
 #include "data/mnist.h"
 #include "io/image.h"
 #include "io/jsonio.h"
-#include "model/checkpoint.h"
 #include "train/train.h"
 
 #define P MNIST_PIXELS
@@ -50,9 +50,8 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     if (ns < 1 || ns > APP_DENOISE_MAX_SIGMAS)
         return err_set("%d noise levels: 1 to %d can be evaluated", ns, APP_DENOISE_MAX_SIGMAS);
     Unet m;
-    const CheckpointLoadOptions lo = {.max_batch = job->batch, .nthreads = job->threads, .use_ema = 1,
-                                     .device = job->device};
-    if (checkpoint_load(&m, NULL, job->ckpt, &lo) != 0) return -1;
+    if (app_load_model(&m, NULL, job->ckpt, job->batch, job->threads, 1, job->device) != 0)
+        return -1;
     int rc = -1;
     MnistSplit test = {0};
     float *imgs = NULL, *grid = NULL;

@@ -17,7 +17,6 @@
 #include "eval/evaluate.h"
 #include "io/fileio.h"
 #include "io/jsonio.h"
-#include "model/checkpoint.h"
 #include "train/trained_with.h"
 #include "train/train.h"
 
@@ -220,9 +219,8 @@ static double draw(EvalRun *r, float g) {
 static int model_setup(EvalRun *r, int *denoiser) {
     const EvalJob *j = r->job;
     int used_ema = 0;
-    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema,
-                                     .device = j->device};
-    if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
+    if (app_load_model(&r->m, &used_ema, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
+        return -1;
     r->have_model = 1;
     Dataset ds;
     if (trained_dataset(j->ckpt, &ds) != 0) return -1;

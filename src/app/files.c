@@ -4,6 +4,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/common.h"
+#include "data/mnist.h"
+#include "model/checkpoint.h"
+
+int app_load_model(Unet *m, int *used_ema, const char *ckpt, int max_batch, int nthreads,
+                   int use_ema, const char *device) {
+    const CheckpointLoadOptions lo = {.max_batch = max_batch, .nthreads = nthreads,
+                                      .use_ema = use_ema, .device = device};
+    if (checkpoint_load(m, used_ema, ckpt, &lo) != 0) return -1;
+    const ImageGeom *g = &m->geom;
+    if (g->channels == 1 && g->height == MNIST_H && g->width == MNIST_W && g->classes == 10)
+        return 0;
+    err_set("%s: a model of %dx%dx%d images with %d classes; only 1x28x28 with 10 classes "
+            "can be used here", ckpt, g->channels, g->height, g->width, g->classes);
+    unet_free(m);
+    return -1;
+}
+
 void app_path_suffixed(char *dst, size_t cap, const char *path, const char *suffix) {
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(path, '.');

@@ -1,9 +1,19 @@
-/* Names of the files the sampling jobs write beside their PNG grids, derived from the one
- * given ("a/b.png" -> "a/b-g2.png"). */
+/* What the jobs share: the model a job draws from, and the names of the files the sampling
+ * jobs write beside their PNG grids, derived from the one given ("a/b.png" -> "a/b-g2.png"). */
 #ifndef DDPM_APP_FILES_H
 #define DDPM_APP_FILES_H
 
 #include <stddef.h>
+
+#include "model/unet.h"
+
+/* Load the weights at ckpt on device (NULL: cpu) for batches of max_batch with nthreads,
+ * the moving averages when use_ema and the file has them (*used_ema says; may be NULL). The
+ * jobs' grids, IDX files, judge and data are MNIST's, so a model of other images (not
+ * 1 x 28 x 28 with 10 classes) is refused here. Returns 0, or -1 with err_msg() (m is then
+ * not allocated). */
+int app_load_model(Unet *m, int *used_ema, const char *ckpt, int max_batch, int nthreads,
+                   int use_ema, const char *device);
 
 /* path with suffix inserted before its extension (appended when it has none). */
 void app_path_suffixed(char *dst, size_t cap, const char *path, const char *suffix);

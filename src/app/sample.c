@@ -10,7 +10,6 @@
 #include "data/idx.h"
 #include "data/mnist.h"
 #include "io/image.h"
-#include "model/checkpoint.h"
 #include "train/trained_with.h"
 
 #define P MNIST_PIXELS
@@ -62,9 +61,8 @@ static int write_grid(const char *path, const float *imgs, int n, int cols, cons
 static int sample_setup(SampleRun *r) {
     const SampleJob *j = r->job;
     int used_ema = 0;
-    const CheckpointLoadOptions lo = {.max_batch = j->batch, .nthreads = j->threads, .use_ema = j->use_ema,
-                                     .device = j->device};
-    if (checkpoint_load(&r->m, &used_ema, j->ckpt, &lo) != 0) return -1;
+    if (app_load_model(&r->m, &used_ema, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
+        return -1;
     r->have_model = 1;
     r->cls = r->m.kind == UNET_CLASS;
     if (r->m.kind == UNET_DENOISER)

@@ -243,11 +243,6 @@ int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLo
     int rc = -1;
     if (config_from_meta(&c, &f) != 0) goto done;
     c.device = o->device;
-    if (!o->any_geometry && (c.geom.channels != 1 || c.geom.height != 28 || c.geom.classes != 10)) {
-        err_set("%s: a model of %dx%dx%d images with %d classes; only 1x28x28 with 10 classes "
-                "can be used here", path, c.geom.channels, c.geom.height, c.geom.width, c.geom.classes);
-        goto done;
-    }
     if (unet_init(m, &c, o->max_batch, o->nthreads, &rng) == 0) {
         rc = checkpoint_read_model(m, &f);
         if (rc == 0 && o->use_ema) rc = load_ema(m, used_ema, &f);

@@ -40,8 +40,6 @@ typedef struct {
     int nthreads;
     int use_ema;   /* load the moving averages of the weights when the file holds them */
     const char *device; /* the backend that holds and runs the model; NULL: cpu */
-    int any_geometry; /* accept any image geometry; 0: only 1 x 28 x 28 with 10 classes, the
-                         only images the sampler and the commands handle so far */
 } CheckpointLoadOptions;
 
 /* Read kind, width, geometry and options from a checkpoint's metadata (files without

@@ -54,8 +54,8 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->v = dev_alloc(ctx, np * sizeof(float));
     tr->x0 = dev_alloc(ctx, N * tr->P * sizeof(float));
     tr->xin = dev_alloc(ctx, N * tr->P * sizeof(float));
-    tr->target = dev_alloc(ctx, N * tr->P * sizeof(float));
     tr->noise = dev_alloc(ctx, N * tr->P * sizeof(float));
+    tr->target = c->kind == UNET_DENOISER ? tr->x0 : tr->noise;
     tr->dout = dev_alloc(ctx, N * tr->P * sizeof(float));
     tr->tn = dev_alloc(ctx, N * sizeof(float));
     tr->onehot = dev_alloc(ctx, N * tr->K * sizeof(float));
@@ -95,7 +95,6 @@ void trainer_free(Trainer *tr) {
     dev_free(ctx, tr->v, np * sizeof(float));
     dev_free(ctx, tr->x0, N * tr->P * sizeof(float));
     dev_free(ctx, tr->xin, N * tr->P * sizeof(float));
-    dev_free(ctx, tr->target, N * tr->P * sizeof(float));
     dev_free(ctx, tr->noise, N * tr->P * sizeof(float));
     dev_free(ctx, tr->dout, N * tr->P * sizeof(float));
     dev_free(ctx, tr->tn, N * sizeof(float));
@@ -148,7 +147,6 @@ static float step_forward(Trainer *tr, const float *images, const uint8_t *label
         rng_fill_normal(&tr->noise_rng, tr->h_noise, cnt);
         dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
         scale_add(ctx, tr->xin, tr->x0, c->sigma, tr->noise, cnt);
-        dev_copy(ctx, tr->target, tr->x0, cnt);
     } else {
         draw_diffusion_batch(tr, labels, n);
         dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
@@ -158,7 +156,6 @@ static float step_forward(Trainer *tr, const float *images, const uint8_t *label
         if (c->kind == UNET_CLASS)
             dev_upload(ctx, tr->onehot, tr->h_onehot,
                        (size_t)n * tr->K * sizeof(float));
-        dev_copy(ctx, tr->target, tr->noise, cnt);
         tnp = tr->tn;
         ohp = c->kind == UNET_CLASS ? tr->onehot : NULL;
     }
@@ -250,10 +247,10 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
     const int B = m->max_batch;
     const size_t P = geometry_pixels(&m->geom);
     const size_t all = (size_t)n * P, batch_bytes = (size_t)B * P * sizeof(float);
-    float *hz = xmalloc(batch_bytes);                       /* (B, 784) host noise */
-    float *z = dev_alloc(ctx, batch_bytes);                 /* (B, 784) noise, then noisy input */
-    float *x = dev_alloc(ctx, all * sizeof(float));         /* (n, 784) clean images */
-    float *out = dev_alloc(ctx, all * sizeof(float));       /* (n, 784) the model's outputs */
+    float *hz = xmalloc(batch_bytes);                       /* (B, P) host noise */
+    float *z = dev_alloc(ctx, batch_bytes);                 /* (B, P) noise, then noisy input */
+    float *x = dev_alloc(ctx, all * sizeof(float));         /* (n, P) clean images */
+    float *out = dev_alloc(ctx, all * sizeof(float));       /* (n, P) the model's outputs */
     dev_upload(ctx, x, images, all * sizeof(float));
     for (int s = 0; s < n; s += B) {
         int c = n - s < B ? n - s : B;

@@ -37,7 +37,7 @@ typedef struct {
     float *m, *v;           /* (n_params) Adam moments */
     float *x0;              /* (N, P) clean batch */
     float *xin;             /* (N, P) network input */
-    float *target;          /* (N, P) regression target */
+    const float *target;    /* (N, P) regression target: x0 (denoiser) or noise */
     float *noise;           /* (N, P) */
     float *tn;              /* (N) t / T */
     float *onehot;          /* (N, K) */
