@@ -5,7 +5,8 @@
 #include "backend/ref/ref.h"
 #include "ops/backend.h"
 
-static size_t ref_conv2d_workspace_floats(const ConvShape *s, int nthreads) {
+/* The plain loops need no workspace, for either kind of convolution. */
+static size_t ref_conv_workspace_floats(const ConvShape *s, int nthreads) {
     (void)s, (void)nthreads;
     return 0;
 }
@@ -15,11 +16,6 @@ static const char *ref_conv_method(const ConvShape *s, int transposed) {
     (void)s;
     (void)transposed;
     return "";
-}
-
-static size_t ref_conv_transpose2d_workspace_floats(const ConvShape *s, int nthreads) {
-    (void)s, (void)nthreads;
-    return 0;
 }
 
 static void ref_conv2d_forward(const OpsCtx *ctx, float *y, const float *x, const float *w,
@@ -332,8 +328,8 @@ static void ref_attention_backward(const OpsCtx *ctx, float *dx, float *dw_qkv, 
 const Backend backend_ref = {
     .name = "ref",
     .init = NULL,
-    .conv2d_workspace_floats = ref_conv2d_workspace_floats,
-    .conv_transpose2d_workspace_floats = ref_conv_transpose2d_workspace_floats,
+    .conv2d_workspace_floats = ref_conv_workspace_floats,
+    .conv_transpose2d_workspace_floats = ref_conv_workspace_floats,
     .conv_method = ref_conv_method,
     .conv2d_forward = ref_conv2d_forward,
     .conv2d_backward = ref_conv2d_backward,
