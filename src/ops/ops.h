@@ -25,6 +25,13 @@ typedef struct {
     float *ws;        /* scratch memory, ws_floats floats, the backend's memory */
     size_t ws_floats;
     const Backend *be; /* who computes: every operator below forwards to be */
+    /* Data-parallel training (synchronised BatchNorm): when set, training-mode BatchNorm
+     * passes its per-channel partial sums (and their value count) to sum_across, which
+     * replaces v[0..n) in place by their sums over every process of the run, so each process
+     * normalises with the statistics of the whole batch. NULL: one process, and the operators
+     * compute exactly as without this field. Host memory, doubles. */
+    void (*sum_across)(void *arg, double *v, int n);
+    void *sum_arg;
 } OpsCtx;
 
 /* Sets *ctx to the backend named device ("cpu", "ref"; NULL: the default, cpu) with nthreads
