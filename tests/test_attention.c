@@ -130,7 +130,8 @@ static void ref_free(RefArgs *a) {
 
 static OpsCtx ctx_for(const Case *k, int nthreads) {
     size_t ws = attention_workspace_floats(k->n, k->c, k->l, nthreads);
-    OpsCtx ctx = {nthreads, xmalloc((ws ? ws : 1) * sizeof(float)), ws, backend_find("cpu")};
+    OpsCtx ctx = {.nthreads = nthreads, .ws = xmalloc((ws ? ws : 1) * sizeof(float)),
+                  .ws_floats = ws, .be = backend_find("cpu")};
     return ctx;
 }
 

@@ -37,7 +37,7 @@ static float *rand_buf(Rng *r, size_t n, float lo, float hi) {
 }
 
 static OpsCtx ctx_make(int nthreads) {
-    OpsCtx c = {nthreads, NULL, 0, backend_find("cpu")};
+    OpsCtx c = {.nthreads = nthreads, .be = backend_find("cpu")};
     return c;
 }
 

@@ -36,7 +36,8 @@ static float *copy_buf(const float *src, size_t n) {
 static float *zero_buf(size_t n) { return xcalloc(n, sizeof(float)); }
 
 static OpsCtx ctx_make(int nthreads, size_t ws_floats) {
-    OpsCtx c = {nthreads, xmalloc(ws_floats * sizeof(float)), ws_floats, backend_find("cpu")};
+    OpsCtx c = {.nthreads = nthreads, .ws = xmalloc(ws_floats * sizeof(float)),
+                .ws_floats = ws_floats, .be = backend_find("cpu")};
     return c;
 }
 
