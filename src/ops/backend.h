@@ -37,6 +37,9 @@ struct Backend {
     void (*conv_transpose2d_backward)(const OpsCtx *ctx, float *dx, float *dw, float *db,
                                       const float *dy, const float *x, const float *w,
                                       const ConvShape *s);
+    /* The training-mode BatchNorm entries (plain and bn_gelu) make ctx->sum_across's calls
+     * when it is set, exactly as ops.h describes: a collective, so every backend makes the
+     * same calls in the same order. */
     void (*batchnorm2d_forward_train)(const OpsCtx *ctx, float *y, float *mean, float *rstd,
                                       float *running_mean, float *running_var, const float *x,
                                       const float *gamma, const float *beta, int n, int c, int hw,

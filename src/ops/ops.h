@@ -77,7 +77,13 @@ void conv_transpose2d_backward(const OpsCtx *ctx, float *dx, float *dw, float *d
 
 /* BatchNorm2d over x (N,C,HW). Training mode: normalise with the batch mean and biased
  * variance, save mean (C) and rstd (C) = 1/sqrt(var+eps) for backward, and update the
- * running statistics with momentum using the unbiased variance (as PyTorch). */
+ * running statistics with momentum using the unbiased variance (as PyTorch).
+ * With ctx->sum_across set, the training-mode operators (these and bn_gelu's) compute what one
+ * process would on the union of every process's batch: forward calls it twice (C sums and the
+ * value count, then C squared deviations from the global mean), backward once (C sums of dy,
+ * C of dy (x - mean), the count) for dx, while dgamma, dbeta accumulate the LOCAL sums (the
+ * trainer sums parameter gradients across processes). The calls are the same in number and
+ * order on every process whatever its n >= 1; evaluation mode makes none. */
 void batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *mean, float *rstd,
                                float *running_mean, float *running_var, const float *x,
                                const float *gamma, const float *beta, int n, int c, int hw,

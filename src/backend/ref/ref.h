@@ -43,6 +43,29 @@ void bn_gelu_backward_train_ref(float *dx, float *dgamma, float *dbeta, const fl
                                 const float *x, const float *mean, const float *rstd,
                                 const float *gamma, const float *beta, int n, int c, int hw);
 
+/* The training-mode operators above with the hook of OpsCtx.sum_across (ops.h): when
+ * sum_across is not NULL they compute with the statistics of every process's batch; the plain
+ * ones are these with sum_across NULL. */
+void batchnorm2d_forward_train_sync_ref(float *y, float *mean, float *rstd, float *running_mean,
+                                        float *running_var, const float *x, const float *gamma,
+                                        const float *beta, int n, int c, int hw, float momentum,
+                                        float eps, void (*sum_across)(void *, double *, int),
+                                        void *sum_arg);
+void batchnorm2d_backward_train_sync_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                         const float *x, const float *mean, const float *rstd,
+                                         const float *gamma, int n, int c, int hw,
+                                         void (*sum_across)(void *, double *, int),
+                                         void *sum_arg);
+void bn_gelu_forward_train_sync_ref(float *y, float *mean, float *rstd, float *running_mean,
+                                    float *running_var, const float *x, const float *gamma,
+                                    const float *beta, int n, int c, int hw, float momentum,
+                                    float eps, void (*sum_across)(void *, double *, int),
+                                    void *sum_arg);
+void bn_gelu_backward_train_sync_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                     const float *x, const float *mean, const float *rstd,
+                                     const float *gamma, const float *beta, int n, int c, int hw,
+                                     void (*sum_across)(void *, double *, int), void *sum_arg);
+
 void gelu_forward_ref(float *y, const float *x, int64_t count);
 void gelu_backward_ref(float *dx, const float *dy, const float *x, int64_t count);
 

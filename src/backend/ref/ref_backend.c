@@ -47,9 +47,8 @@ static void ref_batchnorm2d_forward_train(const OpsCtx *ctx, float *y, float *me
                                           float *running_mean, float *running_var, const float *x,
                                           const float *gamma, const float *beta, int n, int c,
                                           int hw, float momentum, float eps) {
-    (void)ctx;
-    batchnorm2d_forward_train_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n, c,
-                                  hw, momentum, eps);
+    batchnorm2d_forward_train_sync_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n,
+                                       c, hw, momentum, eps, ctx->sum_across, ctx->sum_arg);
 }
 
 static void ref_batchnorm2d_forward_eval(const OpsCtx *ctx, float *y, const float *x,
@@ -64,8 +63,8 @@ static void ref_batchnorm2d_backward_train(const OpsCtx *ctx, float *dx, float *
                                            float *dbeta, const float *dy, const float *x,
                                            const float *mean, const float *rstd, const float *gamma,
                                            int n, int c, int hw) {
-    (void)ctx;
-    batchnorm2d_backward_train_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw);
+    batchnorm2d_backward_train_sync_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw,
+                                        ctx->sum_across, ctx->sum_arg);
 }
 
 static void ref_batchnorm2d_backward_eval(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
@@ -81,17 +80,16 @@ static void ref_bn_gelu_forward_train(const OpsCtx *ctx, float *y, float *mean, 
                                       float *running_mean, float *running_var, const float *x,
                                       const float *gamma, const float *beta, int n, int c, int hw,
                                       float momentum, float eps) {
-    (void)ctx;
-    bn_gelu_forward_train_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n, c, hw,
-                              momentum, eps);
+    bn_gelu_forward_train_sync_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n, c,
+                                   hw, momentum, eps, ctx->sum_across, ctx->sum_arg);
 }
 
 static void ref_bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
                                        const float *dy, const float *x, const float *mean,
                                        const float *rstd, const float *gamma, const float *beta,
                                        int n, int c, int hw) {
-    (void)ctx;
-    bn_gelu_backward_train_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw);
+    bn_gelu_backward_train_sync_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw,
+                                    ctx->sum_across, ctx->sum_arg);
 }
 
 static void ref_gelu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {

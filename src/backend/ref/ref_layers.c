@@ -9,14 +9,15 @@
 
 /* ---- BatchNorm (training mode) then GELU: y = GELU(BatchNorm(x)) ------------------------- */
 
-void bn_gelu_forward_train_ref(float *y, float *mean, float *rstd, float *running_mean,
-                               float *running_var, const float *x, const float *gamma,
-                               const float *beta, int n, int c, int hw, float momentum,
-                               float eps) {
+void bn_gelu_forward_train_sync_ref(float *y, float *mean, float *rstd, float *running_mean,
+                                    float *running_var, const float *x, const float *gamma,
+                                    const float *beta, int n, int c, int hw, float momentum,
+                                    float eps, void (*sum_across)(void *, double *, int),
+                                    void *sum_arg) {
     const size_t count = (size_t)n * (size_t)c * (size_t)hw;
     float *bn = xcalloc(count, sizeof(float));
-    batchnorm2d_forward_train_ref(bn, mean, rstd, running_mean, running_var, x, gamma, beta, n, c,
-                                  hw, momentum, eps);
+    batchnorm2d_forward_train_sync_ref(bn, mean, rstd, running_mean, running_var, x, gamma, beta,
+                                       n, c, hw, momentum, eps, sum_across, sum_arg);
     for (size_t i = 0; i < count; i++) {
         double v = bn[i];
         y[i] = (float)(0.5 * v * (1.0 + erf(v / sqrt(2.0))));
@@ -24,16 +25,27 @@ void bn_gelu_forward_train_ref(float *y, float *mean, float *rstd, float *runnin
     xfree(bn);
 }
 
+void bn_gelu_forward_train_ref(float *y, float *mean, float *rstd, float *running_mean,
+                               float *running_var, const float *x, const float *gamma,
+                               const float *beta, int n, int c, int hw, float momentum,
+                               float eps) {
+    bn_gelu_forward_train_sync_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n, c,
+                                   hw, momentum, eps, NULL, NULL);
+}
+
 /* With u = BatchNorm(x) recomputed from the saved statistics and g = dy GELU'(u), the gradient
  * of training-mode BatchNorm: xhat = (x - mean) rstd,
  * dx = gamma rstd (g - mean(g) - xhat mean(g xhat)), dgamma += sum g xhat, dbeta += sum g.
- * dx is overwritten (ops.h). */
-void bn_gelu_backward_train_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
-                                const float *x, const float *mean, const float *rstd,
-                                const float *gamma, const float *beta, int n, int c, int hw) {
-    const double m = (double)n * hw, inv_sqrt_2pi = 0.39894228040143267794;
+ * dx is overwritten (ops.h). With sum_across set, dgamma and dbeta take the local sums and
+ * the means in dx are over every process. */
+void bn_gelu_backward_train_sync_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                     const float *x, const float *mean, const float *rstd,
+                                     const float *gamma, const float *beta, int n, int c, int hw,
+                                     void (*sum_across)(void *, double *, int), void *sum_arg) {
+    const double inv_sqrt_2pi = 0.39894228040143267794;
     const size_t count = (size_t)n * (size_t)c * (size_t)hw;
     double *g = xcalloc(count, sizeof(double));
+    double v[2 * c + 1]; /* (C) sums of g, (C) sums of g xhat, the value count */
     for (int ch = 0; ch < c; ch++) {
         double sg = 0, sgx = 0;
         for (int i = 0; i < n; i++)
@@ -49,7 +61,14 @@ void bn_gelu_backward_train_ref(float *dx, float *dgamma, float *dbeta, const fl
             }
         if (dgamma) dgamma[ch] += (float)sgx;
         if (dbeta) dbeta[ch] += (float)sg;
-        if (!dx) continue;
+        v[ch] = sg;
+        v[c + ch] = sgx;
+    }
+    v[2 * c] = (double)n * hw;
+    if (sum_across) sum_across(sum_arg, v, 2 * c + 1);
+    const double m = v[2 * c];
+    for (int ch = 0; dx && ch < c; ch++) {
+        double sg = v[ch], sgx = v[c + ch];
         for (int i = 0; i < n; i++)
             for (int q = 0; q < hw; q++) {
                 size_t e = ((size_t)i * c + ch) * hw + q;
@@ -58,6 +77,13 @@ void bn_gelu_backward_train_ref(float *dx, float *dgamma, float *dbeta, const fl
             }
     }
     xfree(g);
+}
+
+void bn_gelu_backward_train_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                const float *x, const float *mean, const float *rstd,
+                                const float *gamma, const float *beta, int n, int c, int hw) {
+    bn_gelu_backward_train_sync_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, beta, n, c, hw,
+                                    NULL, NULL);
 }
 
 /* ---- self-attention (attention.h), per image with X the (C, L) matrix ---------------------

@@ -153,22 +153,37 @@ void conv_transpose2d_backward_ref(float *dx, float *dw, float *db, const float 
 
 /* ---- batchnorm2d ---- */
 
-void batchnorm2d_forward_train_ref(float *y, float *mean, float *rstd, float *running_mean,
-                                   float *running_var, const float *x, const float *gamma,
-                                   const float *beta, int n, int c, int hw, float momentum,
-                                   float eps) {
-    const double m = (double)n * hw;
-    DDPM_CHECK(m > 1);
+/* In phases over the channels so that, with sum_across set, the sums (and the value count)
+ * go across the processes between them: sums, then squared deviations from the mean. */
+void batchnorm2d_forward_train_sync_ref(float *y, float *mean, float *rstd, float *running_mean,
+                                        float *running_var, const float *x, const float *gamma,
+                                        const float *beta, int n, int c, int hw, float momentum,
+                                        float eps, void (*sum_across)(void *, double *, int),
+                                        void *sum_arg) {
+    double v[2 * c + 1]; /* (C) sums, the value count, then (C) squared deviations */
+    double *sqs = v + c + 1;
     for (int ch = 0; ch < c; ch++) {
-        double sum = 0, sq = 0;
+        double sum = 0;
         for (int i = 0; i < n; i++)
             for (int q = 0; q < hw; q++) sum += x[((size_t)i * c + ch) * hw + q];
-        double mu = sum / m;
+        v[ch] = sum;
+    }
+    v[c] = (double)n * hw;
+    if (sum_across) sum_across(sum_arg, v, c + 1);
+    const double m = v[c];
+    DDPM_CHECK(m > 1);
+    for (int ch = 0; ch < c; ch++) {
+        double mu = v[ch] / m, sq = 0;
         for (int i = 0; i < n; i++)
             for (int q = 0; q < hw; q++) {
                 double d = x[((size_t)i * c + ch) * hw + q] - mu;
                 sq += d * d;
             }
+        sqs[ch] = sq;
+    }
+    if (sum_across) sum_across(sum_arg, sqs, c);
+    for (int ch = 0; ch < c; ch++) {
+        double mu = v[ch] / m, sq = sqs[ch];
         double var = sq / m; /* biased: used for normalising */
         double r = 1.0 / sqrt(var + eps);
         for (int i = 0; i < n; i++)
@@ -182,6 +197,14 @@ void batchnorm2d_forward_train_ref(float *y, float *mean, float *rstd, float *ru
         running_var[ch] =
             (float)((1.0 - momentum) * running_var[ch] + momentum * (sq / (m - 1))); /* unbiased */
     }
+}
+
+void batchnorm2d_forward_train_ref(float *y, float *mean, float *rstd, float *running_mean,
+                                   float *running_var, const float *x, const float *gamma,
+                                   const float *beta, int n, int c, int hw, float momentum,
+                                   float eps) {
+    batchnorm2d_forward_train_sync_ref(y, mean, rstd, running_mean, running_var, x, gamma, beta, n,
+                                       c, hw, momentum, eps, NULL, NULL);
 }
 
 void batchnorm2d_forward_eval_ref(float *y, const float *x, const float *gamma, const float *beta,
@@ -198,11 +221,15 @@ void batchnorm2d_forward_eval_ref(float *y, const float *x, const float *gamma, 
 }
 
 /* With xhat = (x - mean) rstd and M = N HW values per channel:
- * dbeta = sum dy, dgamma = sum dy xhat, dx = gamma rstd (dy - dbeta/M - xhat dgamma/M). */
-void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
-                                    const float *x, const float *mean, const float *rstd,
-                                    const float *gamma, int n, int c, int hw) {
-    const double m = (double)n * hw;
+ * dbeta = sum dy, dgamma = sum dy xhat, dx = gamma rstd (dy - dbeta/M - xhat dgamma/M).
+ * With sum_across set, dgamma and dbeta take the local sums and dx the sums (and M) over
+ * every process. */
+void batchnorm2d_backward_train_sync_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                         const float *x, const float *mean, const float *rstd,
+                                         const float *gamma, int n, int c, int hw,
+                                         void (*sum_across)(void *, double *, int),
+                                         void *sum_arg) {
+    double v[2 * c + 1]; /* (C) sums of dy, (C) sums of dy xhat, the value count */
     for (int ch = 0; ch < c; ch++) {
         double sdy = 0, sdyx = 0;
         for (int i = 0; i < n; i++)
@@ -213,7 +240,15 @@ void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, cons
             }
         if (dgamma) dgamma[ch] += (float)sdyx;
         if (dbeta) dbeta[ch] += (float)sdy;
-        if (!dx) continue;
+        v[ch] = sdy;
+        v[c + ch] = sdyx;
+    }
+    v[2 * c] = (double)n * hw;
+    if (sum_across) sum_across(sum_arg, v, 2 * c + 1);
+    if (!dx) return;
+    const double m = v[2 * c];
+    for (int ch = 0; ch < c; ch++) {
+        double sdy = v[ch], sdyx = v[c + ch];
         for (int i = 0; i < n; i++)
             for (int q = 0; q < hw; q++) {
                 size_t e = ((size_t)i * c + ch) * hw + q;
@@ -222,6 +257,13 @@ void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, cons
                     (float)((double)gamma[ch] * rstd[ch] * (dy[e] - sdy / m - xhat * sdyx / m));
             }
     }
+}
+
+void batchnorm2d_backward_train_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                    const float *x, const float *mean, const float *rstd,
+                                    const float *gamma, int n, int c, int hw) {
+    batchnorm2d_backward_train_sync_ref(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, n, c, hw, NULL,
+                                        NULL);
 }
 
 void batchnorm2d_backward_eval_ref(float *dx, float *dgamma, float *dbeta, const float *dy,
