@@ -14,6 +14,17 @@ LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -lgif -lcjson -lcurl -lcry
            $(shell pkg-config --libs cairo) -lm
 BUILD   ?= build
 
+# MPI (data-parallel training, docs/DISTRIBUTED.md): on where mpicc is installed, MPI=0 to
+# build without it. The flags come from the wrapper (Open MPI's --showme, MPICH's -show
+# forms differ: set MPI_CFLAGS and MPI_LIBS by hand for another implementation).
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS ?= $(shell mpicc --showme:compile)
+MPI_LIBS   ?= $(shell mpicc --showme:link)
+CFLAGS  += -DDDPM_MPI $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
+endif
+
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/backend/*/*.c src/optim/*.c \
              src/model/*.c src/app/*.c src/diffusion/*.c src/data/*.c src/io/*.c src/eval/*.c src/train/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -34,6 +45,12 @@ $(BUILD)/ddpm: $(CLI_OBJ) $(BUILD)/libddpm.a
 $(BUILD)/libddpm.a: $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# dist.o is the one object that differs with MPI: rebuilt when the setting changes
+$(BUILD)/src/core/dist.o: $(BUILD)/mpi-setting
+$(BUILD)/mpi-setting: FORCE
+	@mkdir -p $(BUILD) && echo "$(MPI) $(MPI_CFLAGS) $(MPI_LIBS)" | cmp -s - $@ || echo "$(MPI) $(MPI_CFLAGS) $(MPI_LIBS)" >$@
+FORCE:
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -42,10 +59,18 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libddpm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libddpm.a -lcmocka $(LDLIBS)
 
+# The data-parallel tests (tests/mpi.sh, run under mpirun) and their two programs, in MPI builds.
+MPI_TOOLS := $(if $(filter 1,$(MPI)),$(BUILD)/tests/mpi_bn $(BUILD)/tests/st_compare)
+MPI_TESTS := $(if $(filter 1,$(MPI)),tests/mpi.sh)
+
+$(BUILD)/tests/%: tests/mpi/%.c $(BUILD)/libddpm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libddpm.a $(LDLIBS)
+
 # Runs every test program (and the CLI end-to-end tests) and the layering checks, and prints
 # "N passed, N failed".
-test: $(BUILD)/ddpm $(TESTS)
-	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS) tests/check_layers.sh
+test: $(BUILD)/ddpm $(TESTS) $(MPI_TOOLS)
+	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS) $(MPI_TESTS) tests/check_layers.sh
 
 # The report page of a tiny reproduction in headless Chromium (needs the chromium package;
 # .ci/run installs it): images load, no console errors, no sideways scrolling; screenshots.
@@ -57,19 +82,19 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	$(MAKE) BUILD=build-asan OPT=-O1 MPI=0 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" test
 
 # Valgrind cannot decode AVX-512, so this build targets plain x86-64.
 valgrind:
-	$(MAKE) BUILD=build-vg OPT=-O1 ARCH= build-vg/ddpm
+	$(MAKE) BUILD=build-vg OPT=-O1 ARCH= MPI=0 build-vg/ddpm
 	tests/valgrind.sh build-vg/ddpm
 
 FUZZ_NAMES   := idx safetensors config
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 0
 fuzz:
-	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 ARCH= \
+	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 ARCH= MPI=0 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link -Wno-pass-failed" \
 	  fuzz-harnesses
 

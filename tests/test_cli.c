@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/dist.h"
 #include "data/idx.h"
 
 static const char *bin(void) {
@@ -428,6 +429,19 @@ static void test_architecture_options(void **state) {
     expect_error("cannot be combined with --resume", cmd, NULL);
 }
 
+/* Started by an MPI launcher as one of several processes (the environment mpirun gives
+ * them), a build without MPI refuses in one line rather than train alone twice. In an MPI
+ * build the launcher is real; tests/mpi.sh runs the distributed cases. Both tell of it. */
+static void test_launcher_without_mpi(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(run(&out, "%s train --help", bin()), 0);
+    assert_non_null(strstr(out, "mpirun -np 2 ddpm train"));
+    free(out);
+    if (!dist_built())
+        expect_error("built without MPI", "OMPI_COMM_WORLD_SIZE=2 %s train --model time%s", NULL);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-cli-XXXXXX");
@@ -450,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_sample_outputs),
         cmocka_unit_test(test_architecture_options),
         cmocka_unit_test(test_fashion),
+        cmocka_unit_test(test_launcher_without_mpi),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

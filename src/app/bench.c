@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "core/common.h"
+#include "core/dist.h"
 #include "diffusion/sampler.h"
 #include "train/train.h"
 
@@ -189,6 +190,8 @@ int app_bench(const BenchJob *job, const Progress *out) {
     c.attention = job->attention;
     c.device = job->device;
     progress_out(out, "BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
+    if (job->sample && dist_size() > 1)
+        return err_set("--sample times one process; run it without mpirun or with -np 1");
     if (job->sample) return bench_sample(out, &c, kind, steps, warmup, job->sample_steps, job->profile);
     double peak = job->profile ? sgemm_peak(threads) : 0;
     Trainer tr;
@@ -200,22 +203,39 @@ int app_bench(const BenchJob *job, const Progress *out) {
     rng_fill_uniform(&rng, imgs, (size_t)c.batch * MNIST_PIXELS, 0.0f, 1.0f);
     for (int i = 0; i < c.batch; i++) labels[i] = (uint8_t)rng_below(&rng, 10);
     double *dt = xmalloc((size_t)steps * sizeof(double));
-    progress_out(out, "bench: %s model, width %d, batch %d, %d threads, %zu parameters, %.3g GFLOP per image per step (3x forward)\n",
-                 unet_kind_name(kind), c.width, c.batch, threads, tr.model.n_params, 6.0 * unet_forward_macs(&tr.model) / 1e9);
+    double *comm = xmalloc((size_t)steps * sizeof(double));
+    double *small = xmalloc((size_t)steps * sizeof(double));
+    long calls = 0;
+    char procs[48] = "";
+    if (tr.ranks > 1) snprintf(procs, sizeof procs, "%d processes x ", tr.ranks);
+    progress_out(out, "bench: %s model, width %d, batch %d, %s%d threads, %zu parameters, %.3g GFLOP per image per step (3x forward)\n",
+                 unet_kind_name(kind), c.width, c.batch, procs, threads, tr.model.n_params, 6.0 * unet_forward_macs(&tr.model) / 1e9);
     for (int i = 0; i < warmup; i++) trainer_step(&tr, imgs, labels, c.batch);
     UnetProfile prof;
     memset(&prof, 0, sizeof prof);
     if (job->profile) tr.model.prof = &prof;
     for (int i = 0; i < steps; i++) {
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = dist_comm_seconds(), s0 = dist_small_seconds();
+        long k0 = dist_small_calls();
         trainer_step(&tr, imgs, labels, c.batch);
         dt[i] = now_seconds() - t0;
+        comm[i] = dist_comm_seconds() - c0;
+        small[i] = dist_small_seconds() - s0;
+        calls = dist_small_calls() - k0;
         progress_out(out, "step %d: %.3f s, %.1f img/s\n", i + 1, dt[i], c.batch / dt[i]);
         progress_flush(out);
     }
     double med = median(dt, steps);
     double gflops = 6.0 * unet_forward_macs(&tr.model) * c.batch / med / 1e9;
     progress_out(out, "median step %.3f s, %.1f GFLOP/s; peak RSS %.0f MiB\n", med, gflops, peak_rss_mib());
+    if (tr.ranks > 1) {
+        /* time inside the collectives, waiting for the slowest process included */
+        double cm = median(comm, steps), sm = median(small, steps);
+        progress_out(out, "communication: median %.1f ms per step (%.1f%% of the step): %.1f ms "
+                     "summing %.2f MB of gradients over %d processes, %.1f ms in %ld small sums "
+                     "(BatchNorm statistics and the loss)\n", 1e3 * cm, 100.0 * cm / med,
+                     1e3 * (cm - sm), 4e-6 * (double)tr.model.n_params, tr.ranks, 1e3 * sm, calls);
+    }
     if (job->profile) {
         double mean = 0;
         for (int i = 0; i < steps; i++) mean += dt[i] / steps;
@@ -224,6 +244,8 @@ int app_bench(const BenchJob *job, const Progress *out) {
     }
     progress_out(out, "%.1f img/s\n", c.batch / med);
     xfree(dt);
+    xfree(comm);
+    xfree(small);
     xfree(imgs);
     xfree(labels);
     trainer_free(&tr);

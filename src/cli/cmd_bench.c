@@ -29,7 +29,7 @@ int cmd_bench(int argc, char **argv) {
         {"model", OPT_STR, &model, "denoiser, time or class (default time)", 0, -1, 0},
         {"width", OPT_INT, &j.width, "UNet width D", 1, 1024, 0},
         {"batch", OPT_INT, &j.batch, "batch size", 1, 65536, 0},
-        {"threads", OPT_INT, &j.threads, "CPU threads (default 2)", 1, 1024, 0},
+        {"threads", OPT_INT, &j.threads, "CPU threads (default 2; per process under mpirun: the cores shared among them)", 1, 1024, 0},
         {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"steps", OPT_INT, &j.steps, "timed steps (default 5)", 1, 100000, 0},
         {"warmup", OPT_INT, &j.warmup, "untimed steps first (default 1)", 0, 100000, 0},
@@ -44,6 +44,7 @@ int cmd_bench(int argc, char **argv) {
     if (r == 1) return 0;
     if (r != 0) return cli_fail("bench", 2);
     if (cli_check_device("bench", j.device) != 0) return 2;
+    j.threads = cli_rank_threads(j.threads, args_find(opts, n, "threads")->seen);
     if (unet_kind_parse(model, &j.kind) != 0) return cli_fail("bench", 2);
     if (unet_attention_parse(attention, &j.attention) != 0) {
         fprintf(stderr, "ddpm bench: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);

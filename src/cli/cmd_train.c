@@ -27,7 +27,11 @@ static const char *HEAD =
     "step, saves and exits; a second one stops at once). `ddpm train --resume RUN` continues\n"
     "the run, bit for bit as if it had never stopped when the thread count is the same; it\n"
     "takes the configuration from the checkpoint and accepts only --threads, --data,\n"
-    "--checkpoint-every and --no-progress beside it.";
+    "--checkpoint-every and --no-progress beside it.\n"
+    "\n"
+    "Under mpirun (MPI builds) the processes split each batch and train one model together,\n"
+    "the model one process would train on the whole batch (docs/DISTRIBUTED.md):\n"
+    "  mpirun -np 2 ddpm train --model time --threads 1 --out RUN";
 
 /* The options that may accompany --resume: they do not change what is computed (but a
  * different thread count changes the rounding of the sums). */
@@ -124,7 +128,7 @@ int cmd_train(int argc, char **argv) {
         {"lr", OPT_FLOAT, &c.lr, "Adam learning rate (first epoch)", 1e-12, 10, 0},
         {"lr-end", OPT_FLOAT, &c.lr_end, "learning rate reached after the last epoch (lr x gamma^epochs, gamma applied per epoch)", 1e-12, 10, 0},
         {"seed", OPT_U64, &c.seed, "random seed (same seed + threads = same run, bit for bit)", 0, -1, 0},
-        {"threads", OPT_INT, &c.threads, "CPU threads", 1, 1024, 0},
+        {"threads", OPT_INT, &c.threads, "CPU threads (per process under mpirun; default: the cores shared among the machine's processes)", 1, 1024, 0},
         {"device", OPT_STR, &device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"out", OPT_STR, &w.out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
         {"data", OPT_STR, &w.data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
@@ -178,6 +182,8 @@ int cmd_train(int argc, char **argv) {
             return cli_fail("train", 1);
     } else if ((r = fresh_config(&c, &w, opts, n, outbuf, sizeof outbuf)) != 0) {
         return r;
+    } else {
+        c.threads = cli_rank_threads(c.threads, args_find(opts, n, "threads")->seen);
     }
     if (!resume_dir && train_dir_holds_run(c.out_dir)) {
         fprintf(stderr, "ddpm train: %s: already holds a training run (%s): continue it with "

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/common.h"
+#include "core/dist.h"
 #include "ops/cpu.h"
 
 #define DDPM_VERSION "0.1.0"
@@ -40,6 +42,19 @@ int main(int argc, char **argv) {
         printf("ddpm %s\n", DDPM_VERSION);
         return 0;
     }
+    /* train and bench run data-parallel under an MPI launcher; the rest are one process */
+    int distributed = strcmp(cmd, "train") == 0 || strcmp(cmd, "bench") == 0;
+    if (dist_init(&argc, &argv) != 0) {
+        fprintf(stderr, "ddpm %s: %s\n", cmd, err_msg());
+        return 1;
+    }
+    if (!distributed && dist_size() > 1) {
+        if (dist_rank() == 0)
+            fprintf(stderr, "ddpm %s: runs as one process (only train and bench run under "
+                    "mpirun with several)\n", cmd);
+        dist_finalize();
+        return 2;
+    }
     ops_cpu_init();
     static const struct {
         const char *name;
@@ -56,7 +71,9 @@ int main(int argc, char **argv) {
         const char *conv = ops_cpu_conv_ignored();
         if (commands[i].model && conv)
             fprintf(stderr, "ddpm: ignoring DDPM_CONV=%s (expected im2col or auto)\n", conv);
-        return commands[i].run(argc, argv);
+        int rc = commands[i].run(argc, argv);
+        dist_finalize();
+        return rc;
     }
     fprintf(stderr, "ddpm: unknown command '%s' (try ddpm --help)\n", cmd);
     return 2;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/dist.h"
 #include "ops/backend.h"
 
 int cli_fail(const char *cmd, int status) {
@@ -58,5 +59,14 @@ Progress cli_output(CliOutput *out) {
     out->tty = isatty(2);
     out->t0 = now_seconds();
     out->last_pct = -1;
+    /* in a data-parallel run rank 0 speaks for all; the others print only their errors */
+    if (dist_rank() != 0) return (Progress){NULL, NULL};
     return (Progress){print_event, out};
+}
+
+int cli_rank_threads(int threads, int given) {
+    if (given || dist_local_size() == 1) return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long per = cores / dist_local_size();
+    return per >= 1 ? (int)per : 1;
 }

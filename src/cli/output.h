@@ -27,4 +27,8 @@ typedef struct {
  * "sampling" draw the status line on a terminal. */
 Progress cli_output(CliOutput *out);
 
+/* Threads per process: the option's value when given, else the default threads, or in a
+ * data-parallel run with several processes on this machine its cores shared among them. */
+int cli_rank_threads(int threads, int given);
+
 #endif

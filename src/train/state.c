@@ -114,16 +114,17 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
     if (he) k += checkpoint_ema_tensors(m, he, ex + k, names + 2 * np);
     DDPM_CHECK(k == n_extra);
 
-    char epoch_s[24], step_s[24], seconds[160];
+    char epoch_s[24], step_s[24], seconds[160], ranks_s[24];
+    snprintf(ranks_s, sizeof ranks_s, "%d", p->ranks > 0 ? p->ranks : 1);
     snprintf(epoch_s, sizeof epoch_s, "%d", p->epoch);
     snprintf(step_s, sizeof step_s, "%ld", p->step);
     snprintf(seconds, sizeof seconds, "{\"train\":%.17g,\"wall\":%.17g,\"epoch\":%.17g}",
              p->train_seconds, p->wall_seconds, p->epoch_seconds);
     const char *keys[] = {CHECKPOINT_FORMAT_KEY, "ddpm.config", "ddpm.epoch", "ddpm.step",
-                          "ddpm.metrics", "ddpm.seconds"};
+                          "ddpm.metrics", "ddpm.seconds", "ddpm.ranks"};
     const char *vals[] = {TRAIN_STATE_FORMAT, cfg_text, epoch_s, step_s,
-                          p->metrics ? p->metrics : "{}", seconds};
-    int rc = checkpoint_save_with(m, path, ex, n_extra, keys, vals, 6);
+                          p->metrics ? p->metrics : "{}", seconds, ranks_s};
+    int rc = checkpoint_save_with(m, path, ex, n_extra, keys, vals, 7);
     xfree(ex);
     xfree(names);
     xfree(hm);
@@ -298,6 +299,15 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
         goto done;
     }
     if (read_seconds(path, safetensors_meta(&f, "ddpm.seconds"), p) != 0) goto done;
+    /* the number of processes that trained it; states written before MPI have none: 1 */
+    const char *ranks = safetensors_meta(&f, "ddpm.ranks");
+    char *end = NULL;
+    long nr = ranks ? strtol(ranks, &end, 10) : 1;
+    if (ranks && (end == ranks || *end || nr < 1 || nr > 1000000)) {
+        err_set("%s: metadata ddpm.ranks is not a process count (%.20s)", path, ranks);
+        goto done;
+    }
+    p->ranks = (int)nr;
     free(p->metrics);
     p->metrics = xstrdup(metrics);
     p->epoch = (int)k[0];

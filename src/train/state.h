@@ -44,6 +44,7 @@ typedef struct {
     long capacity;       /* steps_per_epoch * epochs */
     char *metrics;       /* metrics.json so far as JSON text (owned; may be NULL) */
     double train_seconds, wall_seconds, epoch_seconds;
+    int ranks;           /* processes of the data-parallel run that saved (or saves) it */
 } TrainProgress;
 
 /* Allocate the loss history for a run of n_train images (zeroed counters, epoch 1). */

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "core/dist.h"
 #include "core/pixel.h"
 #include "diffusion/sampler.h"
 #include "io/fileio.h"
@@ -24,31 +25,47 @@
 #include "model/checkpoint.h"
 #include "ops/ops.h"
 #include "optim/adam.h"
+#include "train/figures.h"
 #include "train/state.h"
 
 
-static const float FIG_SIGMAS[] = {0.0f, 0.2f, 0.4f, 0.5f, 0.6f, 0.8f, 1.0f};
-#define N_FIG_SIGMAS 7
 
 /* ---- one step -------------------------------------------------------------------- */
+
+void trainer_slice(int batch, int rank, int ranks, int *lo, int *n) {
+    long a = (long)rank * batch / ranks, b = (long)(rank + 1) * batch / ranks;
+    *lo = (int)a;
+    *n = (int)(b - a);
+}
 
 int trainer_init(Trainer *tr, const TrainConfig *c) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = *c;
+    tr->rank = dist_rank();
+    tr->ranks = dist_size();
+    if (c->batch < tr->ranks)
+        return err_set("a batch of %d images cannot be split over %d processes", c->batch,
+                       tr->ranks);
+    /* the largest slice of a batch: the model's and the device buffers' batch */
+    const int local = (c->batch + tr->ranks - 1) / tr->ranks;
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
     UnetConfig uc = {.kind = c->kind, .width = c->width,
                      .geom = c->dataset == DATASET_FASHION ? geometry_fashion() : geometry_mnist(),
                      .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention},
                      .device = c->device};
-    if (unet_init(&tr->model, &uc, c->batch, c->threads, &init_rng) != 0) return -1;
+    if (unet_init(&tr->model, &uc, local, c->threads, &init_rng) != 0) return -1;
     tr->P = (int)geometry_pixels(&uc.geom);
     tr->K = uc.geom.classes;
     if (schedule_init_kind(&tr->sched, c->schedule, c->T, c->beta_start, c->beta_end) != 0) {
         unet_free(&tr->model);
         return -1;
     }
-    size_t np = tr->model.n_params, N = (size_t)c->batch;
+    size_t np = tr->model.n_params, N = (size_t)local, G = (size_t)c->batch;
+    if (tr->ranks > 1) {
+        tr->model.ctx.sum_across = dist_sum_across;
+        tr->h_grads = xmalloc(np * sizeof(float));
+    }
     const OpsCtx *ctx = &tr->model.ctx;
     tr->m = dev_alloc(ctx, np * sizeof(float));
     tr->v = dev_alloc(ctx, np * sizeof(float));
@@ -60,11 +77,12 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     tr->tn = dev_alloc(ctx, N * sizeof(float));
     tr->onehot = dev_alloc(ctx, N * tr->K * sizeof(float));
     tr->coef = dev_alloc(ctx, 2 * N * sizeof(float));
-    tr->h_noise = xcalloc(N * tr->P, sizeof(float));
-    tr->h_tn = xcalloc(N, sizeof(float));
-    tr->h_onehot = xcalloc(N * tr->K, sizeof(float));
-    tr->h_coef = xcalloc(2 * N, sizeof(float));
-    tr->labels = xcalloc(N, sizeof(int));
+    /* the host draws are made for the whole batch */
+    tr->h_noise = xcalloc(G * tr->P, sizeof(float));
+    tr->h_tn = xcalloc(G, sizeof(float));
+    tr->h_onehot = xcalloc(G * tr->K, sizeof(float));
+    tr->h_coef = xcalloc(2 * G, sizeof(float));
+    tr->labels = xcalloc(G, sizeof(int));
     rng_seed(&tr->noise_rng, c->seed * 0x9E3779B97F4A7C15ULL + 17);
     tr->lr = c->lr;
     if (c->ema > 0) {
@@ -90,7 +108,7 @@ TrainStateRefs trainer_state_refs(Trainer *tr) {
 
 void trainer_free(Trainer *tr) {
     const OpsCtx *ctx = &tr->model.ctx;
-    size_t np = tr->model.n_params, N = (size_t)tr->cfg.batch;
+    size_t np = tr->model.n_params, N = (size_t)tr->model.max_batch;
     dev_free(ctx, tr->m, np * sizeof(float));
     dev_free(ctx, tr->v, np * sizeof(float));
     dev_free(ctx, tr->x0, N * tr->P * sizeof(float));
@@ -107,6 +125,7 @@ void trainer_free(Trainer *tr) {
     xfree(tr->h_onehot);
     xfree(tr->h_coef);
     xfree(tr->labels);
+    xfree(tr->h_grads);
     unet_free(&tr->model);
     schedule_free(&tr->sched);
     memset(tr, 0, sizeof *tr);
@@ -134,47 +153,70 @@ static void draw_diffusion_batch(Trainer *tr, const uint8_t *labels, int n) {
     }
 }
 
-/* Forward and loss of one step; backward and update are left to the caller. */
+/* Forward and loss of one step on the global batch of n images, of which this process
+ * computes rows [lo, lo + k) (trainer_slice); backward and update are left to the caller. */
 static float step_forward(Trainer *tr, const float *images, const uint8_t *labels, int n) {
     const TrainConfig *c = &tr->cfg;
     Unet *m = &tr->model;
     const OpsCtx *ctx = &m->ctx;
-    DDPM_CHECK(n >= 1 && n <= c->batch);
-    const size_t cnt = (size_t)n * tr->P;
+    DDPM_CHECK(n >= tr->ranks && n <= c->batch);
+    int lo, k;
+    trainer_slice(n, tr->rank, tr->ranks, &lo, &k);
+    const size_t P = (size_t)tr->P, cnt = (size_t)k * P, at = (size_t)lo * P;
     const float *tnp = NULL, *ohp = NULL;
-    dev_upload(ctx, tr->x0, images, cnt * sizeof(float));
+    dev_upload(ctx, tr->x0, images + at, cnt * sizeof(float));
     if (c->kind == UNET_DENOISER) {
-        rng_fill_normal(&tr->noise_rng, tr->h_noise, cnt);
-        dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
+        rng_fill_normal(&tr->noise_rng, tr->h_noise, (size_t)n * P);
+        dev_upload(ctx, tr->noise, tr->h_noise + at, cnt * sizeof(float));
         scale_add(ctx, tr->xin, tr->x0, c->sigma, tr->noise, cnt);
     } else {
         draw_diffusion_batch(tr, labels, n);
-        dev_upload(ctx, tr->noise, tr->h_noise, cnt * sizeof(float));
-        dev_upload(ctx, tr->coef, tr->h_coef, 2 * (size_t)n * sizeof(float));
-        noising_forward(ctx, tr->xin, tr->x0, tr->noise, tr->coef, tr->coef + n, n, tr->P);
-        dev_upload(ctx, tr->tn, tr->h_tn, (size_t)n * sizeof(float));
+        dev_upload(ctx, tr->noise, tr->h_noise + at, cnt * sizeof(float));
+        /* coef holds the slice's sqrt(abar) (k) then its sqrt(1 - abar) (k) */
+        dev_upload(ctx, tr->coef, tr->h_coef + lo, (size_t)k * sizeof(float));
+        dev_upload(ctx, tr->coef + k, tr->h_coef + n + lo, (size_t)k * sizeof(float));
+        noising_forward(ctx, tr->xin, tr->x0, tr->noise, tr->coef, tr->coef + k, k, tr->P);
+        dev_upload(ctx, tr->tn, tr->h_tn + lo, (size_t)k * sizeof(float));
         if (c->kind == UNET_CLASS)
-            dev_upload(ctx, tr->onehot, tr->h_onehot,
-                       (size_t)n * tr->K * sizeof(float));
+            dev_upload(ctx, tr->onehot, tr->h_onehot + (size_t)lo * tr->K,
+                       (size_t)k * tr->K * sizeof(float));
         tnp = tr->tn;
         ohp = c->kind == UNET_CLASS ? tr->onehot : NULL;
     }
-    unet_forward(m, tr->xin, tnp, ohp, n, 1);
+    unet_forward(m, tr->xin, tnp, ohp, k, 1);
     /* test hook: a NaN in the output, past the operators, makes this step's loss NaN */
     if (c->fault_nan_at > 0 && tr->step + 1 == c->fault_nan_at) {
         const float nan = NAN;
         dev_upload(ctx, m->out, &nan, sizeof nan);
     }
-    return mse_forward(ctx, m->out, tr->target, (int64_t)cnt);
+    float loss = mse_forward(ctx, m->out, tr->target, (int64_t)cnt);
+    if (tr->ranks > 1) {
+        /* the batch's mean: the slices' means weighted by their sizes */
+        double v = (double)loss * (double)k;
+        dist_sum_doubles(&v, 1);
+        loss = (float)(v / n);
+    }
+    return loss;
 }
 
 static void step_backward(Trainer *tr, int n) {
     Unet *m = &tr->model;
-    const size_t cnt = (size_t)n * tr->P;
-    dev_fill(&m->ctx, tr->dout, 0.0f, cnt);
-    mse_backward(&m->ctx, tr->dout, m->out, tr->target, (int64_t)cnt);
+    const OpsCtx *ctx = &m->ctx;
+    int lo, k;
+    trainer_slice(n, tr->rank, tr->ranks, &lo, &k);
+    const size_t cnt = (size_t)k * tr->P;
+    dev_fill(ctx, tr->dout, 0.0f, cnt);
+    mse_backward(ctx, tr->dout, m->out, tr->target, (int64_t)cnt);
+    /* the slice's share of the batch's mean: 2 (out - target) / (n P), not / (k P) */
+    if (k != n) scale_add(ctx, tr->dout, tr->dout, (float)k / (float)n - 1.0f, tr->dout, cnt);
     unet_zero_grad(m);
     unet_backward(m, tr->dout);
+    if (tr->ranks > 1) {
+        /* every process gets the sum of the slices' gradients: the batch's gradient */
+        dev_download(ctx, tr->h_grads, m->grads, m->n_params * sizeof(float));
+        dist_sum_floats(tr->h_grads, m->n_params);
+        dev_upload(ctx, m->grads, tr->h_grads, m->n_params * sizeof(float));
+    }
 }
 
 static void step_update(Trainer *tr) {
@@ -237,40 +279,6 @@ int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels
     return 0;
 }
 
-/* The outputs of all batches are gathered, so that one sq_diff_sum over the n images sums
- * the squared errors in index order, as a single running sum. */
-double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
-                         float *noisy, float *denoised) {
-    const OpsCtx *ctx = &m->ctx;
-    Rng rng;
-    rng_seed(&rng, seed);
-    const int B = m->max_batch;
-    const size_t P = geometry_pixels(&m->geom);
-    const size_t all = (size_t)n * P, batch_bytes = (size_t)B * P * sizeof(float);
-    float *hz = xmalloc(batch_bytes);                       /* (B, P) host noise */
-    float *z = dev_alloc(ctx, batch_bytes);                 /* (B, P) noise, then noisy input */
-    float *x = dev_alloc(ctx, all * sizeof(float));         /* (n, P) clean images */
-    float *out = dev_alloc(ctx, all * sizeof(float));       /* (n, P) the model's outputs */
-    dev_upload(ctx, x, images, all * sizeof(float));
-    for (int s = 0; s < n; s += B) {
-        int c = n - s < B ? n - s : B;
-        const size_t off = (size_t)s * P, cp = (size_t)c * P;
-        rng_fill_normal(&rng, hz, cp);
-        dev_upload(ctx, z, hz, cp * sizeof(float));
-        scale_add(ctx, z, x + off, sigma, z, cp);
-        if (noisy) dev_download(ctx, noisy + off, z, cp * sizeof(float));
-        const float *o = unet_forward(m, z, NULL, NULL, c, 0);
-        dev_copy(ctx, out + off, o, cp);
-    }
-    double sum = sq_diff_sum(ctx, out, x, all);
-    if (denoised) dev_download(ctx, denoised, out, all * sizeof(float));
-    xfree(hz);
-    dev_free(ctx, z, batch_bytes);
-    dev_free(ctx, x, all * sizeof(float));
-    dev_free(ctx, out, all * sizeof(float));
-    return sum / ((double)n * P);
-}
-
 /* ---- the run ------------------------------------------------------------------------ */
 
 static float *images_to_float(const MnistSplit *s, int n) {
@@ -303,111 +311,6 @@ static int is_fig_epoch(const TrainConfig *c, int e) {
     return 0;
 }
 
-/* Part 1 figures. */
-static int fig_noising(const char *dir, const float *train_imgs) {
-    const int rows = 5;
-    float *g = xmalloc((size_t)rows * N_FIG_SIGMAS * MNIST_PIXELS * sizeof(float));
-    Rng r;
-    rng_seed(&r, 12345);
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < N_FIG_SIGMAS; j++) {
-            float *dst = g + ((size_t)i * N_FIG_SIGMAS + j) * MNIST_PIXELS;
-            for (int p = 0; p < MNIST_PIXELS; p++) dst[p] = train_imgs[(size_t)i * MNIST_PIXELS + p] + FIG_SIGMAS[j] * rng_normal(&r);
-        }
-    char lab[N_FIG_SIGMAS][24];
-    const char *labs[N_FIG_SIGMAS];
-    for (int j = 0; j < N_FIG_SIGMAS; j++) {
-        snprintf(lab[j], sizeof lab[j], "sigma %.1f", (double)FIG_SIGMAS[j]);
-        labs[j] = lab[j];
-    }
-    char path[1024];
-    path_join(path, sizeof path, dir, "noising.png");
-    int rc = figure_grid_png(path, g, rows, N_FIG_SIGMAS, 28, 28, "Noising: z = x + sigma * eps",
-                             NULL, labs);
-    xfree(g);
-    return rc;
-}
-
-static int fig_denoise(const char *dir, Unet *m, const float *test, int epoch, float sigma,
-                       uint64_t seed) {
-    const int cols = 8;
-    float *g = xmalloc((size_t)3 * cols * MNIST_PIXELS * sizeof(float));
-    float *noisy = xmalloc((size_t)cols * MNIST_PIXELS * sizeof(float));
-    float *den = xmalloc((size_t)cols * MNIST_PIXELS * sizeof(float));
-    denoiser_test_mse(m, test, cols, sigma, seed, noisy, den);
-    memcpy(g, test, (size_t)cols * MNIST_PIXELS * sizeof(float));
-    memcpy(g + (size_t)cols * MNIST_PIXELS, noisy, (size_t)cols * MNIST_PIXELS * sizeof(float));
-    memcpy(g + (size_t)2 * cols * MNIST_PIXELS, den, (size_t)cols * MNIST_PIXELS * sizeof(float));
-    const char *rows[3] = {"clean", "noisy", "denoised"};
-    char title[128], name[64], path[1024];
-    snprintf(title, sizeof title, "Test digits, sigma %.2g, after epoch %d", (double)sigma, epoch);
-    snprintf(name, sizeof name, "denoise_epoch%d.png", epoch);
-    path_join(path, sizeof path, dir, name);
-    int rc = figure_grid_png(path, g, 3, cols, 28, 28, title, rows, NULL);
-    xfree(g);
-    xfree(noisy);
-    xfree(den);
-    return rc;
-}
-
-static int fig_ood(const char *dir, Unet *m, const float *test, int epoch, uint64_t seed) {
-    float *g = xmalloc((size_t)2 * N_FIG_SIGMAS * MNIST_PIXELS * sizeof(float));
-    for (int j = 0; j < N_FIG_SIGMAS; j++)
-        denoiser_test_mse(m, test, 1, FIG_SIGMAS[j], seed + (uint64_t)j, g + (size_t)j * MNIST_PIXELS,
-                          g + (size_t)(N_FIG_SIGMAS + j) * MNIST_PIXELS);
-    char lab[N_FIG_SIGMAS][24];
-    const char *labs[N_FIG_SIGMAS];
-    for (int j = 0; j < N_FIG_SIGMAS; j++) {
-        snprintf(lab[j], sizeof lab[j], "sigma %.1f", (double)FIG_SIGMAS[j]);
-        labs[j] = lab[j];
-    }
-    const char *rows[2] = {"noisy", "denoised"};
-    char title[128], name[64], path[1024];
-    snprintf(title, sizeof title, "Out-of-distribution noise levels, after epoch %d", epoch);
-    snprintf(name, sizeof name, "ood_epoch%d.png", epoch);
-    path_join(path, sizeof path, dir, name);
-    int rc = figure_grid_png(path, g, 2, N_FIG_SIGMAS, 28, 28, title, rows, labs);
-    xfree(g);
-    return rc;
-}
-
-/* Sample grids for Parts 2 and 3. */
-static int fig_samples(const char *dir, Trainer *tr, int epoch) {
-    const TrainConfig *c = &tr->cfg;
-    Unet *m = &tr->model;
-    Rng r;
-    rng_seed(&r, c->seed + 1000);
-    int rows, cols, n;
-    int *labels = NULL;
-    if (c->kind == UNET_CLASS) {
-        rows = 10;
-        cols = 4;
-        n = rows * cols;
-        labels = xmalloc((size_t)n * sizeof(int));
-        for (int i = 0; i < n; i++) labels[i] = i / cols;
-    } else {
-        n = c->n_grid;
-        cols = 10;
-        rows = (n + cols - 1) / cols;
-    }
-    float *out = xcalloc((size_t)rows * cols * MNIST_PIXELS, sizeof(float));
-    SampleRequest req = {.n = n, .labels = labels, .guidance = c->guidance};
-    ddpm_sample(m, &tr->sched, &r, &req, out);
-    char title[128], name[64], path[1024];
-    const char *const *row_labels = dataset_class_names(c->dataset);
-    if (c->kind == UNET_CLASS)
-        snprintf(title, sizeof title, "Class-conditioned samples, guidance %.3g, epoch %d", (double)c->guidance, epoch);
-    else
-        snprintf(title, sizeof title, "Samples from pure noise (T=%d), epoch %d", c->T, epoch);
-    snprintf(name, sizeof name, "samples_epoch%d.png", epoch);
-    path_join(path, sizeof path, dir, name);
-    int rc = figure_grid_png(path, out, rows, cols, 28, 28, title,
-                             c->kind == UNET_CLASS ? row_labels : NULL, NULL);
-    xfree(out);
-    xfree(labels);
-    return rc;
-}
-
 /* ---- signals ---------------------------------------------------------------------------- */
 
 /* The first SIGINT or SIGTERM received during train_run (0: none), and how many arrived.
@@ -426,6 +329,7 @@ static void on_signal(int sig) {
         _exit(128 + sig);
     }
     atomic_store(&g_signal, sig);
+    dist_note_stop();
 }
 
 typedef struct {
@@ -493,6 +397,11 @@ int train_dir_holds_run(const char *dir) {
 static int run_save_state(Run *r) {
     r->p.wall_seconds += now_seconds() - r->t_start;
     r->t_start = now_seconds();
+    r->p.ranks = r->tr.ranks;
+    if (r->tr.rank != 0) { /* rank 0 writes the run directory */
+        r->saved_step = r->p.step;
+        return 0;
+    }
     free(r->p.metrics);
     r->p.metrics = cJSON_PrintUnformatted(r->metrics);
     DDPM_CHECK(r->p.metrics != NULL);
@@ -582,19 +491,19 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
         trainer_swap_ema(&r->tr);
         swapped = 1;
         if (c->kind == UNET_DENOISER) {
-            if (fig_denoise(c->out_dir, m, r->test_f, e, c->sigma, c->seed + 99) != 0 ||
-                fig_ood(c->out_dir, m, r->test_f, e, c->seed + 98) != 0)
+            if (train_fig_denoise(c->out_dir, m, r->test_f, e, c->sigma, c->seed + 99) != 0 ||
+                train_fig_ood(c->out_dir, m, r->test_f, e, c->seed + 98) != 0)
                 goto done;
             int n_table = c->table_n < r->test.n ? c->table_n : r->test.n;
             cJSON *per = n_table > 0 ? cJSON_AddObjectToObject(ej, "test_mse_per_sigma") : NULL;
             for (int j = 0; per && j < N_FIG_SIGMAS; j++) {
                 char key[16];
-                snprintf(key, sizeof key, "%.1f", (double)FIG_SIGMAS[j]);
-                cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, r->test_f, n_table, FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
+                snprintf(key, sizeof key, "%.1f", (double)TRAIN_FIG_SIGMAS[j]);
+                cJSON_AddNumberToObject(per, key, denoiser_test_mse(m, r->test_f, n_table, TRAIN_FIG_SIGMAS[j], c->seed + 777, NULL, NULL));
             }
         } else {
             double ts = now_seconds();
-            if (fig_samples(c->out_dir, &r->tr, e) != 0) goto done;
+            if (train_fig_samples(c->out_dir, m, &r->tr.sched, c, e) != 0) goto done;
             progress_log(&c->report, "epoch %d: sample grid drawn in %.0f s\n", e, now_seconds() - ts);
         }
         trainer_swap_ema(&r->tr);
@@ -620,6 +529,35 @@ done:
     xfree(ema_names);
     cJSON_Delete(ej);
     return rc;
+}
+
+/* Every process starts from rank 0's weights and BatchNorm statistics (drawn from the same
+ * seed, they are equal anyway; this makes it so whatever the processes' libraries). */
+static void run_share_weights(Trainer *tr) {
+    if (tr->ranks == 1) return;
+    Unet *m = &tr->model;
+    const size_t n = m->n_params + m->n_buffers;
+    float *h = xmalloc(n * sizeof(float));
+    dev_download(&m->ctx, h, m->params, m->n_params * sizeof(float));
+    dev_download(&m->ctx, h + m->n_params, m->buffers, m->n_buffers * sizeof(float));
+    dist_broadcast(h, n * sizeof(float));
+    dev_upload(&m->ctx, m->params, h, m->n_params * sizeof(float));
+    dev_upload(&m->ctx, m->buffers, h + m->n_params, m->n_buffers * sizeof(float));
+    if (tr->ema) {
+        dev_upload(&m->ctx, tr->ema, h, m->n_params * sizeof(float));
+        dev_upload(&m->ctx, tr->ema + m->n_params, h + m->n_params, m->n_buffers * sizeof(float));
+    }
+    xfree(h);
+}
+
+/* The processes agree to stop when any of them received a signal (each may see it a step
+ * apart); returns the signal to report, 0 to go on. */
+static int run_agree_signal(const Trainer *tr) {
+    int sig = atomic_load(&g_signal);
+    if (tr->ranks == 1) return sig;
+    double v = sig ? 1.0 : 0.0;
+    dist_sum_doubles(&v, 1);
+    return sig ? sig : v > 0 ? SIGTERM : 0;
 }
 
 /* Load data, build the trainer, and either start the run directory or load its state. */
@@ -669,9 +607,10 @@ static int run_setup(Run *r, int *have_tr) {
         }
     } else {
         run_path(r, path, "config.json");
-        rc = json_save(path, cfg);
+        rc = r->tr.rank == 0 ? json_save(path, cfg) : 0;
         r->metrics = cJSON_CreateObject();
         r->saved_step = -1;
+        run_share_weights(&r->tr);
     }
     cJSON_Delete(cfg);
     if (rc != 0) return -1;
@@ -689,7 +628,12 @@ static int run_setup(Run *r, int *have_tr) {
         progress_log(&c->report, "ddpm: training %s model, width %d, %zu parameters, %d images, batch %d, "
                 "%d epochs, %d threads -> %s\n", unet_kind_name(c->kind), c->width, m->n_params,
                 r->n_train, c->batch, c->epochs, c->threads, c->out_dir);
-    if (!c->resume && c->kind == UNET_DENOISER && fig_noising(c->out_dir, r->train_f) != 0)
+    if (c->resume && r->p.ranks != r->tr.ranks)
+        progress_log(&c->report, "ddpm: the run was saved by %d process%s and continues on %d: "
+                     "the sums are split differently, so it will not be bit-identical to an "
+                     "uninterrupted run\n", r->p.ranks, r->p.ranks == 1 ? "" : "es", r->tr.ranks);
+    if (!c->resume && r->tr.rank == 0 && c->kind == UNET_DENOISER &&
+        train_fig_noising(c->out_dir, r->train_f) != 0)
         return -1;
     return 0;
 }
@@ -808,10 +752,13 @@ int train_run(const TrainConfig *c) {
                 for (int i = 0; i < 100 && !atomic_load(&g_signal); i++) nanosleep(&tick, NULL);
             }
             int every = c->checkpoint_every > 0 && p->step % c->checkpoint_every == 0 && s + 1 < spe;
-            int sig = atomic_load(&g_signal);
+            int sig = run_agree_signal(tr);
             if (sig || every) {
                 p->epoch_seconds = now_seconds() - te;
                 if (run_save_state(&r) != 0) goto done;
+                /* no process leaves before the state is on disk (the launcher ends the
+                 * whole run when one exits) */
+                if (sig) dist_barrier();
             }
             if (sig) {
                 if (c->progress) progress_log(&c->report, "\n");
@@ -822,13 +769,14 @@ int train_run(const TrainConfig *c) {
         }
         double epoch_time = now_seconds() - te;
         if (c->progress) progress_log(&c->report, "\n");
-        if (run_epoch_end(&r, e, epoch_time) != 0) goto done;
+        if (r.tr.rank == 0 && run_epoch_end(&r, e, epoch_time) != 0) goto done;
+        dist_barrier(); /* the others wait for rank 0's evaluation and files, idle */
         p->epoch = e + 1;
         p->epoch_step = 0;
         p->epoch_seconds = 0;
         p->data_rng = next_rng;
         if (run_save_state(&r) != 0) goto done;
-        int sig = atomic_load(&g_signal);
+        int sig = run_agree_signal(&r.tr);
         if (sig && e < c->epochs) {
             report_interrupted(&r, sig, e, 0);
             rc = sig;

@@ -13,6 +13,7 @@
 #include "diffusion/schedule.h"
 #include "model/unet.h"
 #include "train/config.h"
+#include "train/denoiser_eval.h"
 #include "train/state.h"
 
 /* The full run, or its continuation when c->resume is set. The training state is saved to
@@ -53,7 +54,17 @@ typedef struct {
     float lr;
     float *ema;             /* (n_params + n_buffers) moving average of params then buffers,
                                NULL without --ema (backend memory) */
+    /* Data parallel (core/dist.h): this process computes rows [lo, lo + n) of each global
+     * batch, the slice trainer_slice gives it; the random draws are made for the whole batch
+     * on every process, the gradients and BatchNorm's sums are summed over the processes,
+     * and every process takes the same Adam step. One process: rank 0 of 1. */
+    int rank, ranks;
+    float *h_grads;         /* (n_params) host copy of the gradients for the sum; NULL alone */
 } Trainer;
+
+/* Rows [*lo, *lo + *n) of a global batch of `batch` images are rank's of ranks: the fixed
+ * split rank * batch / ranks .. (rank + 1) * batch / ranks. */
+void trainer_slice(int batch, int rank, int ranks, int *lo, int *n);
 
 /* Exchange the model's weights and BatchNorm statistics with their moving averages (a
  * no-op without EMA); twice restores them exactly. Evaluation and figures run between. */
@@ -63,18 +74,14 @@ int trainer_init(Trainer *tr, const TrainConfig *c);
 void trainer_free(Trainer *tr);
 /* What the training-state checkpoint (train/state.h) saves and restores of tr. */
 TrainStateRefs trainer_state_refs(Trainer *tr);
-/* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class).
- * Returns the loss. */
+/* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class):
+ * the global batch, of which this process computes its slice. Returns the loss of the whole
+ * batch. */
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
 /* The same, but a non-finite loss or gradient is caught before the update: then nothing is
  * changed but the BatchNorm running statistics and the noise generator, and -1 is returned
  * with err_msg() saying what was non-finite. Returns 0 and the loss in *loss otherwise. */
 int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels, int n,
                          float *loss);
-
-/* Test MSE of a denoiser at noise level sigma over n images (evaluation mode), with noise
- * from a generator seeded by seed; denoised (n, 784) receives the outputs if non-NULL. */
-double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
-                         float *noisy, float *denoised);
 
 #endif
