@@ -72,7 +72,9 @@ int main(int argc, char **argv) {
         if (commands[i].model && conv)
             fprintf(stderr, "ddpm: ignoring DDPM_CONV=%s (expected im2col or auto)\n", conv);
         int rc = commands[i].run(argc, argv);
-        dist_finalize();
+        /* MPI_Finalize waits for every process; after an error this one leaves at once
+         * instead, and the launcher ends the others (which would only repeat the error) */
+        if (rc == 0 || rc > 128 || dist_size() == 1) dist_finalize();
         return rc;
     }
     fprintf(stderr, "ddpm: unknown command '%s' (try ddpm --help)\n", cmd);

@@ -10,6 +10,14 @@
 #include "ops/backend.h"
 
 int cli_fail(const char *cmd, int status) {
+    if (dist_rank() != 0) {
+        /* In a data-parallel run an error usually strikes every process alike: rank 0 says
+         * it, and mpirun ends the others before they would repeat it. An error of this
+         * process alone (rank 0 then waits for it) is still printed, a moment later. */
+        sleep(2);
+        fprintf(stderr, "ddpm %s: rank %d: %s\n", cmd, dist_rank(), err_msg());
+        return status;
+    }
     fprintf(stderr, "ddpm %s: %s\n", cmd, err_msg());
     return status;
 }

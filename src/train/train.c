@@ -590,6 +590,11 @@ static int run_setup(Run *r, int *have_tr) {
     r->test_f = images_to_float(&r->test, r->test.n);
     if (trainer_init(&r->tr, c) != 0) return -1;
     *have_tr = 1;
+    const int last = r->n_train % c->batch;
+    if (last > 0 && last < r->tr.ranks)
+        return err_set("the last batch of each epoch holds %d image%s, fewer than the %d "
+                       "processes that split it: choose a --subset or --batch that leaves at "
+                       "least %d", last, last == 1 ? "" : "s", r->tr.ranks, r->tr.ranks);
     train_progress_init(&r->p, c, r->n_train);
     cJSON *cfg = train_config_to_json(c, &r->tr.model);
     r->cfg_text = cJSON_PrintUnformatted(cfg);
