@@ -19,6 +19,9 @@ BUILD   ?= build
 # forms differ: set MPI_CFLAGS and MPI_LIBS by hand for another implementation).
 MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
 ifeq ($(MPI),1)
+ifeq ($(MPI_CFLAGS)$(shell command -v mpicc 2>/dev/null),)
+$(error MPI=1 needs mpicc (Debian: libopenmpi-dev), or MPI_CFLAGS and MPI_LIBS)
+endif
 MPI_CFLAGS ?= $(shell mpicc --showme:compile)
 MPI_LIBS   ?= $(shell mpicc --showme:link)
 CFLAGS  += -DDDPM_MPI $(MPI_CFLAGS)
