@@ -16,6 +16,20 @@ int sampler_steps(const Schedule *s, const SampleRequest *req) {
     return req->ddim_steps > 0 ? req->ddim_steps : s->T;
 }
 
+int sampler_nfe(const Schedule *s, const SampleRequest *req) { return sampler_steps(s, req); }
+
+const char *sampler_name(const SampleRequest *req) {
+    if (req->solver) return solver_kind_name((SolverKind)(req->solver - 1));
+    return req->ddim_steps > 0 ? "ddim" : "ddpm";
+}
+
+static const char *spacing_words(DdimSpacing sp) {
+    return sp == DDIM_SPACING_QUADRATIC ? ", quadratic spacing"
+           : sp == DDIM_SPACING_TRAILING ? ", trailing spacing"
+           : sp == DDIM_SPACING_LOGSNR   ? ", log-SNR spacing"
+                                         : "";
+}
+
 int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerChoice *c) {
     if (c->kind == SAMPLER_DDPM) {
         if (c->steps != 0 && c->steps != s->T)
@@ -25,17 +39,24 @@ int sampler_choose(SampleRequest *req, const Schedule *s, const SamplerChoice *c
             return err_set("the noise per step (eta), clipping and spacing are DDIM's settings; "
                            "the DDPM sampler takes none");
         req->ddim_steps = 0;
+        req->solver = 0;
         return 0;
     }
-    if (c->kind != SAMPLER_DDIM) return err_set("unknown sampler (%d)", (int)c->kind);
-    int steps = c->steps == 0 ? (s->T < 50 ? s->T : 50) : c->steps;
+    const int solver = c->kind >= SAMPLER_DPMPP_2M && c->kind <= SAMPLER_DPMPP_3M;
+    if (c->kind != SAMPLER_DDIM && !solver) return err_set("unknown sampler (%d)", (int)c->kind);
+    const char *name = solver ? "solver" : "DDIM";
+    int dflt = solver ? 20 : 50;
+    int steps = c->steps == 0 ? (s->T < dflt ? s->T : dflt) : c->steps;
     if (steps < 1 || steps > s->T)
-        return err_set("the number of DDIM steps must be 1 to T = %d, not %d", s->T, steps);
+        return err_set("the number of %s steps must be 1 to T = %d, not %d", name, s->T, steps);
+    if (solver && c->eta != 0.0f)
+        return err_set("the noise per step (eta) is DDIM's; dpmpp2m-sde is the stochastic solver");
     if (!(c->eta >= 0.0f && c->eta <= 1.0f))
         return err_set("the DDIM noise per step (eta) must be 0 to 1, not %g", (double)c->eta);
     if (c->spacing != DDIM_SPACING_UNIFORM && c->spacing != DDIM_SPACING_QUADRATIC &&
-        c->spacing != DDIM_SPACING_TRAILING)
-        return err_set("unknown DDIM spacing (%d)", (int)c->spacing);
+        c->spacing != DDIM_SPACING_TRAILING && c->spacing != DDIM_SPACING_LOGSNR)
+        return err_set("unknown %s spacing (%d)", name, (int)c->spacing);
+    req->solver = solver ? 1 + (int)(c->kind - SAMPLER_DPMPP_2M) : 0;
     req->ddim_steps = steps;
     req->ddim_eta = c->eta;
     req->ddim_clip = c->clip != 0;
@@ -48,11 +69,15 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
         snprintf(buf, size, "DDPM, %d steps", s->T);
         return;
     }
+    if (req->solver) {
+        static const char *const names[] = {"DPM-Solver++(2M)", "DPM-Solver++(2M) SDE",
+                                            "DPM-Solver++(3M)"};
+        snprintf(buf, size, "%s, %d steps%s%s", names[req->solver - 1], req->ddim_steps,
+                 req->ddim_clip ? ", x0 clipped" : "", spacing_words(req->ddim_spacing));
+        return;
+    }
     snprintf(buf, size, "DDIM, %d steps, eta %g%s%s", req->ddim_steps, (double)req->ddim_eta,
-             req->ddim_clip ? ", x0 clipped" : "",
-             req->ddim_spacing == DDIM_SPACING_QUADRATIC  ? ", quadratic spacing"
-             : req->ddim_spacing == DDIM_SPACING_TRAILING ? ", trailing spacing"
-                                                           : "");
+             req->ddim_clip ? ", x0 clipped" : "", spacing_words(req->ddim_spacing));
 }
 
 void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
@@ -89,6 +114,11 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     /* host staging: noise is drawn here, and times and labels are built here */
     float *h_noise = xmalloc(img_bytes), *h_tn = xmalloc(2 * (size_t)chunk * sizeof(float));
     float *h_onehot = xmalloc(oh_floats * sizeof(float));
+    /* a solver's last three data predictions */
+    SolverChain chain = {.kind = (SolverKind)(req->solver - 1), .K = K, .clip = req->ddim_clip,
+                         .ts = ts};
+    if (req->solver)
+        for (int i = 0; i < 3; i++) chain.m[i] = dev_alloc(ctx, img_bytes);
     int total_steps = ((req->n + chunk - 1) / chunk) * K, done = 0;
 
     for (int start = 0; start < req->n; start += chunk) {
@@ -119,7 +149,14 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
                 guidance_forward(ctx, eps, o, o + cp, req->guidance, cp);
             else
                 dev_copy(ctx, eps, o, cp);
-            if (req->ddim_steps > 0) {
+            if (req->solver) {
+                chain.count = cp;
+                if (solver_needs_noise(chain.kind, k, K)) {
+                    rng_fill_normal(rng, h_noise, cp);
+                    dev_upload(ctx, z, h_noise, cp_bytes);
+                }
+                solver_chain_step(ctx, s, &chain, k, x, eps, z);
+            } else if (req->ddim_steps > 0) {
                 /* fresh noise only where the step adds some, so eta 0 draws nothing */
                 if (req->ddim_eta > 0 && t_prev >= 0) {
                     rng_fill_normal(rng, h_noise, cp);
@@ -144,6 +181,8 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
         dev_download(ctx, out + (size_t)start * P, x, cp_bytes);
     }
     xfree(ts);
+    if (req->solver)
+        for (int i = 0; i < 3; i++) dev_free(ctx, chain.m[i], img_bytes);
     dev_free(ctx, x, img_bytes);
     dev_free(ctx, xin, 2 * img_bytes);
     dev_free(ctx, eps, img_bytes);

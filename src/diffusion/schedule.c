@@ -131,6 +131,11 @@ void schedule_ddim_step(const OpsCtx *ctx, const Schedule *s, float *x_prev, con
     ddim_step(ctx, x_prev, xt, eps, c.sigma > 0 ? z : NULL, &c, (size_t)count);
 }
 
+/* lambda_t = log(alpha_t / sigma_t), half the log signal-to-noise ratio */
+static double log_snr_half(const Schedule *s, int t) {
+    return 0.5 * (log(s->abar[t]) - log1p(-s->abar[t]));
+}
+
 void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *steps) {
     DDPM_CHECK(K >= 1 && K <= s->T);
     if (K == 1) {
@@ -142,10 +147,21 @@ void schedule_ddim_steps(const Schedule *s, int K, DdimSpacing spacing, int *ste
         for (int i = 0; i < K; i++) steps[i] = (int)floor((double)(i + 1) * s->T / K + 0.5) - 1;
         return;
     }
-    for (int i = 0; i < K; i++) {
-        double u = (double)i / (K - 1);
-        if (spacing == DDIM_SPACING_QUADRATIC) u *= u;
-        steps[i] = (int)floor(u * (s->T - 1) + 0.5);
+    if (spacing == DDIM_SPACING_LOGSNR) {
+        /* lambda falls with t: sweep t up while the target falls */
+        double l_first = log_snr_half(s, 0), l_last = log_snr_half(s, s->T - 1);
+        int t = 0;
+        for (int i = 0; i < K; i++) {
+            double target = l_first + (l_last - l_first) * i / (K - 1);
+            while (t + 1 < s->T && fabs(log_snr_half(s, t + 1) - target) <= fabs(log_snr_half(s, t) - target)) t++;
+            steps[i] = t;
+        }
+    } else {
+        for (int i = 0; i < K; i++) {
+            double u = (double)i / (K - 1);
+            if (spacing == DDIM_SPACING_QUADRATIC) u *= u;
+            steps[i] = (int)floor(u * (s->T - 1) + 0.5);
+        }
     }
     /* distinct: up from the front, then down from the back (both fit since K <= T) */
     for (int i = 1; i < K; i++)

@@ -78,6 +78,8 @@ typedef enum {
     DDIM_SPACING_TRAILING,    /* steps[i] = round((i + 1) T / K) - 1: even steps of T / K that
                                * end at T - 1 and leave out t = 0 (the last step goes from
                                * about T / K - 1 straight to x0), diffusers' "trailing" */
+    DDIM_SPACING_LOGSNR,      /* uniform in log-SNR (lambda = log(alpha / sigma)) from t = 0 to
+                               * T - 1, each at the nearest timestep: DPM-Solver's spacing */
 } DdimSpacing;
 
 /* The K steps a DDIM sampler visits, ascending, ending at T-1 ({T - 1} for K = 1), spread by

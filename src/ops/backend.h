@@ -113,6 +113,9 @@ struct Backend {
                       const float *z, const DdpmCoefs *c, size_t count);
     void (*ddim_step)(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                       const float *z, const DdimCoefs *c, size_t count);
+    void (*multistep_step)(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                           const float *eps, const float *m1, const float *m2, const float *z,
+                           const MultistepCoefs *c, size_t count);
 
     /* The classifier's operators (ops.h). */
     void (*relu_forward)(const OpsCtx *ctx, float *y, const float *x, int64_t count);

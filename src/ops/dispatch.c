@@ -241,6 +241,12 @@ void ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *e
     ctx->be->ddim_step(ctx, x_prev, xt, eps, z, c, count);
 }
 
+void multistep_step(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                    const float *eps, const float *m1, const float *m2, const float *z,
+                    const MultistepCoefs *c, size_t count) {
+    ctx->be->multistep_step(ctx, x_next, m0, xt, eps, m1, m2, z, c, count);
+}
+
 void relu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count) {
     ctx->be->relu_forward(ctx, y, x, count);
 }

@@ -214,6 +214,17 @@ typedef struct {
 } DdimCoefs;
 void ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                const float *z, const DdimCoefs *c, size_t count);
+/* One step of a multistep solver in data prediction (diffusion/solver.h): the prediction of
+ * the clean image m0 = c_x0 x_t - c_eps eps (clip: clipped to [0, 1]) is written to m0, then
+ * x_next = a x_t + w0 m0 + w1 m1 + w2 m2 + s z, in double; m1, m2 (earlier steps' m0) and z
+ * (fresh noise) may be NULL where their weight is 0. x_next may alias xt. */
+typedef struct {
+    double c_x0, c_eps, a, w0, w1, w2, s;
+    int clip;
+} MultistepCoefs;
+void multistep_step(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                    const float *eps, const float *m1, const float *m2, const float *z,
+                    const MultistepCoefs *c, size_t count);
 
 /* ==== Classifier operators (the judge network of src/model/classifier.c) ===================
  * Same conventions as above. */

@@ -65,6 +65,7 @@ const Backend backend_cpu = {
     .guidance_forward = cpu_guidance_forward,
     .ddpm_step = cpu_ddpm_step,
     .ddim_step = cpu_ddim_step,
+    .multistep_step = cpu_multistep_step,
     .relu_forward = cpu_relu_forward,
     .relu_backward = cpu_relu_backward,
     .maxpool2x2_forward = cpu_maxpool2x2_forward,

@@ -88,6 +88,9 @@ void cpu_guidance_forward(const OpsCtx *ctx, float *eps, const float *eps_c, con
                           float gamma, size_t count);
 void cpu_ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                    const float *z, const DdpmCoefs *c, size_t count);
+void cpu_multistep_step(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                        const float *eps, const float *m1, const float *m2, const float *z,
+                        const MultistepCoefs *c, size_t count);
 void cpu_ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                    const float *z, const DdimCoefs *c, size_t count);
 void cpu_relu_forward(const OpsCtx *ctx, float *y, const float *x, int64_t count);

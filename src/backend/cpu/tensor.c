@@ -170,6 +170,22 @@ void cpu_ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, const floa
     }
 }
 
+void cpu_multistep_step(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                        const float *eps, const float *m1, const float *m2, const float *z,
+                        const MultistepCoefs *c, size_t count) {
+    (void)ctx;
+    for (size_t i = 0; i < count; i++) {
+        double d = c->c_x0 * (double)xt[i] - c->c_eps * (double)eps[i];
+        if (c->clip) d = d < 0.0 ? 0.0 : d > 1.0 ? 1.0 : d;
+        m0[i] = (float)d;
+        double v = c->a * (double)xt[i] + c->w0 * d;
+        if (m1) v += c->w1 * (double)m1[i];
+        if (m2) v += c->w2 * (double)m2[i];
+        if (z) v += c->s * (double)z[i];
+        x_next[i] = (float)v;
+    }
+}
+
 void cpu_ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                    const float *z, const DdimCoefs *c, size_t count) {
     (void)ctx;

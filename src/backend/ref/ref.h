@@ -128,6 +128,9 @@ void guidance_forward_ref(float *eps, const float *eps_c, const float *eps_u, fl
                           size_t count);
 void ddpm_step_ref(float *x_prev, const float *xt, const float *eps, const float *z,
                    const DdpmCoefs *c, size_t count);
+void multistep_step_ref(float *x_next, float *m0, const float *xt, const float *eps,
+                        const float *m1, const float *m2, const float *z,
+                        const MultistepCoefs *c, size_t count);
 void ddim_step_ref(float *x_prev, const float *xt, const float *eps, const float *z,
                    const DdimCoefs *c, size_t count);
 

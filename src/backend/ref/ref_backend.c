@@ -262,6 +262,13 @@ static void ref_ddpm_step(const OpsCtx *ctx, float *x_prev, const float *xt, con
     ddpm_step_ref(x_prev, xt, eps, z, c, count);
 }
 
+static void ref_multistep_step(const OpsCtx *ctx, float *x_next, float *m0, const float *xt,
+                               const float *eps, const float *m1, const float *m2,
+                               const float *z, const MultistepCoefs *c, size_t count) {
+    (void)ctx;
+    multistep_step_ref(x_next, m0, xt, eps, m1, m2, z, c, count);
+}
+
 static void ref_ddim_step(const OpsCtx *ctx, float *x_prev, const float *xt, const float *eps,
                           const float *z, const DdimCoefs *c, size_t count) {
     (void)ctx;
@@ -370,6 +377,7 @@ const Backend backend_ref = {
     .guidance_forward = ref_guidance_forward,
     .ddpm_step = ref_ddpm_step,
     .ddim_step = ref_ddim_step,
+    .multistep_step = ref_multistep_step,
     .relu_forward = ref_relu_forward,
     .relu_backward = ref_relu_backward,
     .maxpool2x2_forward = ref_maxpool2x2_forward,

@@ -113,6 +113,19 @@ void ddpm_step_ref(float *x_prev, const float *xt, const float *eps, const float
     }
 }
 
+void multistep_step_ref(float *x_next, float *m0, const float *xt, const float *eps,
+                        const float *m1, const float *m2, const float *z,
+                        const MultistepCoefs *c, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        double d = c->c_x0 * xt[i] - c->c_eps * eps[i];
+        if (c->clip) d = d < 0.0 ? 0.0 : d > 1.0 ? 1.0 : d;
+        double v = c->a * xt[i] + c->w0 * d + (m1 ? c->w1 * m1[i] : 0.0) +
+                   (m2 ? c->w2 * m2[i] : 0.0) + (z ? c->s * z[i] : 0.0);
+        m0[i] = (float)d;
+        x_next[i] = (float)v;
+    }
+}
+
 void ddim_step_ref(float *x_prev, const float *xt, const float *eps, const float *z,
                    const DdimCoefs *c, size_t count) {
     for (size_t i = 0; i < count; i++) {
