@@ -42,7 +42,9 @@ for model in $models; do
         extra=""; [ "$mode" = sample ] && extra="--sample --sample-steps 10" && steps=3
         ours=(); theirs=(); rss_o=0; rss_t=0
         for r in $(seq "$reps"); do
-            out_o=$(./ddpm bench --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra)
+            # ddpm counts the repeats of --sample with --repeats (its --steps is the sampler's K)
+            reps_o="--steps $steps"; [ "$mode" = sample ] && reps_o="--repeats $steps"
+            out_o=$(./ddpm bench --model "$model" --width $width --batch $batch --threads "$threads" $reps_o --warmup 1 $extra)
             out_t=$(/usr/bin/python3 tools/torch_bench.py --model "$model" --width $width --batch $batch --threads "$threads" --steps $steps --warmup 1 $extra)
             o=$(tail -1 <<< "$out_o" | awk '{print $1}')
             t=$(tail -1 <<< "$out_t" | awk '{print $1}')

@@ -140,7 +140,7 @@ for label, run, ev in rows:
         continue
     for r in d["results"]:
         g = r.get("guidance")
-        print(f"| {label} | {run} | {d['sampler']} | {'EMA' if d['ema_weights'] else 'raw'} "
+        print(f"| {label} | {run} | {d.get('sampler_description', d['sampler'])} | {'EMA' if d['ema_weights'] else 'raw'} "
               f"| {fmt(g, '%g')} | {r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} "
               f"| {'' if r['accuracy'] is None else '%.1f%%' % (100 * r['accuracy'])} "
               f"| {fmt(run_metrics(run)[0], '%.4f')} | {fmt(run_metrics(run)[1], '%.0f')} | {r['sampling_seconds']:.1f} |")

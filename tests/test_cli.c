@@ -89,6 +89,18 @@ static void test_bad_options(void **state) {
     expect_error("--clip takes no value", "%s sample --ckpt x --clip=1", NULL);
     expect_error("--clip goes with --ckpt", "%s eval --samples x.idx --clip", NULL);
     expect_error("--sampler goes with --ckpt", "%s eval --judge-only --sampler ddim --steps 20", NULL);
+    /* the samplers' words: one line each, naming the valid words */
+    expect_error("--sampler: unknown sampler 'euler' (expected ddpm, ddim, dpmpp2m, dpmpp2m-sde or dpmpp3m)",
+                 "%s sample --ckpt x --sampler euler", NULL);
+    expect_error("--eta is for --sampler ddim; dpmpp2m-sde is the stochastic", "%s sample --ckpt x --sampler dpmpp2m --eta 0.5", NULL);
+    expect_error("--spacing: unknown spacing 'cubic' (expected uniform, quadratic, trailing or logsnr)",
+                 "%s eval --ckpt x --sampler dpmpp3m --spacing cubic", NULL);
+    expect_error("--spacing is for --sampler ddim, dpmpp2m, dpmpp2m-sde and dpmpp3m", "%s sample --ckpt x --spacing logsnr", NULL);
+    expect_error("--sampler goes with --sample", "%s bench --sampler dpmpp2m", NULL);
+    expect_error("the timed repeats are --repeats", "%s bench --sample --steps 3", NULL);
+    expect_error("--steps 301: the number of solver steps must be 1 to T = 300", "%s bench --sample --sampler dpmpp2m --steps 301", NULL);
+    expect_error("--eta is for --sampler ddim", "%s reproduce --profile tiny --sampler dpmpp2m-sde --eta 1", NULL);
+    expect_error("--steps 21: the number of DDIM steps must be 1 to T = 20", "%s reproduce --profile tiny --sampler ddim --steps 21", NULL);
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
     expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
     expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);
@@ -112,14 +124,44 @@ static void test_bad_options(void **state) {
     expect_error("not a reproduction record", cmd, NULL);
 }
 
+/* bench --sample times the chosen sampler's chain: the passes it times and the NFE it scales
+ * them to (the SPEC's DDPM by default: T = 300), the throughput the last line. */
+static void test_bench_sampler(void **state) {
+    (void)state;
+    const char *cases[][2] = {
+        {"", "DDPM, 300 steps (300 NFE); 3 of the 300 network passes per image timed per repeat"},
+        {" --sampler dpmpp2m --steps 10",
+         "DPM-Solver++(2M), 10 steps (10 NFE), log-SNR spacing; 3 of the 10 network passes"},
+        {" --sampler dpmpp2m-sde --steps 2 --spacing uniform",
+         "DPM-Solver++(2M) SDE, 2 steps (2 NFE); 2 of the 2 network passes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        int st = run(&out, "%s bench --model class --width 4 --batch 4 --sample --sample-steps 3 "
+                     "--repeats 2 --warmup 0 --threads 2%s", bin(), cases[i][0]);
+        printf("%s", out);
+        assert_int_equal(st, 0);
+        assert_non_null(strstr(out, cases[i][1]));
+        assert_non_null(strstr(out, "repeat 2: "));
+        const char *nfe = strstr(cases[i][1], "steps (") + 7;
+        char want[32];
+        snprintf(want, sizeof want, "img/s for %d NFE", atoi(nfe));
+        assert_non_null(strstr(out, want));
+        const char *last = out + strlen(out) - 1;
+        while (last > out && last[-1] != '\n') last--;
+        assert_non_null(strstr(last, " img/s"));
+        free(out);
+    }
+}
+
 /* bench --profile: a row for every layer of the model and the totals, then the throughput;
  * for training steps and, with --sample, for the sampler's reverse steps (forward only). */
 static void test_bench_profile(void **state) {
     (void)state;
     for (int sampling = 0; sampling <= 1; sampling++) {
         char *out;
-        int st = run(&out, "%s bench --model class --width 4 --batch 4 --steps 2 --warmup 0 --threads 2 --profile%s",
-                     bin(), sampling ? " --sample --sample-steps 2" : "");
+        int st = run(&out, "%s bench --model class --width 4 --batch 4 --%s 2 --warmup 0 --threads 2 --profile%s",
+                     bin(), sampling ? "repeats" : "steps", sampling ? " --sample --sample-steps 2" : "");
         printf("%s", out);
         assert_int_equal(st, 0);
         const char *layers[] = {"enc0.0", "enc0.1", "down1.0", "down1.1", "down1.2", "down2.0",
@@ -333,6 +375,22 @@ static void test_sample_outputs(void **state) {
     assert_non_null(strstr(out, "4 DDIM steps"));
     assert_non_null(strstr(out, "(5 frames)")); /* the start and after each of 4 steps */
     free(out);
+    /* every sampler word end to end: the solvers (4 steps, or min(20, T) = 10 by default) and
+     * DDIM with log-SNR spacing; the log says the network passes */
+    const char *words[][3] = {{"dpmpp2m --steps 4", "DPM-Solver++(2M), 4 steps (4 NFE), log-SNR spacing", "(5 frames)"},
+                              {"dpmpp2m-sde --steps 4 --clip", "DPM-Solver++(2M) SDE, 4 steps (4 NFE), x0 clipped, log-SNR spacing", "(5 frames)"},
+                              {"dpmpp3m", "DPM-Solver++(3M), 10 steps (10 NFE), log-SNR spacing", "(11 frames)"},
+                              {"ddim --steps 4 --spacing logsnr", "DDIM, 4 steps (4 NFE), eta 0, log-SNR spacing", "(5 frames)"}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        st = run(&out, "%s sample --ckpt %s/model.safetensors --sampler %s --n 3 --out %s/w.png --idx %s/w.idx --gif %s/w.gif --gif-every 1",
+                 bin(), d, words[i][0], tmpdir, tmpdir, tmpdir);
+        printf("%s", out);
+        assert_int_equal(st, 0);
+        assert_non_null(strstr(out, words[i][1]));
+        assert_non_null(strstr(out, words[i][2]));
+        free(out);
+        assert_true(file_nonempty(tmpdir, "w.png"));
+    }
     st = run(&out, "%s sample --ckpt %s/model.safetensors --digit 7 --n 3 --out %s/c.png --idx %s/c.idx", bin(), d, tmpdir, tmpdir);
     printf("%s", out);
     free(out);
@@ -460,6 +518,7 @@ int main(void) {
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_bench_profile),
+        cmocka_unit_test(test_bench_sampler),
         cmocka_unit_test(test_train_denoiser_tiny),
         cmocka_unit_test(test_sample_outputs),
         cmocka_unit_test(test_architecture_options),

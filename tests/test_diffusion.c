@@ -331,11 +331,55 @@ static void test_ddim_steps(void **state) {
         {{"ddpm", 0, -1, 1, NULL}, "--clip is for --sampler ddim"},
         {{"ddpm", 0, -1, 0, "uniform"}, "--spacing is for --sampler ddim"},
         {{"euler", 0, -1, 0, NULL}, "unknown sampler 'euler'"},
+        {{"dpmpp2m", 0, 0.0f, 0, NULL}, "--eta is for --sampler ddim; dpmpp2m-sde is the stochastic"},
+        {{"dpmpp2m-sde", 0, 0.5f, 0, NULL}, "--eta is for --sampler ddim"},
+        {{"dpmpp3m", 301, -1, 0, NULL}, "1 to T = 300"},
+        {{"dpmpp2m", 0, -1, 0, "cubic"}, "(expected uniform, quadratic, trailing or logsnr)"},
+        {{"DPMPP2M", 0, -1, 0, NULL}, "(expected ddpm, ddim, dpmpp2m, dpmpp2m-sde or dpmpp3m)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(sampler_words_choose(&q, &s, &bad[i].w), -1);
         if (!strstr(err_msg(), bad[i].msg)) fail_msg("case %zu: '%s' lacks '%s'", i, err_msg(), bad[i].msg);
     }
+    schedule_free(&s);
+}
+
+/* The command-line words of the solvers: 20 steps and log-SNR spacing unless told, --clip
+ * and any spacing taken; DDIM takes log-SNR spacing too; the log line counts the passes. */
+static void test_sampler_words_solvers(void **state) {
+    (void)state;
+    Schedule s;
+    assert_int_equal(schedule_init(&s, 300, 1e-4f, 0.02f), 0);
+    SampleRequest q = {0};
+    SamplerWords w;
+    char desc[160];
+    w = (SamplerWords){"dpmpp2m", 0, -1, 0, NULL};
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
+    assert_int_equal(q.ddim_steps, 20);
+    assert_int_equal(q.solver, 1 + SOLVER_DPMPP_2M);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_LOGSNR);
+    assert_string_equal(sampler_name(&q), "dpmpp2m");
+    assert_string_equal(sampler_words_spacing(&q), "logsnr");
+    sampler_words_describe(&q, &s, desc, sizeof desc);
+    assert_string_equal(desc, "DPM-Solver++(2M), 20 steps (20 NFE), log-SNR spacing");
+    w = (SamplerWords){"dpmpp3m", 10, -1, 1, "trailing"};
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
+    assert_int_equal(q.solver, 1 + SOLVER_DPMPP_3M);
+    assert_int_equal(q.ddim_clip, 1);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_TRAILING);
+    w = (SamplerWords){"dpmpp2m-sde", 0, -1, 0, "uniform"};
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
+    assert_int_equal(q.solver, 1 + SOLVER_DPMPP_2M_SDE);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_UNIFORM);
+    w = (SamplerWords){"ddim", 0, -1, 0, "logsnr"};
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
+    assert_int_equal(q.ddim_spacing, DDIM_SPACING_LOGSNR);
+    assert_int_equal(q.solver, 0);
+    w = (SamplerWords){"ddpm", 0, -1, 0, NULL};
+    assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
+    assert_null(sampler_words_spacing(&q));
+    sampler_words_describe(&q, &s, desc, sizeof desc);
+    assert_string_equal(desc, "DDPM, 300 steps (300 NFE)");
     schedule_free(&s);
 }
 
@@ -459,6 +503,7 @@ int main(void) {
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_ddim_step),
         cmocka_unit_test(test_ddim_steps),
+        cmocka_unit_test(test_sampler_words_solvers),
         cmocka_unit_test(test_ddim_sampler),
         cmocka_unit_test(test_guidance_single_pass),
     };

@@ -800,6 +800,9 @@ static void test_cli_checkpoints(void **state) {
     /* each drawn column says how long its sampling took */
     assert_true(json_num(cJSON_GetArrayItem(res, 0), "sampling_seconds") > 0);
     assert_true(json_num(g2, "sampling_seconds") > 0);
+    /* the sampler: its word, K, NFE = K and spacing (DDPM: null, it visits every step) */
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "sampler")), "ddpm");
+    assert_true(json_num(doc, "steps") == 10 && json_num(doc, "nfe") == 10 && cJSON_IsNull(cJSON_GetObjectItem(doc, "spacing")));
     double fid_ckpt = json_num(g2, "fid"), acc_ckpt = json_num(g2, "accuracy");
     cJSON_Delete(doc);
     free(txt);
@@ -820,6 +823,18 @@ static void test_cli_checkpoints(void **state) {
     cJSON_Delete(doc);
     free(txt);
 
+    /* DPM-Solver++(2M) in 5 steps: its word, K, NFE = K, log-SNR spacing and the seconds */
+    snprintf(cmd, sizeof cmd, "%s eval --ckpt %s/class/model.safetensors --n 20 --guidance 2 --sampler dpmpp2m --steps 5 "
+             "--judge %s/j.safetensors --data %s %s --json %s/p.json", bin(), tmpdir, tmpdir, test_data_dir(), refs, tmpdir);
+    assert_int_equal(run(&out, cmd), 0);
+    free(out);
+    snprintf(p, sizeof p, "%s/p.json", tmpdir);
+    doc = cJSON_Parse(txt = slurp(p));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "sampler")), "dpmpp2m");
+    assert_true(json_num(doc, "steps") == 5 && json_num(doc, "nfe") == 5 && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "spacing")), "logsnr") == 0);
+    assert_true(json_num(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "results"), 0), "sampling_seconds") > 0);
+    cJSON_Delete(doc);
+    free(txt);
     /* a denoiser: MSE and PSNR per sigma, no judge needed */
     snprintf(cmd, sizeof cmd, "%s train --model denoiser --width 4 --batch 32 --subset 64 --epochs 1 --eval-n 32 "
              "--sigma-table-n 0 --threads 2 --no-progress --figure-epochs 99 --data %s --out %s/den", bin(), test_data_dir(), tmpdir);

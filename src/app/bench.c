@@ -10,6 +10,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include "app/sampler_words.h"
 #include "core/common.h"
 #include "core/dist.h"
 #include "diffusion/sampler.h"
@@ -123,11 +124,27 @@ static void print_profile(const Progress *out, const Unet *m, const UnetProfile 
            rest * 1e3, 100 * rest / step_s);
 }
 
-/* Sampling throughput: `steps` repeats of k reverse steps on a batch of B samples, each
- * repeat extrapolated to the schedule's T steps; with profile, the per-layer table of the
- * timed reverse steps. */
-static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind, int steps,
-                        int warmup, int k, int profile) {
+/* The request that times k network passes of the job's sampler: DDPM over a schedule of k
+ * steps (*s, which costs exactly k reverse steps of the full sampler), the other samplers
+ * in k steps of the full schedule (a step's cost does not depend on how many there are). */
+static int timed_request(SampleRequest *req, Schedule *s, const TrainConfig *c,
+                         const SamplerChoice *choice, int k) {
+    if (choice->kind == SAMPLER_DDPM) {
+        if (schedule_init(s, k, c->beta_start, c->beta_end) != 0) return -1;
+        return sampler_choose(req, s, choice);
+    }
+    if (schedule_init(s, c->T, c->beta_start, c->beta_end) != 0) return -1;
+    SamplerChoice ck = *choice;
+    ck.steps = k;
+    return sampler_choose(req, s, &ck);
+}
+
+/* Sampling throughput of the job's sampler: `steps` repeats of k = min(sample_steps, K)
+ * network passes on a batch of B samples, each repeat's time per pass scaled to the
+ * sampler's whole chain (its NFE); with profile, the per-layer table of the timed passes. */
+static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind,
+                        const BenchJob *job) {
+    const int steps = job->steps, profile = job->profile;
     Unet m;
     Rng rng;
     rng_seed(&rng, 7);
@@ -135,20 +152,36 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
     UnetConfig uc = unet_config_spec(kind, c->width);
     uc.opt = (UnetOptions){.residual = c->residual, .attention = c->attention};
     uc.device = c->device;
-    if (unet_init(&m, &uc, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0)
-        return -1;
-    Schedule full, s;
+    Schedule full, s = {0};
+    SampleRequest chain = {0}, req = {.n = c->batch, .guidance = 5.0f};
     if (schedule_init(&full, c->T, c->beta_start, c->beta_end) != 0) return -1;
-    if (k > c->T) k = c->T;
-    /* a schedule of k steps costs exactly k reverse steps of the full sampler */
-    if (schedule_init(&s, k, c->beta_start, c->beta_end) != 0) return -1;
+    if (sampler_choose(&chain, &full, &job->sampler) != 0) {
+        schedule_free(&full);
+        return -1;
+    }
+    const int K = sampler_steps(&full, &chain), nfe = sampler_nfe(&full, &chain);
+    const int k = job->sample_steps < K ? job->sample_steps : K;
+    if (timed_request(&req, &s, c, &job->sampler, k) != 0) {
+        schedule_free(&s);
+        schedule_free(&full);
+        return -1;
+    }
+    if (unet_init(&m, &uc, guided ? 2 * c->batch : c->batch, c->threads, &rng) != 0) {
+        schedule_free(&s);
+        schedule_free(&full);
+        return -1;
+    }
     int *labels = xmalloc((size_t)c->batch * sizeof(int));
     for (int i = 0; i < c->batch; i++) labels[i] = i % 10;
+    req.labels = guided ? labels : NULL;
     float *imgs = xmalloc((size_t)c->batch * MNIST_PIXELS * sizeof(float));
-    SampleRequest req = {.n = c->batch, .labels = guided ? labels : NULL, .guidance = 5.0f};
-    progress_out(out, "bench: sampling, %s model, width %d, batch %d%s, %d threads, %d of %d steps timed per repeat\n",
-           unet_kind_name(kind), c->width, c->batch, guided ? " (guided: 2B per forward)" : "", c->threads, k, c->T);
-    for (int i = 0; i < warmup; i++) ddpm_sample(&m, &s, &rng, &req, imgs);
+    char desc[160];
+    sampler_words_describe(&chain, &full, desc, sizeof desc);
+    progress_out(out, "bench: sampling, %s model, width %d, batch %d%s, %d threads; %s; %d of the "
+                 "%d network passes per image timed per repeat\n",
+                 unet_kind_name(kind), c->width, c->batch, guided ? " (guided: 2B per forward)" : "",
+                 c->threads, desc, k, nfe);
+    for (int i = 0; i < job->warmup; i++) ddpm_sample(&m, &s, &rng, &req, imgs);
     double *ips = xmalloc((size_t)steps * sizeof(double));
     double peak = profile ? sgemm_peak(c->threads) : 0, total = 0;
     UnetProfile prof;
@@ -157,10 +190,11 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
     for (int i = 0; i < steps; i++) {
         double t0 = now_seconds();
         ddpm_sample(&m, &s, &rng, &req, imgs);
-        double per_step = (now_seconds() - t0) / k;
-        total += per_step * k;
-        ips[i] = c->batch / (per_step * c->T);
-        progress_out(out, "repeat %d: %.4f s per reverse step, %.3f img/s for %d steps\n", i + 1, per_step, ips[i], c->T);
+        double per_pass = (now_seconds() - t0) / k;
+        total += per_pass * k;
+        ips[i] = c->batch / (per_pass * nfe);
+        progress_out(out, "repeat %d: %.4f s per network pass, %.3f img/s for %d NFE\n", i + 1,
+                     per_pass, ips[i], nfe);
         progress_flush(out);
     }
     progress_out(out, "peak RSS %.0f MiB\n", peak_rss_mib());
@@ -192,7 +226,7 @@ int app_bench(const BenchJob *job, const Progress *out) {
     progress_out(out, "BLAS: %s (core %s)\n", openblas_get_config(), openblas_get_corename());
     if (job->sample && dist_size() > 1)
         return err_set("--sample times one process; run it without mpirun or with -np 1");
-    if (job->sample) return bench_sample(out, &c, kind, steps, warmup, job->sample_steps, job->profile);
+    if (job->sample) return bench_sample(out, &c, kind, job);
     double peak = job->profile ? sgemm_peak(threads) : 0;
     Trainer tr;
     if (trainer_init(&tr, &c) != 0) return -1;

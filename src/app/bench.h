@@ -1,10 +1,11 @@
 /* The measurement of `ddpm bench`: training throughput on synthetic MNIST-shaped data (no
- * data files needed), or the sampler's, the median over timed steps after warm-up, with an
- * optional per-layer profile. */
+ * data files needed), or the sampler's (any of them, for its whole chain of NFE network
+ * passes), the median over timed steps after warm-up, with an optional per-layer profile. */
 #ifndef DDPM_APP_BENCH_H
 #define DDPM_APP_BENCH_H
 
 #include "core/progress.h"
+#include "diffusion/sampler.h"
 #include "model/unet.h"
 
 typedef struct {
@@ -13,8 +14,9 @@ typedef struct {
     int threads;
     const char *device; /* backend (ops/backend.h); NULL: cpu */
     int steps, warmup; /* timed steps (repeats when sampling) and untimed ones first */
-    int sample;        /* time the DDPM sampler instead of training */
-    int sample_steps;  /* sampling: reverse steps timed per repeat */
+    int sample;        /* time the sampler instead of training */
+    SamplerChoice sampler; /* sampling: the sampler whose whole chain is timed (zero: DDPM) */
+    int sample_steps;  /* sampling: network passes timed per repeat (at most the chain's) */
     int profile;       /* also the per-layer table of the timed steps */
     int residual, attention; /* as TrainConfig */
 } BenchJob;

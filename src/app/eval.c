@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "app/files.h"
+#include "app/sampler_words.h"
 #include "core/common.h"
 #include "core/pixel.h"
 #include "data/idx.h"
@@ -208,7 +209,7 @@ static double draw(EvalRun *r, float g) {
     double t0 = now_seconds();
     ddpm_sample(&r->m, &r->sched, &rng, &req, r->images);
     const double secs = now_seconds() - t0;
-    progress_log(r->p, "%d samples in %.1f s\n", n, secs);
+    progress_log(r->p, "%d samples in %.1f s (%d NFE each)\n", n, secs, sampler_nfe(&r->sched, &req));
     /* quantised as an IDX file would hold them, so --ckpt and --samples agree */
     for (size_t i = 0; i < (size_t)n * P; i++) r->images[i] = pixel_from_u8(pixel_to_u8(r->images[i]));
     return secs;
@@ -240,9 +241,17 @@ static int model_setup(EvalRun *r, int *denoiser) {
     if (trained_schedule(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
     if (schedule_init_kind(&r->sched, sk, T, b0, b1) != 0) return -1;
     if (sampler_choose(&r->sampler, &r->sched, &j->sampler) != 0) return -1;
-    char sdesc[96];
+    char sdesc[160];
     sampler_describe(&r->sampler, &r->sched, sdesc, sizeof sdesc);
-    cJSON_AddStringToObject(r->doc, "sampler", sdesc);
+    cJSON_AddStringToObject(r->doc, "sampler", sampler_name(&r->sampler));
+    cJSON_AddStringToObject(r->doc, "sampler_description", sdesc);
+    cJSON_AddNumberToObject(r->doc, "steps", sampler_steps(&r->sched, &r->sampler));
+    cJSON_AddNumberToObject(r->doc, "nfe", sampler_nfe(&r->sched, &r->sampler));
+    const char *spacing = sampler_words_spacing(&r->sampler);
+    if (spacing) cJSON_AddStringToObject(r->doc, "spacing", spacing);
+    else cJSON_AddNullToObject(r->doc, "spacing"); /* DDPM visits every step */
+    sampler_words_describe(&r->sampler, &r->sched, sdesc, sizeof sdesc);
+    progress_log(r->p, "sampling: %s\n", sdesc);
     cJSON_AddBoolToObject(r->doc, "ema_weights", used_ema);
     if (used_ema) { /* the command line says how to choose the raw weights */
         ProgressEvent ev = {.stage = "ema", .line = "eval: the moving average of the weights"};

@@ -14,6 +14,7 @@
 
 #include "app/eval.h"
 #include "app/sample.h"
+#include "app/sampler_words.h"
 #include "app/train_job.h"
 #include "core/common.h"
 #include "io/fileio.h"
@@ -64,6 +65,8 @@ typedef struct {
     char judge_path[1024];
     cJSON *stages; /* stages.json: {"stages": [{name, what, seconds, finished, blas_kernel}]} */
     double t_start, done_work, done_seconds;
+    SamplerChoice sampler; /* of the samples and evaluations */
+    int nfe;               /* its network passes per image */
 } Ctx;
 
 static void path_in(char *dst, size_t cap, const Ctx *x, const char *rel) {
@@ -101,9 +104,11 @@ static const char *STAGE_NAMES[N_STAGES] = {"part1", "eval1", "part2", "samples2
                                             "part3", "samples3", "eval3", "report"};
 static const int STAGE_PART[N_STAGES] = {1, 1, 2, 2, 2, 3, 3, 3, 0}; /* 0: every part */
 
-/* Forward multiply-adds per image of the profile's three models. */
+/* Forward multiply-adds per image of the profile's three models, and the network passes
+ * of a drawn image. */
 typedef struct {
     double den, tm, cm;
+    int nfe;
 } ProfileMacs;
 
 /* Multiply-adds of a stage (a training step counts three forwards). */
@@ -111,16 +116,16 @@ static double stage_work(const ReproduceProfile *p, const ProfileMacs *pm, Stage
     const double den = pm->den, tm = pm->tm, cm = pm->cm;
     double den_imgs = (double)(p->den.subset ? p->den.subset : 60000) * p->den.epochs;
     double dm_imgs = (double)(p->dm.subset ? p->dm.subset : 60000) * p->dm.epochs;
-    const int T = p->dm.T;
+    const int nfe = pm->nfe; /* network passes per drawn image */
     switch (s) {
     case ST_PART1: return 3 * den * den_imgs;
     case ST_PART2: return 3 * tm * dm_imgs;
     case ST_PART3: return 3 * cm * dm_imgs;
-    case ST_SAMPLES2: return tm * T * p->sample_n;
-    case ST_SAMPLES3: return 2 * cm * T * (10.0 * p->per_digit + 4 + 10.0 * p->sweep_per_digit * p->n_sweep);
+    case ST_SAMPLES2: return tm * nfe * p->sample_n;
+    case ST_SAMPLES3: return 2 * cm * nfe * (10.0 * p->per_digit + 4 + 10.0 * p->sweep_per_digit * p->n_sweep);
     case ST_EVAL1: return den * p->eval_n_test * 7; /* the default noise levels */
-    case ST_EVAL2: return tm * T * p->eval_n;
-    case ST_EVAL3: return 2 * cm * T * (double)p->eval_n * p->n_eval_guidance;
+    case ST_EVAL2: return tm * nfe * p->eval_n;
+    case ST_EVAL3: return 2 * cm * nfe * (double)p->eval_n * p->n_eval_guidance;
     default: return 0;
     }
 }
@@ -248,6 +253,7 @@ static int run_samples(Ctx *x, StageId s) {
     if (make_dirs(dir) != 0) return -1;
     SampleJob j;
     sample_job_defaults(&j);
+    j.sampler = x->sampler;
     if (s == ST_SAMPLES2) {
         j.n = p->sample_n;
         return run_sample(x, "part2", &j, "samples/part2-samples.png", "samples/part2-reverse.gif",
@@ -258,9 +264,11 @@ static int run_samples(Ctx *x, StageId s) {
                    "samples/part3-digits.idx") != 0)
         return -1;
     sample_job_defaults(&j);
+    j.sampler = x->sampler;
     j.text = "2026";
     if (run_sample(x, "part3", &j, "samples/part3-text.png", NULL, NULL) != 0) return -1;
     sample_job_defaults(&j);
+    j.sampler = x->sampler;
     j.per_digit = p->sweep_per_digit;
     memcpy(j.sweep, p->sweep, (size_t)p->n_sweep * sizeof(float));
     j.n_sweep = p->n_sweep;
@@ -284,6 +292,7 @@ static int run_eval(Ctx *x, const char *run, const char *json, int n, int guided
     e.json = path;
     e.n_test = p->eval_n_test;
     if (n > 0) {
+        e.sampler = x->sampler;
         e.n = n;
         e.n_train = p->eval_n_train;
     }
@@ -390,6 +399,7 @@ static int record_new(const Ctx *x, const char *path) {
     snprintf(buf, sizeof buf, "%s (kernel %s)", openblas_get_config(), openblas_get_corename());
     cJSON_AddStringToObject(m, "blas", buf);
     cJSON_AddNumberToObject(j, "guidance", 5);
+    cJSON_AddStringToObject(j, "sampler", sampler_words_kind(x->sampler.kind));
     cJSON_AddItemToObject(j, "sweep", float_list_json(p->sweep, p->n_sweep));
     cJSON_AddItemToObject(j, "eval_guidance", float_list_json(p->eval_guidance, p->n_eval_guidance));
     int rc = json_save(path, j);
@@ -461,7 +471,7 @@ static int run_stages(Ctx *x) {
     double work[N_STAGES], remaining = 0;
     const ProfileMacs pm = {model_macs(UNET_DENOISER, x->p->den.width),
                             model_macs(UNET_TIME, x->p->dm.width),
-                            model_macs(UNET_CLASS, x->p->dm.width)};
+                            model_macs(UNET_CLASS, x->p->dm.width), x->nfe};
     for (int s = 0; s < N_STAGES; s++) {
         work[s] = stage_work(x->p, &pm, (StageId)s);
         if (j->parts[STAGE_PART[s]] && !stage_done(x, STAGE_NAMES[s])) remaining += work[s];
@@ -492,6 +502,19 @@ static int run_stages(Ctx *x) {
     return 0;
 }
 
+/* The sampler of the samples and evaluations, checked against the profile's schedule before
+ * anything is trained, and its network passes per image. */
+static int choose_sampler(Ctx *x) {
+    x->sampler = x->job->sampler ? *x->job->sampler : x->p->sampler;
+    Schedule s;
+    if (schedule_init(&s, x->p->dm.T, SCHEDULE_DEFAULT_BETA_START, x->p->dm.beta_end) != 0) return -1;
+    SampleRequest req = {0};
+    int rc = sampler_choose(&req, &s, &x->sampler);
+    if (rc == 0) x->nfe = sampler_nfe(&s, &req);
+    schedule_free(&s);
+    return rc;
+}
+
 int app_reproduce(const ReproduceJob *job, const Progress *p, ReproduceResult *res) {
     Ctx x;
     memset(&x, 0, sizeof x);
@@ -502,6 +525,7 @@ int app_reproduce(const ReproduceJob *job, const Progress *p, ReproduceResult *r
     memset(res, 0, sizeof *res);
     res->failed_job = "reproduce";
     if (strlen(job->out) > 200) return err_set("%.40s...: the directory's name is longer than 200 bytes", job->out);
+    if (choose_sampler(&x) != 0) return -1;
     if (job->judge) snprintf(x.judge_path, sizeof x.judge_path, "%s", job->judge);
     else if (x.p->judge_local) snprintf(x.judge_path, sizeof x.judge_path, "%s/judge.safetensors", job->out);
     if (open_reproduction(&x) != 0) {

@@ -6,6 +6,7 @@
 #define DDPM_APP_REPRODUCE_H
 
 #include "core/progress.h"
+#include "diffusion/sampler.h"
 
 #define REPRODUCE_MAX_LIST 8
 
@@ -33,6 +34,7 @@ typedef struct {
     float sweep[REPRODUCE_MAX_LIST];          /* Part 3's sweep: guidance scales */
     int n_sweep;
     int judge_local; /* train a throwaway judge inside OUT (tiny: never touch the cache) */
+    SamplerChoice sampler; /* Parts 2 and 3's samples and evaluations (zero: DDPM, all T) */
 } ReproduceProfile;
 
 /* "full", "quick" or "tiny"; NULL for another name. */
@@ -45,6 +47,7 @@ typedef struct {
     const char *judge;        /* judge weights, or NULL: its cache (judge_local: OUT's own) */
     int parts[4];             /* parts[k]: run the stages of part k (1..3) */
     int threads;
+    const SamplerChoice *sampler; /* the samples' and evaluations' sampler; NULL: the profile's */
     int train_status_line;    /* training: a status line redrawn in place (a terminal) */
     int judge_status_line;    /* the judge's training likewise */
     long fault_stop_at;       /* test hook for the training stages that start fresh */

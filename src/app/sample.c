@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app/files.h"
+#include "app/sampler_words.h"
 #include "core/common.h"
 #include "core/pixel.h"
 #include "data/idx.h"
@@ -82,6 +83,9 @@ static int sample_setup(SampleRun *r) {
     if (schedule_init_kind(&r->s, sk, T, b0, b1) != 0) return -1;
     if (sampler_choose(&r->base, &r->s, &j->sampler) != 0) return -1;
     r->K = sampler_steps(&r->s, &r->base);
+    char desc[160];
+    sampler_words_describe(&r->base, &r->s, desc, sizeof desc);
+    progress_log(r->p, "sampling: %s\n", desc);
     r->n = j->n;
     r->cols = 10;
     if (r->cls) {
@@ -123,8 +127,8 @@ static int sample_draw(SampleRun *r, int k) {
     double t0 = now_seconds();
     ddpm_sample(&r->m, &r->s, &rng, &req, r->imgs);
     double dt = now_seconds() - t0;
-    progress_log(r->p, "%d samples in %.1f s (%.2f img/s, %d %s steps%s)\n", n, dt, n / dt, r->K,
-                 r->base.ddim_steps ? "DDIM" : "DDPM",
+    progress_log(r->p, "%d samples in %.1f s (%.2f img/s, %d %s steps, %d NFE%s)\n", n, dt, n / dt,
+                 r->K, sampler_words_title(&r->base), sampler_nfe(&r->s, &r->base),
                  r->cls && g != 0.0f && g != 1.0f ? ", guided: 2 forward images per sample" : "");
     char path[1024], title[160];
     if (j->n_sweep) {
@@ -141,8 +145,11 @@ static int sample_draw(SampleRun *r, int k) {
         if (r->cls)
             snprintf(title, sizeof title, "Samples of %s %s, guidance %g", j->digit >= 0 ? "one" : "every",
                      r->ds == DATASET_MNIST ? "digit" : "class", (double)g);
+        else if (r->base.ddim_steps)
+            snprintf(title, sizeof title, "Samples from pure noise, %s %d steps",
+                     sampler_words_title(&r->base), r->K);
         else
-            snprintf(title, sizeof title, r->base.ddim_steps ? "Samples from pure noise, DDIM %d steps" : "Samples from pure noise, T=%d", r->K);
+            snprintf(title, sizeof title, "Samples from pure noise, T=%d", r->K);
         if (write_grid(path, r->imgs, n, r->cols, r->labels, r->grid_per_digit, title, r->ds) != 0) return -1;
     }
     progress_out(r->p, "wrote %s\n", path);

@@ -3,15 +3,16 @@
 #include <unistd.h>
 
 #include "app/eval.h"
-#include "app/sampler_words.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/sampler_opts.h"
 #include "core/common.h"
 #include "eval/evaluate.h"
 
 static const char *HEAD =
     "Usage: ddpm eval --ckpt FILE [--n N] [--guidance G,G,..] [--sigmas S,S,..] [--json FILE]\n"
+    "                 [--sampler ddpm|ddim|dpmpp2m|dpmpp2m-sde|dpmpp3m] [--steps K] [--spacing S]\n"
     "       ddpm eval --samples FILE.idx [--labels FILE.idx] [--json FILE]\n"
     "       ddpm eval --judge-only\n"
     "\n"
@@ -23,7 +24,10 @@ static const char *HEAD =
     "diversity within each digit relative to real digits, and memorisation (distance to the\n"
     "nearest training image); beside them the real-data floor (training images in place of\n"
     "samples). --ckpt draws N samples from a time or class model (class: digits 0-9 in turn,\n"
-    "one column per guidance scale); for a denoiser it reports the test MSE and PSNR per sigma.\n"
+    "one column per guidance scale) with --sampler (DDPM over all T steps by default; the\n"
+    "others in K steps, NFE = K network passes per image, a guided pair counted once); for a\n"
+    "denoiser it reports the test MSE and PSNR per sigma. The JSON records the sampler, steps,\n"
+    "NFE, spacing and the seconds each column's sampling took.\n"
     "--samples reads images (N, 28, 28) from an IDX file, --labels the requested digits (N).\n"
     "Definitions: docs/EVAL.md.";
 
@@ -78,11 +82,8 @@ int cmd_eval(int argc, char **argv) {
         {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"batch", OPT_INT, &j.batch, "--ckpt: images per forward pass (default 128)", 2, 65536, 0},
         {"no-ema", OPT_FLAG, &no_ema, "--ckpt: the trained weights, not their moving average", 0, -1, 0},
-        {"sampler", OPT_STR, &w.name, "--ckpt: ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
-        {"steps", OPT_INT, &w.steps, "--ckpt, ddim: reverse steps (default 50)", 1, 100000, 0},
-        {"eta", OPT_FLOAT, &w.eta, "--ckpt, ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
-        {"clip", OPT_FLAG, &w.clip, "--ckpt, ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
-        {"spacing", OPT_STR, &w.spacing, "--ckpt, ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
+        CLI_SAMPLER_OPTS(w, "--ckpt, "),
+        {"steps", OPT_INT, &w.steps, "--ckpt, " CLI_SAMPLER_STEPS_HELP, 1, 100000, 0},
     };
     int no = (int)(sizeof opts / sizeof opts[0]);
     int r = args_parse(argc, argv, 2, opts, no, HEAD);

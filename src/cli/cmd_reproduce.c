@@ -8,11 +8,14 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/sampler_opts.h"
 #include "core/common.h"
+#include "diffusion/schedule.h"
 
 static const char *HEAD =
     "Usage: ddpm reproduce [--quick | --profile full|quick|tiny] [--out DIR] [--data DIR]\n"
     "                      [--parts LIST] [--threads N] [--judge FILE] [--no-progress]\n"
+    "                      [--sampler ddpm|ddim|dpmpp2m|dpmpp2m-sde|dpmpp3m] [--steps K] [--spacing S]\n"
     "\n"
     "Trains the three models of the write-up (Part 1 denoiser, Part 2 time-conditioned DDPM,\n"
     "Part 3 digit-conditioned DDPM with guidance), samples from them (grids, the reverse\n"
@@ -25,7 +28,9 @@ static const char *HEAD =
     "are skipped and a stopped training run resumes from its checkpoint. --parts runs the\n"
     "stages of some parts only (train, sample, evaluate), e.g. one part per sitting on a\n"
     "machine that cannot run for hours; the page shows what has been done so far and is\n"
-    "complete once every part has run in the same --out.";
+    "complete once every part has run in the same --out. --sampler and its options (as in\n"
+    "ddpm sample) choose how Parts 2 and 3 are sampled and evaluated (default the profile's:\n"
+    "DDPM over all T steps); NFE = K network passes per image, a guided pair counted once.";
 
 /* --parts into job->parts. Returns 0, or 2 after the message. */
 static int parse_parts(ReproduceJob *job, const char *parts) {
@@ -39,6 +44,26 @@ static int parse_parts(ReproduceJob *job, const char *parts) {
         }
         job->parts[plist[i]] = 1;
     }
+    return 0;
+}
+
+/* The sampler options, when any is given, into *c for job->sampler (the words without
+ * --sampler apply to the profile's sampler), checked against the profile's schedule.
+ * Returns 0, or 1 after the message. */
+static int parse_sampler(ReproduceJob *job, SamplerChoice *c, SamplerWords *w, Opt *opts, int no) {
+    const char *names[] = {"sampler", "steps", "eta", "clip", "spacing"};
+    int any = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) any |= args_find(opts, no, names[i])->seen;
+    if (!any) return 0;
+    if (!w->name) w->name = sampler_words_kind(job->profile->sampler.kind);
+    Schedule s;
+    if (schedule_init(&s, job->profile->dm.T, SCHEDULE_DEFAULT_BETA_START, job->profile->dm.beta_end) != 0)
+        return cli_fail("reproduce", 1);
+    SampleRequest req = {0};
+    int rc = sampler_words_choose(&req, &s, w);
+    schedule_free(&s);
+    if (rc != 0 || sampler_words_parse(c, w) != 0) return cli_fail("reproduce", 1);
+    job->sampler = c;
     return 0;
 }
 
@@ -65,6 +90,8 @@ int cmd_reproduce(int argc, char **argv) {
     const char *profile = NULL, *out = NULL, *device = "cpu", *parts = "1,2,3";
     int quick = 0, no_progress = 0;
     ReproduceJob job = {.threads = 2};
+    SamplerWords w = {NULL, 0, -1.0f, 0, NULL};
+    SamplerChoice sampler;
     Opt opts[] = {
         {"quick", OPT_FLAG, &quick, "the quick profile (same as --profile quick)", 0, -1, 0},
         {"profile", OPT_STR, &profile, "full (default), quick or tiny", 0, -1, 0},
@@ -74,6 +101,8 @@ int cmd_reproduce(int argc, char **argv) {
         {"threads", OPT_INT, &job.threads, "CPU threads (default 2)", 1, 1024, 0},
         {"judge", OPT_STR, &job.judge, "judge weights for ddpm eval (default: its cache)", 0, -1, 0},
         {"device", OPT_STR, &device, "cpu (the only backend of this build)", 0, -1, 0},
+        CLI_SAMPLER_OPTS(w, ""),
+        {"steps", OPT_INT, &w.steps, CLI_SAMPLER_STEPS_HELP, 1, 100000, 0},
         {"no-progress", OPT_FLAG, &no_progress, "plain log lines instead of status lines", 0, -1, 0},
         {"fault-stop-at", OPT_LONG, &job.fault_stop_at, NULL, 1, 1e15, 0},
     };
@@ -96,6 +125,7 @@ int cmd_reproduce(int argc, char **argv) {
         err_set("--profile: unknown profile '%s' (expected full, quick or tiny)", profile);
         return cli_fail("reproduce", 2);
     }
+    if ((r = parse_sampler(&job, &sampler, &w, opts, no)) != 0) return r;
     char default_out[64], command[1600] = "ddpm";
     snprintf(default_out, sizeof default_out, "reproduce-%s", job.profile->name);
     job.out = out ? out : default_out;

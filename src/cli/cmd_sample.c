@@ -4,18 +4,22 @@
 #include <string.h>
 
 #include "app/sample.h"
-#include "app/sampler_words.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/sampler_opts.h"
 #include "core/common.h"
 #include "train/trained_with.h"
 
 static const char *HEAD =
     "Usage: ddpm sample --ckpt FILE [--n N] [--seed S] [--out FILE.png] [--idx FILE] [--gif FILE]\n"
     "                   [--digit K | --per-digit K | --text DIGITS] [--guidance G] [--sweep G,G,..]\n"
+    "                   [--sampler ddpm|ddim|dpmpp2m|dpmpp2m-sde|dpmpp3m] [--steps K] [--spacing S]\n"
     "\n"
-    "Runs the DDPM reverse process from pure noise. Time models: N samples in a grid.\n"
+    "Runs the reverse process from pure noise: the SPEC's DDPM over all T steps, or in K\n"
+    "steps DDIM or a DPM-Solver++ (each step one network pass: NFE = K per image; with\n"
+    "guidance the conditional and unconditional pass are one batched pass, counted once).\n"
+    "Time models: N samples in a grid.\n"
     "Class models: --digit K draws N samples of digit K; otherwise a grid with --per-digit\n"
     "samples of every digit (rows 0 to 9); --text 2026 writes that number in generated\n"
     "digits as one image. Guidance: eps = eps_u + G (eps_c - eps_u). --sweep writes one grid\n"
@@ -64,11 +68,8 @@ int cmd_sample(int argc, char **argv) {
         {"guidance", OPT_FLOAT, &j.guidance, "class: guidance scale gamma (default 5)", -100, 100, 0},
         {"sweep", OPT_STR, &sweep_s, "class: one grid per guidance scale, e.g. 0,1,2,3,5", 0, -1, 0},
         {"no-ema", OPT_FLAG, &no_ema, "use the trained weights, not their moving average (when the file has one)", 0, -1, 0},
-        {"sampler", OPT_STR, &w.name, "ddpm (the SPEC's, all T steps; default) or ddim", 0, -1, 0},
-        {"steps", OPT_INT, &w.steps, "ddim: reverse steps (default 50)", 1, 100000, 0},
-        {"eta", OPT_FLOAT, &w.eta, "ddim: noise per step, 0 deterministic (default) to 1", 0, 1, 0},
-        {"clip", OPT_FLAG, &w.clip, "ddim: clip the predicted clean image to [0, 1] at each step", 0, -1, 0},
-        {"spacing", OPT_STR, &w.spacing, "ddim: uniform (default), quadratic (denser near the clean end) or trailing (no step at t = 0)", 0, -1, 0},
+        CLI_SAMPLER_OPTS(w, ""),
+        {"steps", OPT_INT, &w.steps, CLI_SAMPLER_STEPS_HELP, 1, 100000, 0},
         {"threads", OPT_INT, &j.threads, "CPU threads (default 2)", 1, 1024, 0},
         {"device", OPT_STR, &j.device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"batch", OPT_INT, &j.batch, "images per forward pass (default 128)", 2, 65536, 0},

@@ -22,7 +22,8 @@ int cli_fail(const char *cmd, int status) {
     return status;
 }
 
-/* "sampling: NN%" redrawn every 10%; a count of 0 starts a new draw. */
+/* "sampling: NN% (done of total network passes, seconds)" redrawn every 10%; a count of 0
+ * starts a new draw. */
 static void sampling_line(CliOutput *o, long done, long total) {
     if (done == 0) {
         o->t0 = now_seconds();
@@ -32,7 +33,9 @@ static void sampling_line(CliOutput *o, long done, long total) {
     int pct = (int)(100.0 * done / total);
     if (pct != o->last_pct && (pct % 10 == 0 || done == total)) {
         o->last_pct = pct;
-        fprintf(stderr, "\rsampling: %3d%%  (%.0f s)", pct, now_seconds() - o->t0);
+        /* the count is of batched network passes (chunks x NFE) */
+        fprintf(stderr, "\rsampling: %3d%%  (%ld of %ld network passes, %.0f s)", pct, done, total,
+                now_seconds() - o->t0);
         if (done == total) fprintf(stderr, "\n");
     }
 }

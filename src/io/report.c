@@ -320,6 +320,15 @@ static void eval_table(Buf *b, const char *dir, const char *rel, const char *tit
     if (isfinite(acc))
         printf_(b, "<p class=\"note\">Judge: an MNIST classifier trained by ddpm, %.2f%% test "
                    "accuracy. Definitions of every column: docs/EVAL.md.</p>\n", 100 * acc);
+    /* "sampler" held this description before it became the sampler's word */
+    const char *sd = str(j, "sampler_description") ? str(j, "sampler_description") : str(j, "sampler");
+    if (sd) {
+        puts_(b, "<p class=\"note\">Sampler: ");
+        esc(b, sd);
+        if (isfinite(num(j, "nfe")))
+            printf_(b, " (%.0f network passes per image)", num(j, "nfe"));
+        puts_(b, ".</p>\n");
+    }
     cJSON_Delete(j);
 }
 
