@@ -358,7 +358,8 @@ static void test_sampler_words_solvers(void **state) {
     assert_int_equal(q.ddim_steps, 20);
     assert_int_equal(q.solver, 1 + SOLVER_DPMPP_2M);
     assert_int_equal(q.ddim_spacing, DDIM_SPACING_LOGSNR);
-    assert_string_equal(sampler_name(&q), "dpmpp2m");
+    assert_string_equal(sampler_words_name(&q), "dpmpp2m");
+    assert_string_equal(sampler_title(&q), "DPM-Solver++(2M)");
     assert_string_equal(sampler_words_spacing(&q), "logsnr");
     sampler_words_describe(&q, &s, desc, sizeof desc);
     assert_string_equal(desc, "DPM-Solver++(2M), 20 steps (20 NFE), log-SNR spacing");

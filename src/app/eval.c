@@ -243,7 +243,7 @@ static int model_setup(EvalRun *r, int *denoiser) {
     if (sampler_choose(&r->sampler, &r->sched, &j->sampler) != 0) return -1;
     char sdesc[160];
     sampler_describe(&r->sampler, &r->sched, sdesc, sizeof sdesc);
-    cJSON_AddStringToObject(r->doc, "sampler", sampler_name(&r->sampler));
+    cJSON_AddStringToObject(r->doc, "sampler", sampler_words_name(&r->sampler));
     cJSON_AddStringToObject(r->doc, "sampler_description", sdesc);
     cJSON_AddNumberToObject(r->doc, "steps", sampler_steps(&r->sched, &r->sampler));
     cJSON_AddNumberToObject(r->doc, "nfe", sampler_nfe(&r->sched, &r->sampler));

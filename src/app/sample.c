@@ -128,7 +128,7 @@ static int sample_draw(SampleRun *r, int k) {
     ddpm_sample(&r->m, &r->s, &rng, &req, r->imgs);
     double dt = now_seconds() - t0;
     progress_log(r->p, "%d samples in %.1f s (%.2f img/s, %d %s steps, %d NFE%s)\n", n, dt, n / dt,
-                 r->K, sampler_words_title(&r->base), sampler_nfe(&r->s, &r->base),
+                 r->K, sampler_title(&r->base), sampler_nfe(&r->s, &r->base),
                  r->cls && g != 0.0f && g != 1.0f ? ", guided: 2 forward images per sample" : "");
     char path[1024], title[160];
     if (j->n_sweep) {
@@ -147,7 +147,7 @@ static int sample_draw(SampleRun *r, int k) {
                      r->ds == DATASET_MNIST ? "digit" : "class", (double)g);
         else if (r->base.ddim_steps)
             snprintf(title, sizeof title, "Samples from pure noise, %s %d steps",
-                     sampler_words_title(&r->base), r->K);
+                     sampler_title(&r->base), r->K);
         else
             snprintf(title, sizeof title, "Samples from pure noise, T=%d", r->K);
         if (write_grid(path, r->imgs, n, r->cols, r->labels, r->grid_per_digit, title, r->ds) != 0) return -1;

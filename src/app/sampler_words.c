@@ -74,6 +74,12 @@ const char *sampler_words_kind(SamplerKind kind) {
     return "?";
 }
 
+const char *sampler_words_name(const SampleRequest *req) {
+    return sampler_words_kind(req->solver ? (SamplerKind)(SAMPLER_DPMPP_2M + req->solver - 1)
+                              : req->ddim_steps > 0 ? SAMPLER_DDIM
+                                                    : SAMPLER_DDPM);
+}
+
 const char *sampler_words_spacing(const SampleRequest *req) {
     if (!req->ddim_steps) return NULL;
     int i = (int)req->ddim_spacing;
@@ -87,11 +93,4 @@ void sampler_words_describe(const SampleRequest *req, const Schedule *s, char *b
     const char *at = strstr(d, " steps");
     int head = at ? (int)(at - d) + 6 : (int)strlen(d);
     snprintf(buf, size, "%.*s (%d NFE)%s", head, d, sampler_nfe(s, req), d + head);
-}
-
-const char *sampler_words_title(const SampleRequest *req) {
-    static const char *const solvers[] = {"DPM-Solver++(2M)", "DPM-Solver++(2M) SDE",
-                                          "DPM-Solver++(3M)"};
-    if (req->solver >= 1 && req->solver <= 3) return solvers[req->solver - 1];
-    return req->ddim_steps > 0 ? "DDIM" : "DDPM";
 }

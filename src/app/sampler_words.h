@@ -34,8 +34,9 @@ int sampler_words_parse(SamplerChoice *out, const SamplerWords *w);
  * the steps is prefixed with "--steps N: ". */
 int sampler_words_choose(SampleRequest *req, const Schedule *s, const SamplerWords *w);
 
-/* The --sampler word of a kind ("ddpm", "dpmpp2m", ...). */
+/* The --sampler word of a kind ("ddpm", "dpmpp2m", ...), and of a chosen request. */
 const char *sampler_words_kind(SamplerKind kind);
+const char *sampler_words_name(const SampleRequest *req);
 /* The --spacing word of a chosen request ("uniform", ..., "logsnr"); NULL for DDPM, which
  * visits every step. */
 const char *sampler_words_spacing(const SampleRequest *req);
@@ -43,7 +44,5 @@ const char *sampler_words_spacing(const SampleRequest *req);
 /* The sampler's line for logs: sampler_describe with the network passes after the steps,
  * e.g. "DPM-Solver++(2M), 20 steps (20 NFE), log-SNR spacing". */
 void sampler_words_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size);
-/* The sampler's short name for a count of steps: "DDPM", "DDIM", "DPM-Solver++(2M)", ... */
-const char *sampler_words_title(const SampleRequest *req);
 
 #endif

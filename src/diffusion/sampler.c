@@ -18,9 +18,11 @@ int sampler_steps(const Schedule *s, const SampleRequest *req) {
 
 int sampler_nfe(const Schedule *s, const SampleRequest *req) { return sampler_steps(s, req); }
 
-const char *sampler_name(const SampleRequest *req) {
-    if (req->solver) return solver_kind_name((SolverKind)(req->solver - 1));
-    return req->ddim_steps > 0 ? "ddim" : "ddpm";
+const char *sampler_title(const SampleRequest *req) {
+    static const char *const solvers[] = {"DPM-Solver++(2M)", "DPM-Solver++(2M) SDE",
+                                          "DPM-Solver++(3M)"};
+    if (req->solver >= 1 && req->solver <= 3) return solvers[req->solver - 1];
+    return req->ddim_steps > 0 ? "DDIM" : "DDPM";
 }
 
 static const char *spacing_words(DdimSpacing sp) {
@@ -70,9 +72,7 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
         return;
     }
     if (req->solver) {
-        static const char *const names[] = {"DPM-Solver++(2M)", "DPM-Solver++(2M) SDE",
-                                            "DPM-Solver++(3M)"};
-        snprintf(buf, size, "%s, %d steps%s%s", names[req->solver - 1], req->ddim_steps,
+        snprintf(buf, size, "%s, %d steps%s%s", sampler_title(req), req->ddim_steps,
                  req->ddim_clip ? ", x0 clipped" : "", spacing_words(req->ddim_spacing));
         return;
     }

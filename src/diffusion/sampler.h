@@ -56,8 +56,8 @@ int sampler_steps(const Schedule *s, const SampleRequest *req);
 /* Network evaluations per image: one per step, for every sampler (with guidance the
  * conditional and unconditional predictions are one batched pass, counted once). */
 int sampler_nfe(const Schedule *s, const SampleRequest *req);
-/* The sampler's word as on the command line: "ddpm", "ddim", "dpmpp2m", ... */
-const char *sampler_name(const SampleRequest *req);
+/* The sampler's name for titles: "DDPM", "DDIM", "DPM-Solver++(2M)", ... */
+const char *sampler_title(const SampleRequest *req);
 
 /* Sets req's sampler from the choice, checked against the schedule's T. Returns 0, or -1
  * with err_msg() naming the quantity at fault. */

@@ -6,10 +6,6 @@
 
 #include "core/common.h"
 
-const char *solver_kind_name(SolverKind k) {
-    return k == SOLVER_DPMPP_2M_SDE ? "dpmpp2m-sde" : k == SOLVER_DPMPP_3M ? "dpmpp3m" : "dpmpp2m";
-}
-
 int solver_order(SolverKind k) { return k == SOLVER_DPMPP_3M ? 3 : 2; }
 
 int solver_needs_noise(SolverKind kind, int k, int K) {

@@ -25,7 +25,6 @@
 
 typedef enum { SOLVER_DPMPP_2M = 0, SOLVER_DPMPP_2M_SDE = 1, SOLVER_DPMPP_3M = 2 } SolverKind;
 
-const char *solver_kind_name(SolverKind k); /* "dpmpp2m", "dpmpp2m-sde", "dpmpp3m" */
 /* The highest order of a kind: 2 or 3. */
 int solver_order(SolverKind k);
 
