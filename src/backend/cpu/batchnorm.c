@@ -175,6 +175,36 @@ static void backward_train_across(const OpsCtx *ctx, float *dx, float *dgamma, f
         channel_dx(dx, dy, x, mean[ch], rstd[ch], gamma[ch], v[ch], v[c + ch], m, n, c, hw, ch, 1);
 }
 
+/* Pass 1 of bn_gelu's backward for channel ch: the BatchNorm output recomputed from x and the
+ * saved statistics (a = gamma rstd, b = beta - mean a), the gradient g at it through GELU
+ * written to dx, and the sums of g and of g (x - mean) in double. */
+static void gelu_grad_sums(float *dx, const float *dy, const float *x, const float *mean,
+                           const float *rstd, const float *gamma, const float *beta, int n, int c,
+                           int hw, int ch, double *sdy_out, double *sdyx_out) {
+    const float a = gamma[ch] * rstd[ch], b = beta[ch] - mean[ch] * a;
+    const double mu = mean[ch];
+    double sdy = 0.0, sdyx = 0.0;
+    for (int i = 0; i < n; i++) {
+        size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+        const float *v = x + off, *d = dy + off;
+        float *g = dx + off;
+        double p0 = 0.0, p1 = 0.0;
+#pragma omp simd reduction(+ : p0, p1)
+        for (int q = 0; q < hw; q++) {
+            float cdf, pdf, yv = v[q] * a + b;
+            gaussian_cdf_pdf(yv, &cdf, &pdf);
+            float gq = d[q] * (cdf + yv * pdf);
+            g[q] = gq;
+            p0 += gq;
+            p1 += (double)gq * ((double)v[q] - mu);
+        }
+        sdy += p0;
+        sdyx += p1;
+    }
+    *sdy_out = sdy;
+    *sdyx_out = sdyx;
+}
+
 /* Backward of bn_gelu: pass 1 writes the gradient g at BatchNorm's output into dx and sums it
  * locally, the sums go across, pass 2 turns dx into the gradient at x. */
 static void bn_gelu_backward_across(const OpsCtx *ctx, float *dx, float *dgamma, float *dbeta,
@@ -184,26 +214,8 @@ static void bn_gelu_backward_across(const OpsCtx *ctx, float *dx, float *dgamma,
     double v[2 * c + 1]; /* (C) sums of g, (C) sums of g (x - mean), the value count */
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
-        const float a = gamma[ch] * rstd[ch], b = beta[ch] - mean[ch] * a;
-        const double mu = mean[ch];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int i = 0; i < n; i++) {
-            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            const float *xv = x + off, *d = dy + off;
-            float *g = dx + off;
-            double p0 = 0.0, p1 = 0.0;
-#pragma omp simd reduction(+ : p0, p1)
-            for (int q = 0; q < hw; q++) {
-                float cdf, pdf, yv = xv[q] * a + b;
-                gaussian_cdf_pdf(yv, &cdf, &pdf);
-                float gq = d[q] * (cdf + yv * pdf);
-                g[q] = gq;
-                p0 += gq;
-                p1 += (double)gq * ((double)xv[q] - mu);
-            }
-            sdy += p0;
-            sdyx += p1;
-        }
+        double sdy, sdyx;
+        gelu_grad_sums(dx, dy, x, mean, rstd, gamma, beta, n, c, hw, ch, &sdy, &sdyx);
         v[ch] = sdy;
         v[c + ch] = sdyx;
         if (dgamma) dgamma[ch] += (float)(sdyx * (double)rstd[ch]);
@@ -362,26 +374,9 @@ void cpu_bn_gelu_backward_train(const OpsCtx *ctx, float *dx, float *dgamma, flo
     const double m = (double)n * (double)hw;
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static)
     for (int ch = 0; ch < c; ch++) {
-        const float a = gamma[ch] * rstd[ch], b = beta[ch] - mean[ch] * a;
         const double mu = mean[ch], r = rstd[ch];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int i = 0; i < n; i++) {
-            size_t off = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            const float *v = x + off, *d = dy + off;
-            float *g = dx + off;
-            double p0 = 0.0, p1 = 0.0;
-#pragma omp simd reduction(+ : p0, p1)
-            for (int q = 0; q < hw; q++) {
-                float cdf, pdf, yv = v[q] * a + b;
-                gaussian_cdf_pdf(yv, &cdf, &pdf);
-                float gq = d[q] * (cdf + yv * pdf);
-                g[q] = gq;
-                p0 += gq;
-                p1 += (double)gq * ((double)v[q] - mu);
-            }
-            sdy += p0;
-            sdyx += p1;
-        }
+        double sdy, sdyx;
+        gelu_grad_sums(dx, dy, x, mean, rstd, gamma, beta, n, c, hw, ch, &sdy, &sdyx);
         if (dgamma) dgamma[ch] += (float)(sdyx * r);
         if (dbeta) dbeta[ch] += (float)sdy;
         double gr = (double)gamma[ch] * r;
