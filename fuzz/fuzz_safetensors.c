@@ -1,7 +1,8 @@
 /* libFuzzer harness for the safetensors reader (src/io/safetensors.c) and what ddpm does with
- * a file it accepted: the digest check, every tensor's bytes through the typed reader, and the
- * configuration JSON in the metadata. An accepted file's tensors must tile its data section
- * exactly; everything else must be a clean error. */
+ * a file it accepted: the digest check, every tensor's bytes through the typed reader (and
+ * the float ones, F32, F16 and BF16, widened by the float reader), and the configuration JSON
+ * in the metadata. An accepted file's tensors must tile its data section exactly; everything
+ * else must be a clean error. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (safetensors_read(&f, e->name, e->dtype, buf, e->ndim, e->shape) != 0) abort();
         if (e->bytes && memcmp(buf, safetensors_data(&f, e), e->bytes) != 0) abort();
         free(buf);
+        if (e->dtype == ST_F32 || e->dtype == ST_F16 || e->dtype == ST_BF16) {
+            /* floats of every width widen through the one reader */
+            float *fl = malloc((e->bytes / safetensors_dtype_size(e->dtype) + 1) * sizeof(float));
+            if (safetensors_read_f32(&f, e->name, fl, e->ndim, e->shape) != 0) abort();
+            free(fl);
+        }
         if (safetensors_find(&f, e->name) != e) abort(); /* names are unique */
     }
     if (total != data_size) abort();

@@ -54,11 +54,15 @@ static ddpm_status open_options(ddpm_open_options *o, const ddpm_open_options *g
 }
 
 /* What the file says beyond the model: the schedule it was trained with (time and class
- * models), the data set its classes name, and whether it stores half precision. */
+ * models), the data set its classes name, whether it stores half precision, and whether
+ * an export's weights are moving averages. */
 static int open_trained_with(ddpm_model *h, const StFile *f) {
     if (trained_dataset_st(f, &h->ds) != 0) return -1;
     const char *dtype = safetensors_meta(f, "ddpm.dtype");
     h->half = dtype && (strcmp(dtype, "f16") == 0 || strcmp(dtype, "bf16") == 0);
+    /* an export holds the moving averages as its weights (ddpm.ema says so), not as "ema." */
+    const char *ema = safetensors_meta(f, "ddpm.ema");
+    if (ema && strcmp(ema, "1") == 0) h->used_ema = 1;
     if (h->net.kind == UNET_DENOISER) return 0;
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;

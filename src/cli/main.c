@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  denoise    apply a trained denoiser to test digits at several noise levels\n"
             "  eval       judge samples: FID, precision/recall, digit accuracy, diversity, memorisation\n"
             "  reproduce  the whole write-up: train Parts 1-3, sample, evaluate, write a report page\n"
+            "  export     inference-only weights for shipping: BatchNorm folded, half precision\n"
             "  bench      measure training throughput (images per second)\n"
             "  data       data fetch: download and verify the official MNIST files\n"
             "\n"
@@ -63,7 +64,7 @@ int main(int argc, char **argv) {
     } commands[] = {
         {"train", cmd_train, 1}, {"sample", cmd_sample, 1}, {"denoise", cmd_denoise, 1},
         {"eval", cmd_eval, 1},   {"bench", cmd_bench, 1},   {"reproduce", cmd_reproduce, 1},
-        {"data", cmd_data, 0},
+        {"export", cmd_export, 0}, {"data", cmd_data, 0},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(cmd, commands[i].name) != 0) continue;

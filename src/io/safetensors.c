@@ -25,10 +25,67 @@
 /* JSON numbers are doubles in cJSON: integers are exact up to 2^53. */
 #define ST_MAX_JSON_INT 9007199254740992.0
 
-static const char *const DTYPE_NAMES[] = {"F32", "I64", "U8"};
-static const size_t DTYPE_SIZES[] = {4, 8, 1};
+static const char *const DTYPE_NAMES[] = {"F32", "I64", "U8", "F16", "BF16"};
+static const size_t DTYPE_SIZES[] = {4, 8, 1, 2, 2};
+#define N_DTYPES ((int)(sizeof DTYPE_SIZES / sizeof DTYPE_SIZES[0]))
 
-static int dtype_valid(StDtype d) { return d >= ST_F32 && d <= ST_U8; }
+static int dtype_valid(StDtype d) { return (int)d >= 0 && (int)d < N_DTYPES; }
+
+const char *safetensors_dtype_name(StDtype d) { return dtype_valid(d) ? DTYPE_NAMES[d] : "?"; }
+size_t safetensors_dtype_size(StDtype d) { return dtype_valid(d) ? DTYPE_SIZES[d] : 0; }
+
+/* ---------------------------------------------------------------------------------------
+ * Half precision, by hand on the bits: no compiler's _Float16 or rounding mode involved. */
+
+static uint32_t f32_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static float f32_from_bits(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* v >> shift (1 <= shift <= 31), rounded to nearest with ties to even. */
+static uint32_t shift_round_even(uint32_t v, int shift) {
+    uint32_t q = v >> shift, rem = v & ((1u << shift) - 1), half = 1u << (shift - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+uint16_t safetensors_f32_to_f16(float x) {
+    const uint32_t u = f32_bits(x), sign = (u >> 16) & 0x8000, a = u & 0x7fffffff;
+    if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00);   /* NaN: a quiet one */
+    if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  /* >= 65520 rounds past 65504 */
+    if (a >= 0x38800000)                                      /* normal: 2^-14 and up */
+        /* rebias the exponent (127 -> 15); a carry out of the mantissa is the next binade */
+        return (uint16_t)(sign | shift_round_even(a - (112u << 23), 13));
+    if (a < 0x33000000) return (uint16_t)sign; /* below 2^-25, half the smallest subnormal */
+    /* subnormal: the value is m 2^(e - 150) = k 2^-24 with k = m 2^(e - 126) */
+    const uint32_t e = a >> 23, m = (a & 0x7fffff) | 0x800000;
+    return (uint16_t)(sign | shift_round_even(m, (int)(126 - e)));
+}
+
+float safetensors_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0x1f) return f32_from_bits(sign | 0x7f800000 | (m << 13)); /* inf, NaN */
+    if (e == 0) {
+        float v = (float)m * 0x1p-24f; /* zero or subnormal: exact */
+        return sign ? -v : v;
+    }
+    return f32_from_bits(sign | ((e + 112) << 23) | (m << 13));
+}
+
+uint16_t safetensors_f32_to_bf16(float x) {
+    const uint32_t u = f32_bits(x);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    /* rounding the low half away carries into the exponent, up to infinity, as it should */
+    return (uint16_t)(((uint64_t)u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+float safetensors_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
 
 /* Bytes of a tensor: prod(shape) * dtype size, or -1 on a negative dim or overflow. */
 static int tensor_bytes(StDtype dtype, int ndim, const int64_t *shape, uint64_t *bytes) {
@@ -235,7 +292,7 @@ static int json_to_u64(const cJSON *item, uint64_t *v) {
 }
 
 static int parse_dtype(const char *s, StDtype *d) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_DTYPES; i++)
         if (strcmp(s, DTYPE_NAMES[i]) == 0) {
             *d = (StDtype)i;
             return 0;
@@ -256,7 +313,7 @@ static int parse_entry(const char *fname, const cJSON *obj, uint64_t data_size, 
                        "\"data_offsets\"", fname, tn);
     if (parse_dtype(dt->valuestring, &e->dtype))
         return err_set("%s: tensor \"%s\" has dtype \"%.32s\", which is unknown or unsupported "
-                       "(this program reads F32, I64 and U8)", fname, tn, dt->valuestring);
+                       "(this program reads F32, F16, BF16, I64 and U8)", fname, tn, dt->valuestring);
     int ndim = cJSON_GetArraySize(sh);
     if (ndim > ST_MAX_DIMS)
         return err_set("%s: tensor \"%s\" has %d dimensions (at most %d supported)", fname, tn,
@@ -479,14 +536,16 @@ const StEntry *safetensors_find(const StFile *f, const char *name) {
     return NULL;
 }
 
-int safetensors_read(const StFile *f, const char *name, StDtype dtype, void *dst, int ndim,
-                     const int64_t *shape) {
-    const StEntry *e = safetensors_find(f, name);
+/* Whether the entry called name is of dtype (any float dtype when floats is set) and of
+ * exactly this shape: 0, or -1 with err_msg(). */
+static int entry_check(const StFile *f, const StEntry *e, const char *name, StDtype dtype,
+                       int floats, int ndim, const int64_t *shape) {
     if (!e) return err_set("%s: no tensor named \"%s\"", f->path, name);
     if (!dtype_valid(dtype)) return err_set("internal: invalid dtype %d", (int)dtype);
-    if (e->dtype != dtype)
-        return err_set("%s: tensor \"%s\" is %s, expected %s", f->path, name,
-                       DTYPE_NAMES[e->dtype], DTYPE_NAMES[dtype]);
+    int is_float = e->dtype == ST_F32 || e->dtype == ST_F16 || e->dtype == ST_BF16;
+    if (floats ? !is_float : e->dtype != dtype)
+        return err_set("%s: tensor \"%s\" is %s, expected %s%s", f->path, name,
+                       DTYPE_NAMES[e->dtype], DTYPE_NAMES[dtype], floats ? " (or F16, BF16)" : "");
     int same = e->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = e->shape[i] == shape[i];
     if (!same) {
@@ -495,13 +554,33 @@ int safetensors_read(const StFile *f, const char *name, StDtype dtype, void *dst
                        shape_str(a, sizeof a, e->ndim, e->shape),
                        shape_str(b, sizeof b, ndim, shape));
     }
+    return 0;
+}
+
+int safetensors_read(const StFile *f, const char *name, StDtype dtype, void *dst, int ndim,
+                     const int64_t *shape) {
+    const StEntry *e = safetensors_find(f, name);
+    if (entry_check(f, e, name, dtype, 0, ndim, shape) != 0) return -1;
     if (e->bytes) memcpy(dst, f->buf + f->data_start + e->offset, e->bytes);
     return 0;
 }
 
 int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim,
                          const int64_t *shape) {
-    return safetensors_read(f, name, ST_F32, dst, ndim, shape);
+    const StEntry *e = safetensors_find(f, name);
+    if (entry_check(f, e, name, ST_F32, 1, ndim, shape) != 0) return -1;
+    const unsigned char *src = f->buf + f->data_start + e->offset;
+    if (e->dtype == ST_F32) {
+        if (e->bytes) memcpy(dst, src, e->bytes);
+        return 0;
+    }
+    const size_t n = e->bytes / 2;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * i, sizeof h); /* the data is not necessarily 2-byte aligned */
+        dst[i] = e->dtype == ST_F16 ? safetensors_f16_to_f32(h) : safetensors_bf16_to_f32(h);
+    }
+    return 0;
 }
 
 const void *safetensors_data(const StFile *f, const StEntry *e) {

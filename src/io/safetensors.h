@@ -10,7 +10,21 @@
 
 #define ST_MAX_DIMS 8
 
-typedef enum { ST_F32 = 0, ST_I64, ST_U8 } StDtype;
+/* F16 is IEEE 754 binary16, BF16 the upper half of a float32 (bfloat16): ddpm export stores
+ * weights in them, and safetensors_read_f32 widens them to float. */
+typedef enum { ST_F32 = 0, ST_I64, ST_U8, ST_F16, ST_BF16 } StDtype;
+
+/* The dtype's name in the header ("F32", "I64", "U8", "F16", "BF16") and bytes per element. */
+const char *safetensors_dtype_name(StDtype d);
+size_t safetensors_dtype_size(StDtype d);
+
+/* float <-> half-precision bits, rounding to nearest with ties to even: subnormals kept
+ * (F16's smallest is 2^-24), values past the largest finite one (65504 for F16) become
+ * infinities of their sign, and NaN stays a (quiet) NaN. Widening is exact. */
+uint16_t safetensors_f32_to_f16(float x);
+float safetensors_f16_to_f32(uint16_t h);
+uint16_t safetensors_f32_to_bf16(float x);
+float safetensors_bf16_to_f32(uint16_t h);
 
 /* A tensor to write. */
 typedef struct {
@@ -51,8 +65,8 @@ int safetensors_open(const char *path, StFile *f);
 int safetensors_parse(const unsigned char *buf, size_t size, const char *name, StFile *f);
 void safetensors_close(StFile *f);
 const StEntry *safetensors_find(const StFile *f, const char *name);
-/* Copy a float32 tensor into dst after checking that it exists and has exactly this shape.
- * Returns 0 or -1 with err_msg(). */
+/* Copy a float tensor into dst as float32 after checking that it exists and has exactly this
+ * shape: F32 as it is, F16 and BF16 widened (exactly). Returns 0 or -1 with err_msg(). */
 int safetensors_read_f32(const StFile *f, const char *name, float *dst, int ndim,
                          const int64_t *shape);
 /* Copy a tensor of any dtype into dst (e->bytes bytes) after checking dtype and shape.

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/common.h"
+#include "model/fold.h"
 
 int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra, int n_extra_t,
                          const char *const *keys, const char *const *values, int n_extra) {
@@ -25,6 +26,15 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
         ts[i].data = host + (t->is_buffer ? m->n_params : 0) + t->offset;
     }
     for (int i = 0; i < n_extra_t; i++) ts[m->n_tensors + i] = extra[i];
+    int rc = checkpoint_write(m, path, ts, nt, keys, values, n_extra);
+    xfree(ts);
+    xfree(host);
+    return rc;
+}
+
+int checkpoint_write(const Unet *m, const char *path, const StTensor *ts, int nt,
+                     const char *const *keys, const char *const *values, int n_extra) {
+    DDPM_CHECK(nt >= 0 && n_extra >= 0);
     int has_format = 0;
     for (int i = 0; i < n_extra; i++) has_format |= strcmp(keys[i], CHECKPOINT_FORMAT_KEY) == 0;
     /* the options beyond the SPEC are written only when set: the SPEC model's files keep
@@ -51,8 +61,6 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     char *geom = gj ? cJSON_PrintUnformatted(gj) : NULL;
     cJSON_Delete(gj);
     if (!geom) {
-        xfree(ts);
-        xfree(host);
         xfree(mk);
         xfree(mv);
         return err_set("%s: out of memory writing the image geometry", path);
@@ -76,8 +84,6 @@ int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra,
     DDPM_CHECK(k == n_meta);
     int rc = safetensors_write_digest(path, ts, nt, mk, mv, n_meta, CHECKPOINT_DIGEST_KEY);
     cJSON_free(geom);
-    xfree(ts);
-    xfree(host);
     xfree(mk);
     xfree(mv);
     return rc;
@@ -125,12 +131,21 @@ static int read_tensor(const StFile *f, const char *name, const UnetTensor *t, f
     return 0;
 }
 
+int checkpoint_is_folded(const StFile *f) {
+    const char *v = safetensors_meta(f, CHECKPOINT_FOLDED_KEY);
+    return v && strcmp(v, "1") == 0;
+}
+
 int checkpoint_read_model(Unet *m, const StFile *f) {
     float *host = xmalloc((m->n_params + m->n_buffers + 1) * sizeof(float));
+    const int folded = checkpoint_is_folded(f);
     int rc = 0;
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         const UnetTensor *t = &m->tensors[i];
-        rc = read_tensor(f, t->name, t, host + (t->is_buffer ? m->n_params : 0) + t->offset);
+        float *dst = host + (t->is_buffer ? m->n_params : 0) + t->offset;
+        /* folded weights (ddpm export) hold no BatchNorm: it is the identity */
+        if (folded && unet_bn_identity(t, dst) == 0) continue;
+        rc = read_tensor(f, t->name, t, dst);
     }
     if (rc == 0) unet_state_upload(m, host);
     xfree(host);

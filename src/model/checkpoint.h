@@ -15,6 +15,10 @@
 #define CHECKPOINT_DIGEST_KEY "ddpm.sha256"
 #define CHECKPOINT_FORMAT_KEY "ddpm.format"
 #define CHECKPOINT_WEIGHTS_FORMAT "ddpm-weights/1"
+/* Inference-only weights (ddpm export: BatchNorm folded, maybe half precision); its metadata
+ * CHECKPOINT_FOLDED_KEY = "1" says the file holds no BatchNorm tensors (model/fold.h). */
+#define CHECKPOINT_INFERENCE_FORMAT "ddpm-inference/1"
+#define CHECKPOINT_FOLDED_KEY "ddpm.folded"
 
 /* Write every tensor of m plus metadata: ddpm.kind, ddpm.width, ddpm.geometry (the
  * ImageGeom as JSON), the options that are set, the extra key/value pairs given (n_extra may
@@ -26,6 +30,12 @@ int checkpoint_save(const Unet *m, const char *path, const char *const *keys,
 /* As checkpoint_save, with more tensors after the model's (optimizer state, counters). */
 int checkpoint_save_with(const Unet *m, const char *path, const StTensor *extra, int n_extra_t,
                          const char *const *keys, const char *const *values, int n_extra);
+
+/* m's metadata (as checkpoint_save) over exactly the nt tensors given, in place of the
+ * model's own: inference weights (ddpm export) are folded and in half precision. Returns 0
+ * or -1 with err_msg(). */
+int checkpoint_write(const Unet *m, const char *path, const StTensor *tensors, int nt,
+                     const char *const *keys, const char *const *values, int n_extra);
 
 /* Open and validate a safetensors file and check its ddpm.sha256 when it has one (files
  * written by other tools have none); require_digest makes a missing digest an error.
@@ -60,7 +70,10 @@ int checkpoint_geometry(ImageGeom *g, const StFile *f);
  * attention was named by place (unet_tensor_legacy_name, written into buf) when only that is
  * present; name when neither is, so that reading it fails with the usual message. */
 const char *checkpoint_tensor_name(const StFile *f, const char *name, char *buf, size_t size);
-/* Read m's tensors (params and buffers) from an opened file. Returns 0 or -1 with err_msg(). */
+/* Whether f holds folded weights (metadata ddpm.folded = 1). */
+int checkpoint_is_folded(const StFile *f);
+/* Read m's tensors (params and buffers) from an opened file; from folded weights, BatchNorm
+ * is set to the identity (unet_bn_identity) instead. Returns 0 or -1 with err_msg(). */
 int checkpoint_read_model(Unet *m, const StFile *f);
 
 /* The moving averages of a model's tensors (ema: params then buffers, as Trainer.ema) as

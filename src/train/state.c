@@ -139,6 +139,12 @@ int train_state_save(const char *path, TrainStateRefs tr, const TrainProgress *p
 static int state_open(const char *path, StFile *f) {
     if (checkpoint_open(path, f, 1) != 0) return -1;
     const char *fmt = safetensors_meta(f, CHECKPOINT_FORMAT_KEY);
+    if (fmt && strcmp(fmt, CHECKPOINT_INFERENCE_FORMAT) == 0) {
+        err_set("%s: holds inference-only weights (ddpm export: BatchNorm folded, no optimizer "
+                "state), from which training cannot resume", path);
+        safetensors_close(f);
+        return -1;
+    }
     if (!fmt || strcmp(fmt, TRAIN_STATE_FORMAT) != 0) {
         err_set("%s: not a ddpm training-state checkpoint (ddpm.format is %s%.40s%s, expected "
                 "\"%s\")", path, fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "",

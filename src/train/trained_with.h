@@ -1,7 +1,8 @@
-/* What a weights file says about the run that trained it, read from its ddpm.config metadata
- * (train/config.c's JSON): the diffusion schedule to sample with and the data set whose
- * classes its labels name. Files from other tools, without that metadata, read as the
- * SPEC's: the linear schedule and MNIST. */
+/* What a weights file says about the run that trained it: the diffusion schedule to sample
+ * with and the data set whose classes its labels name. Inference weights (ddpm export) state
+ * them in metadata keys of their own, which are read first; other files in their ddpm.config
+ * metadata (train/config.c's JSON). Files from other tools, with neither, read as the SPEC's:
+ * the linear schedule and MNIST. */
 #ifndef DDPM_TRAINED_WITH_H
 #define DDPM_TRAINED_WITH_H
 
@@ -9,13 +10,21 @@
 #include "diffusion/schedule.h"
 #include "io/safetensors.h"
 
-/* The schedule's kind ("schedule"; linear when absent), T and betas, leaving those unchanged
+/* The keys of the resolved values: "linear" or "cosine", T in decimal, the betas with nine
+ * significant digits (float exactly), the data set's name. */
+#define TRAINED_SCHEDULE_KEY "ddpm.schedule"
+#define TRAINED_T_KEY "ddpm.T"
+#define TRAINED_BETA_START_KEY "ddpm.beta_start"
+#define TRAINED_BETA_END_KEY "ddpm.beta_end"
+#define TRAINED_DATASET_KEY "ddpm.dataset"
+
+/* The schedule's kind (linear when not stated), T and betas, leaving T and the betas unchanged
  * when the file does not say. Returns 0, or -1 with err_msg() when the file is unreadable or
  * the values it gives are invalid. */
 int trained_schedule(const char *path, ScheduleKind *kind, int *T, float *beta_start,
                      float *beta_end);
 
-/* The data set ("dataset"; MNIST when absent). Returns 0, or -1 with err_msg(). */
+/* The data set (MNIST when not stated). Returns 0, or -1 with err_msg(). */
 int trained_dataset(const char *path, Dataset *d);
 
 /* The same from a file already opened (messages name f->path). */
