@@ -106,11 +106,15 @@ $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PIC_CFLAGS) -MMD -MP -c -o $@ $<
 
-# ddpm.pc: static linking needs the libraries of LIB_LIBS (-fopenmp stands for libgomp)
-$(BUILD)/ddpm.pc: ddpm.pc.in include/ddpm.h Makefile
-	@mkdir -p $(BUILD)
+# ddpm.pc: static linking needs the libraries of LIB_LIBS (-fopenmp stands for libgomp);
+# remade when PREFIX or those libraries change
+PC_SETTING = $(PREFIX) $(filter-out $(SAN),$(LIB_LIBS))
+$(BUILD)/ddpm.pc: ddpm.pc.in include/ddpm.h $(BUILD)/pc-setting
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@LIBS_PRIVATE@|$(strip $(filter-out $(SAN),$(LIB_LIBS)))|g' $< >$@
+
+$(BUILD)/pc-setting: FORCE
+	@mkdir -p $(BUILD) && echo "$(PC_SETTING)" | cmp -s - $@ || echo "$(PC_SETTING)" >$@
 
 # The man page, from `ddpm --help` and every command's --help (tools/man_commands.sh).
 man: $(BUILD)/ddpm.1

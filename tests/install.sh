@@ -59,7 +59,7 @@ install_files() {
         readelf -d "$LIB/libddpm.so.$VERSION" | grep -q "SONAME.*\[libddpm.so.$MAJOR\]" &&
         [ "$("$ROOT/usr/bin/ddpm" --version)" = "ddpm $VERSION" ] &&
         [ "$("$BIN" --version)" = "ddpm $VERSION" ] &&
-        [ "$(pc --modversion)" = "$VERSION" ] || { echo "    links, SONAME, --version or pkg-config version wrong"; return 1; }
+        [ "$(pc --modversion)" = "$VERSION" ] && grep -qx 'prefix=/usr' "$LIB/pkgconfig/ddpm.pc" || { echo "    links, SONAME, --version or pkg-config version wrong"; return 1; }
     echo "    $(echo "$got" | wc -l) files; SONAME libddpm.so.$MAJOR; ddpm --version: $VERSION"
 }
 
