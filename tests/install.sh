@@ -114,9 +114,13 @@ static_link() {
     [ "$(od -An -tu1 -j16 -N8 "$tmp/seven.png" | tr -s ' ')" = " 0 0 0 28 0 0 0 28" ]
 }
 
-# every command of `ddpm --help` and every option of its --help is in the page; no warnings
+# every command of `ddpm --help` and every option of its --help is in the page, and so is
+# every command of main.c's table; no warnings
 man_page() {
     local page=$ROOT/usr/share/man/man1/ddpm.1 c o missing=0 warn
+    for c in $(grep -oE '\{"[a-z-]+", cmd_' src/cli/main.c | cut -d'"' -f2); do
+        grep -qF ".SS \"ddpm $c\"" "$page" || { echo "    command $c of main.c missing"; missing=1; }
+    done
     for c in $("$BIN" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }'); do
         grep -qF ".SS \"ddpm $c\"" "$page" || { echo "    command $c missing"; missing=1; }
         for o in $("$BIN" "$c" --help | sed -n '/^Options:/,$p' | awk '$1 ~ /^--/ { print $1 }'); do
