@@ -10,7 +10,7 @@ ARCH    ?= -march=native
 OPT     ?= -O3
 SAN     ?=
 CFLAGS  ?= $(OPT) $(ARCH) -g
-CFLAGS  += $(SAN) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Isrc -Iinclude \
+CFLAGS  += $(SAN) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Iinclude -Isrc \
            $(shell pkg-config --cflags cairo)
 LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -lgif -lcjson -lcurl -lcrypto -lz \
            $(shell pkg-config --libs cairo) -lm
@@ -31,7 +31,7 @@ LDLIBS  += $(MPI_LIBS)
 endif
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/backend/*/*.c src/optim/*.c \
-             src/model/*.c src/app/*.c src/diffusion/*.c src/data/*.c src/io/*.c src/eval/*.c src/train/*.c))
+             src/model/*.c src/api/*.c src/app/*.c src/diffusion/*.c src/data/*.c src/io/*.c src/eval/*.c src/train/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

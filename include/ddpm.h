@@ -93,6 +93,8 @@ typedef struct {
     int threads;   /* CPU threads of this handle's work; 0: 1 */
     int max_batch; /* images per forward pass (activations are sized for it); 0: 64 */
     int no_ema;    /* 1: the trained weights even when the file holds their moving average */
+    const char *device; /* the backend that runs the model: NULL or "cpu" (the default);
+                           "ref" the plain reference loops (slow: for checking) */
 } ddpm_open_options;
 
 /* Open a weights file. o may be NULL (the defaults). On success *out is a handle to close
@@ -152,7 +154,8 @@ typedef struct {
     ddpm_progress_fn progress; /* may be NULL */
     void *user;          /* passed to progress */
     int frame_every;     /* > 0: record the images every this many steps into frames */
-    float *frames;       /* ddpm_sample_frames(m, &p) x n images, when frame_every > 0 */
+    float *frames;       /* ddpm_sample_frames(m, &p) x n images, when frame_every > 0:
+                            frame f of image i at frames + (f n + i) C H W */
 } ddpm_sample_params;
 
 DDPM_API void ddpm_sample_params_init(ddpm_sample_params *p);
@@ -170,7 +173,9 @@ DDPM_API ddpm_status ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, flo
 DDPM_API ddpm_status ddpm_denoise(ddpm_model *m, const float *in, int n, float *out);
 
 /* Write n images (of info's geometry) as one PNG grid of `cols` columns, clamped to [0, 1],
- * grey or RGB as the images are; 8-bit. Atomic: the file is complete or absent. */
+ * grey or RGB as the images are (1 or 3 channels); 8-bit. The grid has no gaps and no
+ * titles: cols x ceil(n / cols) cells of exactly height x width pixels, image i in row
+ * i / cols, column i % cols, unused cells black. Atomic: the file is complete or absent. */
 DDPM_API ddpm_status ddpm_write_png(const char *path, const float *images, int n, int cols,
                            const ddpm_info *info);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The layering of src/, checked from the sources and the built objects:
 #   includes  the include graph at module level (a module is a .c with its .h; an edge for
-#             every #include "dir/name.h" of another module) has no cycle;
+#             every #include "dir/name.h" of another module, and to api/ddpm for the public
+#             header "ddpm.h") has no cycle;
 #   folders   the same at the level of src/'s folders (core, io, data, ops, ...): the layers
 #             of README.md's Layout, each using only the ones below it;
 #   calls     the object-level call graph (A -> B when an undefined symbol of A.o is defined in
@@ -50,6 +51,11 @@ for f in $(find src -name '*.[ch]' | sort); do
     from=${f#src/}
     from=${from%.*}
     sed -n 's/^[ \t]*#[ \t]*include[ \t]*"\([^"]*\)\.h".*/\1/p' "$f" | while read -r to; do
+        # the public header include/ddpm.h is the api folder's (src/api implements it)
+        if [ "$to" = ddpm ] && [ -e include/ddpm.h ]; then
+            echo "$from api/ddpm"
+            continue
+        fi
         # an include relative to the file's own folder ("common.h" in src/core)
         [ -e "src/$to.h" ] || to=$(dirname "$from")/$to
         [ -e "src/$to.h" ] && [ "$to" != "$from" ] && echo "$from $to"

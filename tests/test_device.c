@@ -125,7 +125,7 @@ static void chain_on(const char *device, UnetKind kind, int T, const SamplerChoi
     if (sampler_choose(&req, &s, sc) != 0) fail_msg("%s", err_msg());
     Rng r;
     rng_seed(&r, 3);
-    ddpm_sample(&m, &s, &r, &req, out);
+    sampler_draw(&m, &s, &r, &req, out);
     schedule_free(&s);
     unet_free(&m);
 }

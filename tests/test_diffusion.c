@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 #include "core/common.h"
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
@@ -128,12 +128,12 @@ static void test_sampler_reproducible(void **state) {
         SampleRequest req = {.n = n, .labels = labels, .guidance = 3.0f, .frame_every = every, .frames = frames};
         Rng r;
         rng_seed(&r, 11);
-        ddpm_sample(&m, &s, &r, &req, a);
+        sampler_draw(&m, &s, &r, &req, a);
         req.frame_every = 0;
         rng_seed(&r, 11);
-        ddpm_sample(&m, &s, &r, &req, b);
+        sampler_draw(&m, &s, &r, &req, b);
         rng_seed(&r, 12);
-        ddpm_sample(&m, &s, &r, &req, c);
+        sampler_draw(&m, &s, &r, &req, c);
         assert_memory_equal(a, b, (size_t)n * 784 * sizeof(float));
         assert_memory_not_equal(a, c, (size_t)n * 784 * sizeof(float));
         assert_memory_equal(frames + (size_t)(nf - 1) * n * 784, a, (size_t)n * 784 * sizeof(float));
@@ -291,7 +291,7 @@ static void test_ddim_steps(void **state) {
     for (int i = 1; i < 50; i++) assert_int_equal(st[i] - st[i - 1], 6);
     schedule_ddim_steps(&s, 300, DDIM_SPACING_TRAILING, st);
     for (int i = 0; i < 300; i++) assert_int_equal(st[i], i);
-    /* the command-line words (app/sampler_words.h), then sampler_choose */
+    /* the command-line words (diffusion/sampler_words.h), then sampler_choose */
     SampleRequest q = {0};
     SamplerWords w = {"ddim", 0, -1, 0, NULL};
     assert_int_equal(sampler_words_choose(&q, &s, &w), 0);
@@ -384,9 +384,10 @@ static void test_sampler_words_solvers(void **state) {
     schedule_free(&s);
 }
 
-static void count_steps(void *user, int done, int total) {
+static int count_steps(void *user, int done, int total) {
     (void)total;
     *(int *)user = done;
+    return 0;
 }
 
 /* The DDIM sampler: K network passes per chunk, deterministic for eta 0 (two seeds differ
@@ -409,19 +410,19 @@ static void test_ddim_sampler(void **state) {
                          .progress = count_steps, .progress_user = &steps};
     Rng r;
     rng_seed(&r, 21);
-    ddpm_sample(&small, &s, &r, &req, a);
+    sampler_draw(&small, &s, &r, &req, a);
     assert_int_equal(steps, 3 * 8); /* 3 chunks of at most 2, 8 steps each */
     rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, b);
+    sampler_draw(&big, &s, &r, &req, b);
     assert_int_equal(steps, 8);
     assert_true(check_tensor("ddim: chunk size does not matter", a, b, n * 784, 1e-5, 1e-4));
     rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, c);
+    sampler_draw(&big, &s, &r, &req, c);
     assert_memory_equal(b, c, sizeof b);
     /* eta 1 draws noise on the way: another result from the same start */
     req.ddim_eta = 1.0f;
     rng_seed(&r, 21);
-    ddpm_sample(&big, &s, &r, &req, c);
+    sampler_draw(&big, &s, &r, &req, c);
     assert_memory_not_equal(b, c, sizeof b);
     schedule_free(&s);
     unet_free(&small);
@@ -448,11 +449,11 @@ static void test_guidance_single_pass(void **state) {
                              .progress = count_steps, .progress_user = &steps};
         Rng r;
         rng_seed(&r, 8);
-        ddpm_sample(&m, &s, &r, &req, a);
+        sampler_draw(&m, &s, &r, &req, a);
         assert_int_equal(steps, 1 * 6); /* one chunk of 4 */
         req.guidance = near[i];
         rng_seed(&r, 8);
-        ddpm_sample(&m, &s, &r, &req, b);
+        sampler_draw(&m, &s, &r, &req, b);
         assert_int_equal(steps, 2 * 6); /* two chunks of 2 */
         assert_true(check_tensor("single-pass guidance", a, b, n * 784, 1e-5, 1e-4));
     }
@@ -461,17 +462,17 @@ static void test_guidance_single_pass(void **state) {
     int none[n] = {-1, -1, -1, -1};
     Rng r;
     rng_seed(&r, 8);
-    ddpm_sample(&m, &s, &r, &req, a);
+    sampler_draw(&m, &s, &r, &req, a);
     req.labels = none;
     rng_seed(&r, 8);
-    ddpm_sample(&m, &s, &r, &req, b);
+    sampler_draw(&m, &s, &r, &req, b);
     assert_memory_equal(a, b, sizeof a);
     req.guidance = 1.0f;
     rng_seed(&r, 8);
-    ddpm_sample(&m, &s, &r, &req, a);
+    sampler_draw(&m, &s, &r, &req, a);
     req.labels = labels;
     rng_seed(&r, 8);
-    ddpm_sample(&m, &s, &r, &req, b);
+    sampler_draw(&m, &s, &r, &req, b);
     assert_memory_not_equal(a, b, sizeof a);
     schedule_free(&s);
     unet_free(&m);

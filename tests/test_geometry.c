@@ -306,7 +306,7 @@ static void test_sampler_geometry(void **state) {
         for (int rep = 0; rep < 2; rep++) {
             Rng r;
             rng_seed(&r, 9);
-            ddpm_sample(&m, &s, &r, &req, rep ? b : a);
+            sampler_draw(&m, &s, &r, &req, rep ? b : a);
         }
         for (size_t i = 0; i < N_IMG * P; i++) assert_true(isfinite(a[i]));
         assert_memory_equal(a, b, N_IMG * P * sizeof(float));

@@ -99,7 +99,7 @@ static void sched_init(Schedule *s, const char *kind, int T) {
                                         SCHEDULE_DEFAULT_BETA_END), 0);
 }
 
-/* The K timesteps of a chain, latest first, as ddpm_sample visits them. */
+/* The K timesteps of a chain, latest first, as sampler_draw visits them. */
 static void chain_steps(int *ts, const Schedule *s, int K, DdimSpacing sp) {
     int asc[512];
     DDPM_CHECK(K <= 512);

@@ -10,7 +10,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 #include "core/common.h"
 #include "core/dist.h"
 #include "diffusion/sampler.h"
@@ -181,7 +181,7 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
                  "%d network passes per image timed per repeat\n",
                  unet_kind_name(kind), c->width, c->batch, guided ? " (guided: 2B per forward)" : "",
                  c->threads, desc, k, nfe);
-    for (int i = 0; i < job->warmup; i++) ddpm_sample(&m, &s, &rng, &req, imgs);
+    for (int i = 0; i < job->warmup; i++) sampler_draw(&m, &s, &rng, &req, imgs);
     double *ips = xmalloc((size_t)steps * sizeof(double));
     double peak = profile ? sgemm_peak(c->threads) : 0, total = 0;
     UnetProfile prof;
@@ -189,7 +189,7 @@ static int bench_sample(const Progress *out, const TrainConfig *c, UnetKind kind
     if (profile) m.prof = &prof;
     for (int i = 0; i < steps; i++) {
         double t0 = now_seconds();
-        ddpm_sample(&m, &s, &rng, &req, imgs);
+        sampler_draw(&m, &s, &rng, &req, imgs);
         double per_pass = (now_seconds() - t0) / k;
         total += per_pass * k;
         ips[i] = c->batch / (per_pass * nfe);

@@ -1,4 +1,5 @@
-/* The denoising job: checkpoint + test digits -> MSE per sigma, figure, JSON. */
+/* The denoising job: checkpoint (the public API's handle, ddpm.h) + test digits -> MSE per
+ * sigma, figure, JSON. */
 #include "app/denoise.h"
 
 #include <math.h>
@@ -7,28 +8,70 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/handle.h"
 #include "app/files.h"
 #include "core/common.h"
 #include "core/pixel.h"
+#include "core/rng.h"
 #include "data/mnist.h"
 #include "io/image.h"
 #include "io/jsonio.h"
-#include "train/train.h"
 
 #define P MNIST_PIXELS
 #define MAX_ROWS (1 + 2 * APP_DENOISE_MAX_SIGMAS)
 
+/* The test MSE at noise level sigma over n images, noise from a generator seeded by seed,
+ * the network's part through the handle (ddpm_denoise); noisy and denoised (n, P) receive
+ * the images when not NULL. The noise is made, and the error summed, by ctx, the model's
+ * backend with its threads, in the order of train/denoiser_eval.c (which the training uses),
+ * so that both give the same bits. */
+static double denoise_mse(ddpm_model *h, const OpsCtx *ctx, const float *images, int n,
+                          float sigma, uint64_t seed, float *noisy, float *denoised) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    const int B = h->net.max_batch;
+    const size_t all = (size_t)n * P, all_bytes = all * sizeof(float);
+    const size_t batch_bytes = (size_t)B * P * sizeof(float);
+    float *hz = xmalloc(batch_bytes);                        /* (B, P) host noise */
+    float *hn = noisy ? noisy : xmalloc(all_bytes);          /* (n, P) noisy images */
+    float *hd = denoised ? denoised : xmalloc(all_bytes);    /* (n, P) their denoising */
+    float *z = dev_alloc(ctx, batch_bytes);                  /* (B, P) noise, then noisy input */
+    float *x = dev_alloc(ctx, all_bytes);                    /* (n, P) clean images */
+    dev_upload(ctx, x, images, all_bytes);
+    for (int s = 0; s < n; s += B) {
+        const int c = n - s < B ? n - s : B;
+        const size_t off = (size_t)s * P, cp = (size_t)c * P;
+        rng_fill_normal(&rng, hz, cp);
+        dev_upload(ctx, z, hz, cp * sizeof(float));
+        scale_add(ctx, z, x + off, sigma, z, cp);
+        dev_download(ctx, hn + off, z, cp * sizeof(float));
+    }
+    /* the job checked the model's kind: nothing else can fail */
+    DDPM_CHECK(ddpm_denoise(h, hn, n, hd) == DDPM_OK);
+    float *out = dev_alloc(ctx, all_bytes);                  /* (n, P) the outputs */
+    dev_upload(ctx, out, hd, all_bytes);
+    double sum = sq_diff_sum(ctx, out, x, all);
+    xfree(hz);
+    if (hn != noisy) xfree(hn);
+    if (hd != denoised) xfree(hd);
+    dev_free(ctx, z, batch_bytes);
+    dev_free(ctx, x, all_bytes);
+    dev_free(ctx, out, all_bytes);
+    return sum / ((double)n * P);
+}
+
 /* The MSE table and the grid's rows: clean, then a noisy and a denoised row per sigma. */
-static void denoise_levels(const DenoiseJob *j, const Progress *p, Unet *m, const float *imgs,
-                           int n, int show, float *grid, cJSON *arr, char (*labels)[32]) {
+static void denoise_levels(const DenoiseJob *j, const Progress *p, ddpm_model *h,
+                           const OpsCtx *ctx, const float *imgs, int n, int show, float *grid,
+                           cJSON *arr, char (*labels)[32]) {
     float *noisy = xmalloc((size_t)show * P * sizeof(float));
     float *den = xmalloc((size_t)show * P * sizeof(float));
     snprintf(labels[0], 32, "clean");
     progress_out(p, "sigma    test MSE    PSNR (dB)\n");
     for (int i = 0; i < j->n_sigmas; i++) {
         const float sig = j->sigmas[i];
-        double mse = denoiser_test_mse(m, imgs, n, sig, j->seed + (uint64_t)i, NULL, NULL);
-        denoiser_test_mse(m, imgs, show, sig, j->seed + (uint64_t)i, noisy, den);
+        double mse = denoise_mse(h, ctx, imgs, n, sig, j->seed + (uint64_t)i, NULL, NULL);
+        denoise_mse(h, ctx, imgs, show, sig, j->seed + (uint64_t)i, noisy, den);
         double psnr = 10.0 * log10(1.0 / mse);
         progress_out(p, "%-8.3g %-11.5f %.2f\n", (double)sig, mse, psnr);
         cJSON *o = cJSON_CreateObject();
@@ -49,18 +92,19 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     const int ns = job->n_sigmas;
     if (ns < 1 || ns > APP_DENOISE_MAX_SIGMAS)
         return err_set("%d noise levels: 1 to %d can be evaluated", ns, APP_DENOISE_MAX_SIGMAS);
-    Unet m;
-    if (app_load_model(&m, NULL, job->ckpt, job->batch, job->threads, 1, job->device) != 0)
-        return -1;
+    ddpm_model *h;
+    if (app_open_model(&h, job->ckpt, job->batch, job->threads, 1, job->device) != 0) return -1;
     int rc = -1;
     MnistSplit test = {0};
     float *imgs = NULL, *grid = NULL;
     cJSON *doc = NULL;
-    if (m.kind != UNET_DENOISER) {
+    OpsCtx ctx; /* the model's backend and threads, for the noise and the error sums */
+    if (h->net.kind != UNET_DENOISER) {
         err_set("%s is a %s model; denoising needs a denoiser (time and class models are sampled)",
-                job->ckpt, unet_kind_name(m.kind));
+                job->ckpt, unet_kind_name(h->net.kind));
         goto done;
     }
+    if (ops_ctx_init(&ctx, job->device, job->threads) != 0) goto done;
     if (mnist_load(mnist_data_dir(job->data), 0, &test) != 0) goto done;
     int n = job->n < test.n ? job->n : test.n;
     int show = job->show < n ? job->show : n;
@@ -74,7 +118,7 @@ int app_denoise(const DenoiseJob *job, const Progress *p) {
     cJSON *arr = cJSON_AddArrayToObject(doc, "results");
     char labels[MAX_ROWS][32];
     const char *rowl[MAX_ROWS];
-    denoise_levels(job, p, &m, imgs, n, show, grid, arr, labels);
+    denoise_levels(job, p, h, &ctx, imgs, n, show, grid, arr, labels);
     for (int i = 0; i < 1 + 2 * ns; i++) rowl[i] = labels[i];
     if (figure_grid_png(job->out, grid, 1 + 2 * ns, show, 28, 28, "Denoising test digits", rowl, NULL) != 0)
         goto done;
@@ -86,6 +130,6 @@ done:
     xfree(imgs);
     xfree(grid);
     mnist_free(&test);
-    unet_free(&m);
+    ddpm_close(h);
     return rc;
 }

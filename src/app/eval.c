@@ -10,7 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "app/files.h"
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 #include "core/common.h"
 #include "core/pixel.h"
 #include "data/idx.h"
@@ -240,8 +240,9 @@ static int eval_denoiser(EvalRun *r) {
     return 0;
 }
 
-static void sampling_count(void *user, int done, int total) {
+static int sampling_count(void *user, int done, int total) {
     progress_count(user, "sampling", done, total);
+    return 0;
 }
 
 /* Draw count samples at guidance g into r->images; class labels cycle through 0-9. Returns
@@ -258,7 +259,7 @@ static double draw(EvalRun *r, float g) {
     req.progress_user = (void *)r->p;
     progress_count(r->p, "sampling", 0, 0);
     double t0 = now_seconds();
-    ddpm_sample(&r->m, &r->sched, &rng, &req, r->images);
+    sampler_draw(&r->m, &r->sched, &rng, &req, r->images);
     const double secs = now_seconds() - t0;
     progress_log(r->p, "%d samples in %.1f s (%d NFE each)\n", n, secs, sampler_nfe(&r->sched, &req));
     /* quantised as an IDX file would hold them, so --ckpt and --samples agree */

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "ddpm.h"
 #include "model/unet.h"
 
 /* Load the weights at ckpt on device (NULL: cpu) for batches of max_batch with nthreads,
@@ -14,6 +15,12 @@
  * not allocated). */
 int app_load_model(Unet *m, int *used_ema, const char *ckpt, int max_batch, int nthreads,
                    int use_ema, const char *device);
+
+/* The same as a handle of the public API (ddpm.h; ddpm_close it), for the jobs built on it:
+ * the moving averages unless use_ema is 0 (the handle's used_ema says whether the file had
+ * them). Returns 0, or -1 with err_msg() (*h is then NULL). */
+int app_open_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads, int use_ema,
+                   const char *device);
 
 /* path with suffix inserted before its extension (appended when it has none). */
 void app_path_suffixed(char *dst, size_t cap, const char *path, const char *suffix);

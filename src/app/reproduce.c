@@ -14,7 +14,7 @@
 
 #include "app/eval.h"
 #include "app/sample.h"
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 #include "app/train_job.h"
 #include "core/common.h"
 #include "io/fileio.h"

@@ -1,29 +1,30 @@
-/* The sampling job: checkpoint -> sampler -> PNG grids, IDX, GIF. */
+/* The sampling job: checkpoint -> the public API's handle and sampler (ddpm.h) -> PNG
+ * grids, IDX, GIF. */
 #include "app/sample.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "api/handle.h"
 #include "app/files.h"
-#include "app/sampler_words.h"
 #include "core/common.h"
 #include "core/pixel.h"
 #include "data/idx.h"
 #include "data/mnist.h"
+#include "diffusion/sampler_words.h"
 #include "io/image.h"
-#include "train/trained_with.h"
 
 #define P MNIST_PIXELS
 
-/* The state of one job: the model, its schedule and sampler, the labels and the images. */
+/* The state of one job: the model with its schedule, the sampler, the labels and the images. */
 typedef struct {
     const SampleJob *job;
     const Progress *p;
-    Unet m;
-    Schedule s;
-    SampleRequest base; /* the sampler chosen; each draw adds its own fields */
+    ddpm_model *h;
+    ddpm_sample_params base; /* the sampler chosen; each draw adds its own fields */
+    SampleRequest req;       /* the same as the diffusion layer's request, for the reports */
     Dataset ds;
-    int have_model, cls, n, cols, grid_per_digit, K, nf;
+    int cls, n, cols, grid_per_digit, K, nf;
     int *labels;
     float *imgs, *frames;
 } SampleRun;
@@ -43,8 +44,9 @@ void sample_job_defaults(SampleJob *j) {
     j->batch = 128;
 }
 
-static void sampling_count(void *user, int done, int total) {
+static int sampling_count(void *user, int done, int total) {
     progress_count(user, "sampling", done, total);
+    return 0;
 }
 
 static int write_grid(const char *path, const float *imgs, int n, int cols, const int *labels,
@@ -61,30 +63,29 @@ static int write_grid(const char *path, const float *imgs, int n, int cols, cons
 /* The model, what it may draw, its schedule and the sampler. */
 static int sample_setup(SampleRun *r) {
     const SampleJob *j = r->job;
-    int used_ema = 0;
-    if (app_load_model(&r->m, &used_ema, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
+    if (app_open_model(&r->h, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
         return -1;
-    r->have_model = 1;
-    r->cls = r->m.kind == UNET_CLASS;
-    if (r->m.kind == UNET_DENOISER)
+    r->cls = r->h->net.kind == UNET_CLASS;
+    if (r->h->net.kind == UNET_DENOISER)
         return err_set("%s is a denoiser; sampling needs a time or class model", j->ckpt);
     if (!r->cls && (j->digit >= 0 || j->text || j->n_sweep))
         return err_set("one digit, a text and a guidance sweep need a class model; %s is a time "
                        "model", j->ckpt);
-    if (trained_dataset(j->ckpt, &r->ds) != 0) return -1;
+    r->ds = r->h->ds; /* and the schedule: the handle's, as the checkpoint was trained */
     if (j->text && r->ds != DATASET_MNIST)
         return err_set("a text is written in digits; %s was trained on %s", j->ckpt,
                        dataset_name(r->ds));
-    /* the schedule the checkpoint was trained with (the SPEC's unless its config says otherwise) */
-    int T = SCHEDULE_DEFAULT_T;
-    float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
-    ScheduleKind sk;
-    if (trained_schedule(j->ckpt, &sk, &T, &b0, &b1) != 0) return -1;
-    if (schedule_init_kind(&r->s, sk, T, b0, b1) != 0) return -1;
-    if (sampler_choose(&r->base, &r->s, &j->sampler) != 0) return -1;
-    r->K = sampler_steps(&r->s, &r->base);
+    const SamplerChoice *c = &j->sampler;
+    ddpm_sample_params_init(&r->base);
+    r->base.sampler = sampler_words_kind(c->kind);
+    r->base.steps = c->steps;
+    r->base.eta = c->eta;
+    r->base.clip = c->clip;
+    r->base.spacing = c->kind == SAMPLER_DDPM ? NULL : sampler_words_spacing_kind(c->spacing);
+    if (api_request(&r->req, r->h, &r->base) != 0) return -1;
+    r->K = sampler_steps(&r->h->sched, &r->req);
     char desc[160];
-    sampler_words_describe(&r->base, &r->s, desc, sizeof desc);
+    sampler_words_describe(&r->req, &r->h->sched, desc, sizeof desc);
     progress_log(r->p, "sampling: %s\n", desc);
     r->n = j->n;
     r->cols = 10;
@@ -101,7 +102,7 @@ static int sample_setup(SampleRun *r) {
         for (int i = 0; i < r->n; i++)
             r->labels[i] = j->text ? j->text[i] - '0' : j->digit >= 0 ? j->digit : i / j->per_digit;
     }
-    if (used_ema) { /* the command line says how to choose the raw weights */
+    if (r->h->used_ema) { /* the command line says how to choose the raw weights */
         ProgressEvent ev = {.stage = "ema", .line = "sampling with the moving average of the weights"};
         progress_event(r->p, &ev);
     }
@@ -113,22 +114,21 @@ static int sample_draw(SampleRun *r, int k) {
     const SampleJob *j = r->job;
     const int n = r->n;
     float g = j->n_sweep ? j->sweep[k] : j->guidance;
-    Rng rng;
-    rng_seed(&rng, j->seed);
-    SampleRequest req = r->base;
-    req.n = n;
-    req.labels = r->labels;
-    req.guidance = g;
-    req.frame_every = j->gif && k == 0 ? j->gif_every : 0;
-    req.frames = r->frames;
-    req.progress = sampling_count;
-    req.progress_user = (void *)r->p;
+    ddpm_sample_params p = r->base;
+    p.n = n;
+    p.labels = r->labels;
+    p.guidance = g;
+    p.seed = j->seed;
+    p.frame_every = j->gif && k == 0 ? j->gif_every : 0;
+    p.frames = r->frames;
+    p.progress = sampling_count;
+    p.user = (void *)r->p;
     progress_count(r->p, "sampling", 0, 0);
     double t0 = now_seconds();
-    ddpm_sample(&r->m, &r->s, &rng, &req, r->imgs);
+    if (ddpm_sample(r->h, &p, r->imgs) != DDPM_OK) return -1;
     double dt = now_seconds() - t0;
     progress_log(r->p, "%d samples in %.1f s (%.2f img/s, %d %s steps, %d NFE%s)\n", n, dt, n / dt,
-                 r->K, sampler_title(&r->base), sampler_nfe(&r->s, &r->base),
+                 r->K, sampler_title(&r->req), sampler_nfe(&r->h->sched, &r->req),
                  r->cls && g != 0.0f && g != 1.0f ? ", guided: 2 forward images per sample" : "");
     char path[1024], title[160];
     if (j->n_sweep) {
@@ -145,9 +145,9 @@ static int sample_draw(SampleRun *r, int k) {
         if (r->cls)
             snprintf(title, sizeof title, "Samples of %s %s, guidance %g", j->digit >= 0 ? "one" : "every",
                      r->ds == DATASET_MNIST ? "digit" : "class", (double)g);
-        else if (r->base.ddim_steps)
+        else if (r->req.ddim_steps)
             snprintf(title, sizeof title, "Samples from pure noise, %s %d steps",
-                     sampler_title(&r->base), r->K);
+                     sampler_title(&r->req), r->K);
         else
             snprintf(title, sizeof title, "Samples from pure noise, T=%d", r->K);
         if (write_grid(path, r->imgs, n, r->cols, r->labels, r->grid_per_digit, title, r->ds) != 0) return -1;
@@ -159,7 +159,7 @@ static int sample_draw(SampleRun *r, int k) {
 /* Each frame is the grid of (up to 100) samples at that point of the reverse process. */
 static int write_gif(const SampleRun *r) {
     const int n = r->n, gn = n < 100 ? n : 100;
-    const PixelGrid g = {.n = gn, .h = r->m.geom.height, .w = r->m.geom.width,
+    const PixelGrid g = {.n = gn, .h = r->h->net.geom.height, .w = r->h->net.geom.width,
                          .cols = gn < r->cols ? gn : r->cols, .pad = 2, .scale = 1};
     if (gif_write_grid(r->job->gif, r->frames, (size_t)n * P, r->nf, &g, 6, 200) != 0) return -1;
     progress_out(r->p, "wrote %s (%d frames)\n", r->job->gif, r->nf);
@@ -185,7 +185,7 @@ int app_sample(const SampleJob *job, const Progress *p) {
     for (int k = 0; k < n_runs; k++)
         if (sample_draw(&r, k) != 0) goto done;
     if (job->idx) {
-        const ImageGeom *g = &r.m.geom;
+        const ImageGeom *g = &r.h->net.geom;
         if (idx_write_images(job->idx, r.imgs, r.cls ? r.labels : NULL, r.n, g->height, g->width) != 0)
             goto done;
         progress_out(p, "wrote %s\n", job->idx);
@@ -201,7 +201,6 @@ done:
     xfree(r.labels);
     xfree(r.imgs);
     xfree(r.frames);
-    schedule_free(&r.s);
-    if (r.have_model) unet_free(&r.m);
+    ddpm_close(r.h);
     return rc;
 }

@@ -1,11 +1,11 @@
-/* The sampler's options (app/sampler_words.h) as rows of an option table, the same words
+/* The sampler's options (diffusion/sampler_words.h) as rows of an option table, the same words
  * and help in `ddpm sample`, `eval`, `bench --sample` and `reproduce`. PRE starts each help
  * text (e.g. "--ckpt, " for eval). --steps is each command's own row (bench has another
  * --steps), with CLI_SAMPLER_STEPS_HELP. */
 #ifndef DDPM_CLI_SAMPLER_OPTS_H
 #define DDPM_CLI_SAMPLER_OPTS_H
 
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 #include "cli/args.h"
 
 #define CLI_SAMPLER_STEPS_HELP                                                                  \

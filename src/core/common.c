@@ -63,14 +63,19 @@ void xfree(void *p) { free(p); }
 static _Thread_local char err_buf[1024];
 
 int err_set(const char *fmt, ...) {
+    /* formatted apart first: a message may quote the one before it (err_msg() as an argument) */
+    char msg[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(err_buf, msg, sizeof msg);
     return -1;
 }
 
 const char *err_msg(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+const char *err_last(void) { return err_buf; }
 
 double now_seconds(void) {
     struct timespec ts;

@@ -35,6 +35,8 @@ void xfree_pages(void *p, size_t bytes);
  * err_set returns -1 so call sites can write `return err_set(...)`. */
 int err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *err_msg(void);
+/* The same, but "" when no error was set in this thread (the public API's ddpm_last_error). */
+const char *err_last(void);
 
 /* Wall clock in seconds (monotonic). */
 double now_seconds(void);

@@ -80,7 +80,7 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
              req->ddim_clip ? ", x0 clipped" : "", spacing_words(req->ddim_spacing));
 }
 
-void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
+int sampler_draw(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out) {
     const int P = (int)geometry_pixels(&m->geom), NC = m->geom.classes, T = s->T;
     const int K = sampler_steps(s, req);
     /* Guidance needs the conditional and the unconditional prediction, one batch of 2 chunk
@@ -119,9 +119,9 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
                          .ts = ts};
     if (req->solver)
         for (int i = 0; i < 3; i++) chain.m[i] = dev_alloc(ctx, img_bytes);
-    int total_steps = ((req->n + chunk - 1) / chunk) * K, done = 0;
+    int total_steps = ((req->n + chunk - 1) / chunk) * K, done = 0, stopped = 0;
 
-    for (int start = 0; start < req->n; start += chunk) {
+    for (int start = 0; start < req->n && !stopped; start += chunk) {
         int c = req->n - start < chunk ? req->n - start : chunk;
         int nb = guided ? 2 * c : c; /* batch through the network */
         const size_t cp = (size_t)c * P, cp_bytes = cp * sizeof(float);
@@ -175,9 +175,12 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
             if (nf && (steps_done % req->frame_every == 0 || steps_done == K))
                 dev_download(ctx, req->frames + ((size_t)fi++ * req->n + start) * P, x, cp_bytes);
             done++;
-            if (req->progress) req->progress(req->progress_user, done, total_steps);
+            if (req->progress && req->progress(req->progress_user, done, total_steps) != 0) {
+                stopped = 1;
+                break;
+            }
         }
-        DDPM_CHECK(!nf || fi == nf);
+        DDPM_CHECK(stopped || !nf || fi == nf);
         dev_download(ctx, out + (size_t)start * P, x, cp_bytes);
     }
     xfree(ts);
@@ -192,4 +195,5 @@ void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req,
     xfree(h_noise);
     xfree(h_tn);
     xfree(h_onehot);
+    return stopped;
 }

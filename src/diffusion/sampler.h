@@ -10,9 +10,9 @@
 #include "diffusion/solver.h"
 #include "model/unet.h"
 
-/* Called after every reverse step with the step just finished (t) and the current images
- * of the chunk (count x P, P the floats of an image); may be NULL. */
-typedef void (*SampleProgress)(void *user, int done_steps, int total_steps);
+/* Called after every reverse step with the steps done and the steps of the whole draw (all
+ * chunks); may be NULL. Returns 0 to go on, anything else to stop the draw there. */
+typedef int (*SampleProgress)(void *user, int done_steps, int total_steps);
 
 typedef struct {
     int n;              /* number of samples */
@@ -70,7 +70,8 @@ void sampler_describe(const SampleRequest *req, const Schedule *s, char *buf, si
  * geometry, images in data scale (not clamped), with DDPM or, when req->ddim_steps > 0, DDIM.
  * The model runs in evaluation mode in chunks of max_batch (max_batch / 2 with guidance:
  * a class model with gamma other than 0 and 1; gamma 0 runs the unconditional prediction
- * alone and gamma 1 the conditional one, a single pass each). */
-void ddpm_sample(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out);
+ * alone and gamma 1 the conditional one, a single pass each). Returns 0, or 1 when the
+ * progress callback stopped it (out and the frames are then partial). */
+int sampler_draw(Unet *m, const Schedule *s, Rng *rng, const SampleRequest *req, float *out);
 
 #endif

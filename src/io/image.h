@@ -10,6 +10,8 @@
 
 /* 8-bit grayscale PNG of w x h pixels, written atomically. Returns 0 or -1 + err_msg(). */
 int png_write_gray(const char *path, const uint8_t *pix, int w, int h);
+/* 8-bit RGB PNG of w x h pixels (h rows of w interleaved r, g, b bytes), atomically. */
+int png_write_rgb(const char *path, const uint8_t *pix, int w, int h);
 
 /* Tile n images (each h x w floats) into a grid of `cols` columns with `pad` pixels of
  * padding, scaled up by an integer `scale`; writes a grayscale PNG. */

@@ -1,4 +1,4 @@
-/* PNG output with libpng: 8-bit grayscale images and tiled grids of float images, written
+/* PNG output with libpng: 8-bit grayscale and RGB images and tiled grids of float images, written
  * through an AtomicFile so a failed write never replaces a good picture. libpng reports
  * errors by longjmp; they are turned into err_set messages here. */
 #include <setjmp.h>
@@ -45,7 +45,7 @@ static void on_png_flush(png_structp png) { (void)png; }
 /* Encode with libpng into sink. The setjmp lives here and sink in the caller, so nothing
  * this function changes after setjmp is read after the longjmp (which C would leave
  * indeterminate). Returns 0, or -1 with sink->msg or sink->failed saying why. */
-static int png_encode(PngSink *sink, const uint8_t *pix, int w, int h) {
+static int png_encode(PngSink *sink, const uint8_t *pix, int w, int h, int channels) {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, sink, on_png_error,
                                               on_png_warning);
     if (!png) return -1;
@@ -59,28 +59,38 @@ static int png_encode(PngSink *sink, const uint8_t *pix, int w, int h) {
         return -1;
     }
     png_set_write_fn(png, sink, on_png_write, on_png_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(pix + (size_t)y * (size_t)w));
+        png_write_row(png, (png_const_bytep)(pix + (size_t)y * (size_t)w * (size_t)channels));
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     return 0;
 }
 
-int png_write_gray(const char *path, const uint8_t *pix, int w, int h) {
+/* An 8-bit PNG of 1 (gray) or 3 (RGB, interleaved) channels, atomically. */
+static int png_write_channels(const char *path, const uint8_t *pix, int w, int h, int channels) {
     if (w <= 0 || h <= 0 || w > PNG_MAX_SIDE || h > PNG_MAX_SIDE)
         return err_set("%s: cannot write a %d x %d image", path, w, h);
     AtomicFile af;
     if (atomic_open(&af, path)) return -1;
     PngSink sink = {.af = &af, .msg = "cannot initialise libpng"};
-    if (png_encode(&sink, pix, w, h)) {
+    if (png_encode(&sink, pix, w, h, channels)) {
         atomic_abort(&af);
         if (sink.failed) return -1;
         return err_set("%s: PNG encoding failed: %s", path, sink.msg);
     }
     return atomic_commit(&af);
+}
+
+int png_write_gray(const char *path, const uint8_t *pix, int w, int h) {
+    return png_write_channels(path, pix, w, h, 1);
+}
+
+int png_write_rgb(const char *path, const uint8_t *pix, int w, int h) {
+    return png_write_channels(path, pix, w, h, 3);
 }
 
 int png_write_grid(const char *path, const float *imgs, int n, int h, int w, int cols, int pad,

@@ -233,22 +233,25 @@ static int load_ema(Unet *m, int *used_ema, const StFile *f) {
     return rc;
 }
 
+int checkpoint_load_st(Unet *m, int *used_ema, const StFile *f, const CheckpointLoadOptions *o) {
+    if (used_ema) *used_ema = 0;
+    UnetConfig c;
+    Rng rng;
+    rng_seed(&rng, 0);
+    if (config_from_meta(&c, f) != 0) return -1;
+    c.device = o->device;
+    if (unet_init(m, &c, o->max_batch, o->nthreads, &rng) != 0) return -1;
+    int rc = checkpoint_read_model(m, f);
+    if (rc == 0 && o->use_ema) rc = load_ema(m, used_ema, f);
+    if (rc != 0) unet_free(m);
+    return rc;
+}
+
 int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLoadOptions *o) {
     if (used_ema) *used_ema = 0;
     StFile f;
     if (checkpoint_open(path, &f, 0) != 0) return -1;
-    UnetConfig c;
-    Rng rng;
-    rng_seed(&rng, 0);
-    int rc = -1;
-    if (config_from_meta(&c, &f) != 0) goto done;
-    c.device = o->device;
-    if (unet_init(m, &c, o->max_batch, o->nthreads, &rng) == 0) {
-        rc = checkpoint_read_model(m, &f);
-        if (rc == 0 && o->use_ema) rc = load_ema(m, used_ema, &f);
-        if (rc != 0) unet_free(m);
-    }
-done:
+    int rc = checkpoint_load_st(m, used_ema, &f, o);
     safetensors_close(&f);
     return rc;
 }

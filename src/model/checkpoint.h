@@ -49,6 +49,9 @@ typedef struct {
  * says whether the moving averages were loaded. Returns 0 or -1 with err_msg() naming the
  * file. */
 int checkpoint_load(Unet *m, int *used_ema, const char *path, const CheckpointLoadOptions *o);
+/* The same from a file already opened and verified (checkpoint_open, or safetensors_parse
+ * then checkpoint_verify for a buffer); f stays the caller's. */
+int checkpoint_load_st(Unet *m, int *used_ema, const StFile *f, const CheckpointLoadOptions *o);
 
 /* The image geometry in an opened checkpoint's metadata, MNIST's when it has none.
  * Returns 0, or -1 with err_msg(). */

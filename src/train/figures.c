@@ -104,7 +104,7 @@ int train_fig_samples(const char *dir, Unet *m, const Schedule *sched, const Tra
     }
     float *out = xcalloc((size_t)rows * cols * MNIST_PIXELS, sizeof(float));
     SampleRequest req = {.n = n, .labels = labels, .guidance = c->guidance};
-    ddpm_sample(m, sched, &r, &req, out);
+    sampler_draw(m, sched, &r, &req, out);
     char title[128], name[64], path[1024];
     const char *const *row_labels = dataset_class_names(c->dataset);
     if (c->kind == UNET_CLASS)

@@ -11,29 +11,23 @@
 
 /* The run configuration a weights file carries (metadata ddpm.config), parsed: *out is the
  * JSON object, or NULL when the file has none. Returns 0, or -1 with err_msg(). */
-static int config_json(const char *path, cJSON **out) {
+static int config_json(const StFile *f, cJSON **out) {
     *out = NULL;
-    StFile f;
-    if (checkpoint_open(path, &f, 0) != 0) return -1;
-    const char *cfg = safetensors_meta(&f, "ddpm.config");
-    int rc = 0;
-    if (cfg) {
-        *out = cJSON_Parse(cfg);
-        if (!cJSON_IsObject(*out)) {
-            cJSON_Delete(*out);
-            *out = NULL;
-            rc = err_set("%s: metadata ddpm.config is not a JSON object", path);
-        }
-    }
-    safetensors_close(&f);
-    return rc;
+    const char *cfg = safetensors_meta(f, "ddpm.config");
+    if (!cfg) return 0;
+    *out = cJSON_Parse(cfg);
+    if (cJSON_IsObject(*out)) return 0;
+    cJSON_Delete(*out);
+    *out = NULL;
+    return err_set("%s: metadata ddpm.config is not a JSON object", f->path);
 }
 
-int trained_schedule(const char *path, ScheduleKind *kind, int *T, float *beta_start,
-                             float *beta_end) {
+int trained_schedule_st(const StFile *f, ScheduleKind *kind, int *T, float *beta_start,
+                        float *beta_end) {
+    const char *path = f->path;
     *kind = SCHEDULE_LINEAR;
     cJSON *j;
-    int rc = config_json(path, &j);
+    int rc = config_json(f, &j);
     if (rc == 0 && j) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "T");
         const cJSON *b0 = cJSON_GetObjectItemCaseSensitive(j, "beta_start");
@@ -68,13 +62,32 @@ int trained_schedule(const char *path, ScheduleKind *kind, int *T, float *beta_s
     return rc;
 }
 
-int trained_dataset(const char *path, Dataset *d) {
+int trained_dataset_st(const StFile *f, Dataset *d) {
     *d = DATASET_MNIST;
     cJSON *j;
-    int rc = config_json(path, &j);
+    int rc = config_json(f, &j);
     const cJSON *ds = j ? cJSON_GetObjectItemCaseSensitive(j, "dataset") : NULL;
     if (rc == 0 && ds && (!cJSON_IsString(ds) || dataset_parse(ds->valuestring, d) != 0))
-        rc = err_set("%s: ddpm.config: dataset must be \"mnist\" or \"fashion\"", path);
+        rc = err_set("%s: ddpm.config: dataset must be \"mnist\" or \"fashion\"", f->path);
     cJSON_Delete(j);
+    return rc;
+}
+
+int trained_schedule(const char *path, ScheduleKind *kind, int *T, float *beta_start,
+                     float *beta_end) {
+    *kind = SCHEDULE_LINEAR;
+    StFile f;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
+    int rc = trained_schedule_st(&f, kind, T, beta_start, beta_end);
+    safetensors_close(&f);
+    return rc;
+}
+
+int trained_dataset(const char *path, Dataset *d) {
+    *d = DATASET_MNIST;
+    StFile f;
+    if (checkpoint_open(path, &f, 0) != 0) return -1;
+    int rc = trained_dataset_st(&f, d);
+    safetensors_close(&f);
     return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "data/dataset.h"
 #include "diffusion/schedule.h"
+#include "io/safetensors.h"
 
 /* The schedule's kind ("schedule"; linear when absent), T and betas, leaving those unchanged
  * when the file does not say. Returns 0, or -1 with err_msg() when the file is unreadable or
@@ -16,5 +17,10 @@ int trained_schedule(const char *path, ScheduleKind *kind, int *T, float *beta_s
 
 /* The data set ("dataset"; MNIST when absent). Returns 0, or -1 with err_msg(). */
 int trained_dataset(const char *path, Dataset *d);
+
+/* The same from a file already opened (messages name f->path). */
+int trained_schedule_st(const StFile *f, ScheduleKind *kind, int *T, float *beta_start,
+                        float *beta_end);
+int trained_dataset_st(const StFile *f, Dataset *d);
 
 #endif

@@ -1,5 +1,5 @@
 /* --sampler and its options to a SamplerChoice; a chosen sampler back to words. */
-#include "app/sampler_words.h"
+#include "diffusion/sampler_words.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,10 +80,13 @@ const char *sampler_words_name(const SampleRequest *req) {
                                                     : SAMPLER_DDPM);
 }
 
-const char *sampler_words_spacing(const SampleRequest *req) {
-    if (!req->ddim_steps) return NULL;
-    int i = (int)req->ddim_spacing;
+const char *sampler_words_spacing_kind(DdimSpacing spacing) {
+    int i = (int)spacing;
     return i >= 0 && i < N_SPACINGS ? SPACINGS[i] : "?";
+}
+
+const char *sampler_words_spacing(const SampleRequest *req) {
+    return req->ddim_steps ? sampler_words_spacing_kind(req->ddim_spacing) : NULL;
 }
 
 void sampler_words_describe(const SampleRequest *req, const Schedule *s, char *buf, size_t size) {

@@ -1,9 +1,10 @@
 /* The sampler as the options of `ddpm sample`, `eval`, `bench --sample` and `reproduce` spell
- * it (--sampler, --steps, --eta, --clip, --spacing), turned into a typed SamplerChoice, and
- * the words of a chosen sampler for logs and JSON. The messages of this file name those
- * options: they are the words it reads. */
-#ifndef DDPM_APP_SAMPLER_WORDS_H
-#define DDPM_APP_SAMPLER_WORDS_H
+ * it (--sampler, --steps, --eta, --clip, --spacing), and the public API's sampler fields
+ * with it (include/ddpm.h), turned into a typed SamplerChoice, and the words of a chosen
+ * sampler for logs and JSON. The messages of this file name those options: they are the
+ * words it reads. */
+#ifndef DDPM_SAMPLER_WORDS_H
+#define DDPM_SAMPLER_WORDS_H
 
 #include <stddef.h>
 
@@ -40,6 +41,8 @@ const char *sampler_words_name(const SampleRequest *req);
 /* The --spacing word of a chosen request ("uniform", ..., "logsnr"); NULL for DDPM, which
  * visits every step. */
 const char *sampler_words_spacing(const SampleRequest *req);
+/* The --spacing word of a spacing ("uniform", ..., "logsnr"). */
+const char *sampler_words_spacing_kind(DdimSpacing spacing);
 
 /* The sampler's line for logs: sampler_describe with the network passes after the steps,
  * e.g. "DPM-Solver++(2M), 20 steps (20 NFE), log-SNR spacing". */
