@@ -1,4 +1,6 @@
 # ddpm: `make` builds ./ddpm, `make test` builds and runs the test suite,
+# `make lib` the shared library libddpm.so (include/ddpm.h's API, without MPI), `make man` the
+# man page, `make install PREFIX=/usr/local DESTDIR=` installs them (`make uninstall` removes),
 # `make asan` runs the test suite built with AddressSanitizer + UBSan (build-asan/),
 # `make valgrind` runs short training runs under valgrind memcheck (build-vg/),
 # `make fuzz` builds the libFuzzer harnesses with clang (build-fuzz/), and
@@ -36,7 +38,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test test-browser asan valgrind fuzz fuzz-harnesses fuzz-run clean
+.PHONY: all lib man install uninstall test test-browser asan valgrind fuzz fuzz-harnesses fuzz-run clean
 all: ddpm
 
 ddpm: $(BUILD)/ddpm
@@ -70,10 +72,83 @@ $(BUILD)/tests/%: tests/mpi/%.c $(BUILD)/libddpm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libddpm.a $(LDLIBS)
 
+# The library for embedders (include/ddpm.h): its own position-independent objects, built
+# without MPI and with every symbol hidden but the header's DDPM_API functions, as
+# libddpm.so.$(VERSION) (SONAME libddpm.so.$(SOMAJOR)) and, for static linking, as
+# $(BUILD)/pic/libddpm.a (build/libddpm.a, with MPI, is the program's). The linker drops the
+# code that the API does not reach (training, figures) and the libraries only that code needs.
+# The version is the header's.
+VERSION := $(shell sed -n 's/^\#define DDPM_VERSION_STRING "\(.*\)"/\1/p' include/ddpm.h)
+SOMAJOR := $(shell sed -n 's/^\#define DDPM_VERSION_MAJOR \([0-9]*\)/\1/p' include/ddpm.h)
+SONAME  := libddpm.so.$(SOMAJOR)
+PIC_CFLAGS = $(filter-out -DDDPM_MPI $(MPI_CFLAGS),$(CFLAGS)) -fPIC -fvisibility=hidden \
+             -ffunction-sections -fdata-sections
+LIB_LIBS   = $(filter-out $(MPI_LIBS),$(LDLIBS))
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+SHLIB     := $(BUILD)/libddpm.so.$(VERSION)
+
+lib: $(SHLIB) $(BUILD)/$(SONAME) $(BUILD)/libddpm.so $(BUILD)/pic/libddpm.a $(BUILD)/ddpm.pc
+
+$(SHLIB): $(PIC_OBJ)
+	$(CC) $(PIC_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,--gc-sections \
+	    -Wl,--as-needed -o $@ $^ $(LIB_LIBS)
+
+$(BUILD)/$(SONAME): $(SHLIB)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/libddpm.so: $(BUILD)/$(SONAME)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/pic/libddpm.a: $(PIC_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PIC_CFLAGS) -MMD -MP -c -o $@ $<
+
+# ddpm.pc: static linking needs the libraries of LIB_LIBS (-fopenmp stands for libgomp);
+# remade when PREFIX or those libraries change
+PC_SETTING = $(PREFIX) $(filter-out $(SAN),$(LIB_LIBS))
+$(BUILD)/ddpm.pc: ddpm.pc.in include/ddpm.h $(BUILD)/pc-setting
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(filter-out $(SAN),$(LIB_LIBS)))|g' $< >$@
+
+$(BUILD)/pc-setting: FORCE
+	@mkdir -p $(BUILD) && echo "$(PC_SETTING)" | cmp -s - $@ || echo "$(PC_SETTING)" >$@
+
+# The man page, from `ddpm --help` and every command's --help (tools/man_commands.sh).
+man: $(BUILD)/ddpm.1
+
+$(BUILD)/ddpm.1: $(BUILD)/ddpm tools/man_commands.sh
+	tools/man_commands.sh $(BUILD)/ddpm >$(BUILD)/ddpm-commands.h2m
+	help2man --no-info --name="train diffusion models on MNIST from scratch, and sample from them" \
+	    --include=$(BUILD)/ddpm-commands.h2m --output=$@ $(BUILD)/ddpm
+
+# Installs into $(DESTDIR)$(PREFIX); ldconfig only for a real install (no DESTDIR, as root).
+PREFIX  ?= /usr/local
+INSTALLED := bin/ddpm lib/libddpm.so.$(VERSION) lib/$(SONAME) lib/libddpm.so lib/libddpm.a \
+             include/ddpm.h lib/pkgconfig/ddpm.pc share/man/man1/ddpm.1
+install: $(BUILD)/ddpm lib man
+	install -D -m 755 $(BUILD)/ddpm $(DESTDIR)$(PREFIX)/bin/ddpm
+	install -D -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/libddpm.so.$(VERSION)
+	ln -sf libddpm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libddpm.so
+	install -D -m 644 $(BUILD)/pic/libddpm.a $(DESTDIR)$(PREFIX)/lib/libddpm.a
+	install -D -m 644 include/ddpm.h $(DESTDIR)$(PREFIX)/include/ddpm.h
+	install -D -m 644 $(BUILD)/ddpm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ddpm.pc
+	install -D -m 644 $(BUILD)/ddpm.1 $(DESTDIR)$(PREFIX)/share/man/man1/ddpm.1
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then ldconfig; fi
+
 # Runs every test program (and the CLI end-to-end tests) and the layering checks, and prints
-# "N passed, N failed".
-test: $(BUILD)/ddpm $(TESTS) $(MPI_TOOLS)
-	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS) $(MPI_TESTS) tests/check_layers.sh
+# "N passed, N failed". tests/install.sh (install, pkg-config, the example) runs in plain
+# builds: a sanitized libddpm.so cannot be loaded by a program built without the sanitizer.
+INSTALL_TESTS := $(if $(SAN),,tests/install.sh)
+test: $(BUILD)/ddpm $(TESTS) $(MPI_TOOLS) $(if $(SAN),,lib man)
+	DDPM_BIN=$(BUILD)/ddpm BUILD=$(BUILD) tests/run.sh $(TESTS) $(MPI_TESTS) $(INSTALL_TESTS) tests/check_layers.sh
 
 # The report page of a tiny reproduction in headless Chromium (needs the chromium package;
 # .ci/run installs it): images load, no console errors, no sideways scrolling; screenshots.
@@ -113,4 +188,4 @@ fuzz-run: fuzz
 clean:
 	rm -rf build build-asan build-vg build-fuzz ddpm
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)

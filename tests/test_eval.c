@@ -21,6 +21,7 @@
 #include "data/mnist.h"
 #include "eval/judge.h"
 #include "eval/metrics.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "model/classifier.h"
 #include "ops/backend.h"
@@ -694,6 +695,19 @@ static void test_cli_bad_inputs(void **state) {
     expect_error("expected labels of shape (N), found (40, 28, 28)", a);
     snprintf(a, sizeof a, "--samples %s/missing.idx", T);
     expect_error("missing.idx", a);
+    snprintf(a, sizeof a, "--samples %s/ok.idx --n 41", T);
+    expect_error("holds 40 images, fewer than the 41 asked for", a);
+    /* a PNG grid: cells of exactly 28 x 28 */
+    snprintf(a, sizeof a, "%s/odd.png", T);
+    assert_int_equal(png_write_gray(a, img, 56, 29), 0);
+    snprintf(a, sizeof a, "--samples %s/odd.png", T);
+    expect_error("56x29 pixels is not a grid of 28x28 images", a);
+    snprintf(a, sizeof a, "%s/row.png", T);
+    assert_int_equal(png_write_gray(a, img, 28 * 9, 28), 0);
+    snprintf(a, sizeof a, "--samples %s/row.png", T);
+    expect_error("holds 9 images", a);
+    snprintf(a, sizeof a, "--samples %s/row.png --n 10", T);
+    expect_error("holds 9 images, fewer than the 10 asked for", a);
     snprintf(a, sizeof a, "--labels %s/lab.idx", T);
     expect_error("--labels goes with --samples", a);
     snprintf(a, sizeof a, "--samples %s/ok.idx --ckpt x.safetensors", T);

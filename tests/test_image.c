@@ -20,6 +20,7 @@
 #include "data/idx.h"
 #include "io/fileio.h"
 #include "io/image.h"
+#include "io/png_read.h"
 
 /* ---------------------------------------------------------------------------------------
  * Helpers. */
@@ -255,6 +256,46 @@ static void test_png_grid(void **state) {
     assert_int_equal(g[pad * rw + pad], 0);       /* clamped low */
     assert_int_equal(g[pad * rw + pad + 2], 255); /* clamped high */
     xfree(g);
+}
+
+/* png_read_gray: our grey PNG back as written; an RGB PNG of grey pixels gives the same
+ * levels; anything else is refused with its name. */
+static void test_png_read_gray(void **state) {
+    (void)state;
+    const int w = 29, h = 11;
+    uint8_t pix[29 * 11], rgb[29 * 11 * 3];
+    for (int i = 0; i < w * h; i++)
+        pix[i] = rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (uint8_t)(i * 7);
+    const char *g = tpath("g.png"), *c = tpath("c.png"), *x = tpath("x.png");
+    assert_int_equal(png_write_gray(g, pix, w, h), 0);
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w;
+    im.height = (png_uint_32)h;
+    im.format = PNG_FORMAT_RGB;
+    assert_true(png_image_write_to_file(&im, c, 0, rgb, 0, NULL));
+    const char *paths[2] = {g, c};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *back;
+        int rw, rh;
+        assert_true(png_is_png(paths[k]));
+        assert_int_equal(png_read_gray(paths[k], &back, &rw, &rh), 0);
+        assert_int_equal(rw, w);
+        assert_int_equal(rh, h);
+        assert_memory_equal(back, pix, sizeof pix);
+        xfree(back);
+    }
+    FILE *f = fopen(x, "wb");
+    assert_non_null(f);
+    fputs("\x89PNG\r\n\x1a\nbroken", f);
+    fclose(f);
+    uint8_t *none;
+    int rw, rh;
+    assert_true(png_is_png(x));
+    assert_int_equal(png_read_gray(x, &none, &rw, &rh), -1);
+    assert_non_null(strstr(err_msg(), "x.png"));
+    assert_false(png_is_png(tpath("missing.png")));
 }
 
 static void test_gif_roundtrip(void **state) {
@@ -536,6 +577,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_read_file_and_make_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_png_gray_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_png_grid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_png_read_gray, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gif_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pixel_rounding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writers_agree, setup, teardown),

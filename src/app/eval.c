@@ -18,6 +18,7 @@
 #include "eval/evaluate.h"
 #include "io/fileio.h"
 #include "io/jsonio.h"
+#include "io/png_read.h"
 #include "train/trained_with.h"
 #include "train/train.h"
 
@@ -70,59 +71,109 @@ static void dims_text(char *dst, size_t cap, const IdxArray *a) {
     if (o < cap) snprintf(dst + o, cap - o, ")");
 }
 
-/* Read sample images (N, 28, 28) or (N, 1, 28, 28) and optional labels (N) in 0..9.
- * images (N, 784) in [0, 1]; labels NULL when no file. Returns 0 or -1 with err_msg(). */
-static int read_samples(const char *path, const char *labels_path, float **images, int **labels,
-                        int *n) {
-    IdxArray a = {0}, l = {0};
+/* The images of an IDX file (N, 28, 28) or (N, 1, 28, 28): *pix (N, 784) bytes, *n = N.
+ * Returns 0 or -1 with err_msg(). */
+static int read_idx_images(const char *path, uint8_t **pix, int *n) {
+    IdxArray a = {0};
     if (idx_read(path, &a) != 0) return -1;
-    int ok3 = a.ndim == 3 && a.dims[1] == 28 && a.dims[2] == 28;
-    int ok4 = a.ndim == 4 && a.dims[1] == 1 && a.dims[2] == 28 && a.dims[3] == 28;
+    int ok3 = a.ndim == 3 && a.dims[1] == MNIST_H && a.dims[2] == MNIST_W;
+    int ok4 = a.ndim == 4 && a.dims[1] == 1 && a.dims[2] == MNIST_H && a.dims[3] == MNIST_W;
     if (!ok3 && !ok4) {
         char d[128];
         dims_text(d, sizeof d, &a);
         idx_free(&a);
         return err_set("%s: expected images of shape (N, 28, 28), found %s", path, d);
     }
-    if (a.dims[0] < EVAL_MIN_SAMPLES || a.dims[0] > 1000000) {
-        unsigned got = a.dims[0];
+    if (a.dims[0] > 1000000) {
         idx_free(&a);
-        return err_set("%s holds %u images; the evaluation needs %d to 1000000", path, got,
-                       EVAL_MIN_SAMPLES);
+        return err_set("%s holds more than 1000000 images", path);
     }
-    const int count = (int)a.dims[0];
-    if (labels_path) {
-        if (idx_read(labels_path, &l) != 0) {
-            idx_free(&a);
-            return -1;
-        }
-        int rc = 0;
-        if (l.ndim != 1) {
-            char d[128];
-            dims_text(d, sizeof d, &l);
-            rc = err_set("%s: expected labels of shape (N), found %s", labels_path, d);
-        } else if ((int)l.dims[0] != count) {
-            rc = err_set("%s has %u labels but %s has %d images", labels_path, l.dims[0], path, count);
-        } else {
-            for (int i = 0; i < count; i++)
-                if (l.data[i] > 9) {
-                    rc = err_set("%s: label %u at index %d is not a digit 0-9", labels_path,
-                                 l.data[i], i);
-                    break;
-                }
-        }
-        if (rc) {
-            idx_free(&a);
-            idx_free(&l);
-            return -1;
-        }
+    *n = (int)a.dims[0];
+    *pix = xmalloc((size_t)*n * P);
+    memcpy(*pix, a.data, (size_t)*n * P);
+    idx_free(&a);
+    return 0;
+}
+
+/* The cells of a PNG grid of 28 x 28 images without gaps (as ddpm_write_png writes them),
+ * row by row, colour turned grey: *pix (N, 784) bytes, *n = N, every cell.
+ * Returns 0 or -1 with err_msg(). */
+static int read_png_images(const char *path, uint8_t **pix, int *n) {
+    uint8_t *grid;
+    int w, h;
+    if (png_read_gray(path, &grid, &w, &h) != 0) return -1;
+    if (w % MNIST_W || h % MNIST_H) {
+        xfree(grid);
+        return err_set("%s: %dx%d pixels is not a grid of %dx%d images", path, w, h, MNIST_W,
+                       MNIST_H);
+    }
+    const int cols = w / MNIST_W, rows = h / MNIST_H;
+    *n = rows * cols;
+    *pix = xmalloc((size_t)*n * P);
+    for (int i = 0; i < *n; i++)
+        for (int y = 0; y < MNIST_H; y++)
+            memcpy(*pix + (size_t)i * P + (size_t)y * MNIST_W,
+                   grid + ((size_t)(i / cols * MNIST_H + y) * (size_t)w + (size_t)(i % cols) * MNIST_W),
+                   MNIST_W);
+    xfree(grid);
+    return 0;
+}
+
+/* Labels (count) in 0..9 from an IDX file of shape (count). Returns 0 or -1 with err_msg(). */
+static int read_labels(const char *labels_path, const char *path, int count, int **labels) {
+    IdxArray l = {0};
+    if (idx_read(labels_path, &l) != 0) return -1;
+    int rc = 0;
+    if (l.ndim != 1) {
+        char d[128];
+        dims_text(d, sizeof d, &l);
+        rc = err_set("%s: expected labels of shape (N), found %s", labels_path, d);
+    } else if ((int)l.dims[0] != count) {
+        rc = err_set("%s has %u labels but %s has %d images", labels_path, l.dims[0], path, count);
+    } else {
+        for (int i = 0; i < count; i++)
+            if (l.data[i] > 9) {
+                rc = err_set("%s: label %u at index %d is not a digit 0-9", labels_path, l.data[i],
+                             i);
+                break;
+            }
+    }
+    if (rc == 0) {
         *labels = xmalloc((size_t)count * sizeof(int));
         for (int i = 0; i < count; i++) (*labels)[i] = l.data[i];
-        idx_free(&l);
+    }
+    idx_free(&l);
+    return rc;
+}
+
+/* Read sample images from an IDX file (N, 28, 28) or (N, 1, 28, 28) or a PNG grid (told
+ * apart by the PNG signature), the first `first` of them when first > 0, and optional labels
+ * (N) in 0..9. images (N, 784) in [0, 1]; labels NULL when no file. Returns 0 or -1 with
+ * err_msg(). */
+static int read_samples(const char *path, const char *labels_path, int first, float **images,
+                        int **labels, int *n) {
+    uint8_t *pix = NULL;
+    int count = 0;
+    if ((png_is_png(path) ? read_png_images(path, &pix, &count)
+                          : read_idx_images(path, &pix, &count)) != 0)
+        return -1;
+    if (first > count) {
+        xfree(pix);
+        return err_set("%s holds %d images, fewer than the %d asked for", path, count, first);
+    }
+    if (first > 0) count = first;
+    if (count < EVAL_MIN_SAMPLES) {
+        xfree(pix);
+        return err_set("%s holds %d images; the evaluation needs %d to 1000000", path, count,
+                       EVAL_MIN_SAMPLES);
+    }
+    if (labels_path && read_labels(labels_path, path, count, labels) != 0) {
+        xfree(pix);
+        return -1;
     }
     *images = xmalloc((size_t)count * P * sizeof(float));
-    pixels_from_u8(*images, a.data, (size_t)count * P);
-    idx_free(&a);
+    pixels_from_u8(*images, pix, (size_t)count * P);
+    xfree(pix);
     *n = count;
     return 0;
 }
@@ -383,7 +434,8 @@ int app_eval(const EvalJob *job, const Progress *p) {
     r.doc = cJSON_CreateObject();
     int rc = -1, denoiser = 0;
     /* inputs first, so bad ones fail before any long computation */
-    if (job->samples && read_samples(job->samples, job->labels, &r.images, &r.labels, &r.count) != 0)
+    if (job->samples && read_samples(job->samples, job->labels, job->samples_n, &r.images, &r.labels,
+                                     &r.count) != 0)
         goto done;
     if (job->ckpt && model_setup(&r, &denoiser) != 0) goto done;
     if (!denoiser) {

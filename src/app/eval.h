@@ -1,7 +1,7 @@
 /* The evaluation job of `ddpm eval`: samples drawn from a checkpoint (one set per guidance
- * scale for a class model) or read from an IDX file, judged by the MNIST classifier (loaded
- * from its cache, or trained there once) against the test set; for a denoiser, its test MSE
- * and PSNR per noise level. The results as a table and as JSON. */
+ * scale for a class model) or read from an IDX file or a PNG grid, judged by the MNIST
+ * classifier (loaded from its cache, or trained there once) against the test set; for a
+ * denoiser, its test MSE and PSNR per noise level. The results as a table and as JSON. */
 #ifndef DDPM_APP_EVAL_H
 #define DDPM_APP_EVAL_H
 
@@ -17,8 +17,9 @@
 typedef struct {
     /* exactly one of ckpt, samples and judge_only */
     const char *ckpt;         /* a time, class or denoiser checkpoint to draw from */
-    const char *samples;      /* images (N, 28, 28) as an IDX file */
+    const char *samples;      /* images (N, 28, 28) as an IDX file, or a PNG grid of them */
     const char *labels;       /* with samples: the requested digits (N), or NULL */
+    int samples_n;            /* with samples: judge the first N images; 0: all */
     int judge_only;           /* only make sure the judge exists */
     /* ckpt */
     int n;                    /* samples per guidance scale */

@@ -13,7 +13,7 @@
 static const char *HEAD =
     "Usage: ddpm eval --ckpt FILE [--n N] [--guidance G,G,..] [--sigmas S,S,..] [--json FILE]\n"
     "                 [--sampler ddpm|ddim|dpmpp2m|dpmpp2m-sde|dpmpp3m] [--steps K] [--spacing S]\n"
-    "       ddpm eval --samples FILE.idx [--labels FILE.idx] [--json FILE]\n"
+    "       ddpm eval --samples FILE.idx|FILE.png [--n N] [--labels FILE.idx] [--json FILE]\n"
     "       ddpm eval --judge-only\n"
     "\n"
     "Judges digits with an MNIST classifier trained by this program (the judge; trained on\n"
@@ -28,7 +28,9 @@ static const char *HEAD =
     "others in K steps, NFE = K network passes per image, a guided pair counted once); for a\n"
     "denoiser it reports the test MSE and PSNR per sigma. The JSON records the sampler, steps,\n"
     "NFE, spacing and the seconds each column's sampling took.\n"
-    "--samples reads images (N, 28, 28) from an IDX file, --labels the requested digits (N).\n"
+    "--samples reads images (N, 28, 28) from an IDX file, or from a PNG grid of 28x28 cells\n"
+    "without gaps (as ddpm_write_png writes them; colour is turned grey), row by row: every\n"
+    "cell, or the first N with --n; --labels the requested digits (N).\n"
     "Definitions: docs/EVAL.md.";
 
 /* Which input: exactly one, and no sampling option without --ckpt (it would be silently
@@ -43,7 +45,11 @@ static int check_inputs(const EvalJob *j, Opt *opts, int no) {
         return 2;
     }
     if (!j->ckpt) {
-        const char *only[] = {"n", "guidance", "sigmas", "save-idx", "batch", "no-ema",
+        if (j->judge_only && args_find(opts, no, "n")->seen) {
+            fprintf(stderr, "ddpm eval: --n goes with --ckpt or --samples\n");
+            return 2;
+        }
+        const char *only[] = {"guidance", "sigmas", "save-idx", "batch", "no-ema",
                               "sampler", "steps", "eta", "clip", "spacing"};
         for (size_t i = 0; i < sizeof only / sizeof only[0]; i++)
             if (args_find(opts, no, only[i])->seen) {
@@ -62,9 +68,9 @@ int cmd_eval(int argc, char **argv) {
     SamplerWords w = {"ddpm", 0, -1.0f, 0, NULL};
     Opt opts[] = {
         {"ckpt", OPT_STR, &j.ckpt, "a time, class or denoiser checkpoint to evaluate", 0, -1, 0},
-        {"samples", OPT_STR, &j.samples, "images to evaluate: an IDX file (N, 28, 28)", 0, -1, 0},
+        {"samples", OPT_STR, &j.samples, "images to evaluate: an IDX file (N, 28, 28) or a PNG grid of 28x28 cells", 0, -1, 0},
         {"labels", OPT_STR, &j.labels, "with --samples: the requested digits, an IDX file (N)", 0, -1, 0},
-        {"n", OPT_INT, &j.n, "--ckpt: samples to draw per guidance scale (default 1000)", EVAL_MIN_SAMPLES, 1000000, 0},
+        {"n", OPT_INT, &j.n, "--ckpt: samples to draw per guidance scale (default 1000); --samples: the first N (default all)", EVAL_MIN_SAMPLES, 1000000, 0},
         {"guidance", OPT_STR, &guid_s, "--ckpt, class model: guidance scales, e.g. 0,1,2,3,5 (default 5)", 0, -1, 0},
         {"sigmas", OPT_STR, &sig_s, "--ckpt, denoiser: noise levels (default 0,0.2,0.4,0.5,0.6,0.8,1.0)", 0, -1, 0},
         {"save-idx", OPT_STR, &j.save_idx, "--ckpt: also write the samples as IDX (and FILE-labels.idx; -g<G> per scale)", 0, -1, 0},
@@ -101,6 +107,7 @@ int cmd_eval(int argc, char **argv) {
             return 2;
         }
     j.guidance_given = args_find(opts, no, "guidance")->seen;
+    if (j.samples && args_find(opts, no, "n")->seen) j.samples_n = j.n;
     j.use_ema = !no_ema;
     j.judge.threads = j.threads;
     j.judge.progress = isatty(2);

@@ -2,12 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ddpm.h"
+
 #include "cli/cli.h"
 #include "core/common.h"
 #include "core/dist.h"
 #include "ops/cpu.h"
-
-#define DDPM_VERSION "0.1.0"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "  data       data fetch: download and verify the official MNIST files\n"
             "\n"
             "Data: --data DIR, else $DDPM_DATA, else ./data/mnist.\n",
-            DDPM_VERSION);
+            DDPM_VERSION_STRING);
 }
 
 int main(int argc, char **argv) {
@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("ddpm %s\n", DDPM_VERSION);
+        printf("ddpm %s\n", DDPM_VERSION_STRING);
         return 0;
     }
     /* train and bench run data-parallel under an MPI launcher; the rest are one process */
