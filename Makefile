@@ -89,35 +89,47 @@ test-browser: $(BUILD)/ddpm
 # unused: -Wno-unused-parameter), no files, JSON, PNG or compression: the page's JavaScript
 # reads the weights. NODE_PATH: emcc's JavaScript tools need Debian's node-acorn, which a
 # node from elsewhere (NodeSource) does not look for.
+# WEB_BACKEND=ref WEB_OUT=DIR builds the same on the reference backend, for the comparison
+# of docs/WEB.md.
 EMCC     ?= emcc
+WEB_BACKEND ?= cpu
+WEB_OUT  ?= web
 WEB_SRC  := src/core/common.c src/core/rng.c src/ops/backend.c src/ops/dispatch.c src/ops/shape.c \
-            $(wildcard src/backend/cpu/*.c) src/model/unet_layout.c src/model/unet_pass.c \
+            $(wildcard src/backend/$(WEB_BACKEND)/*.c) src/model/unet_layout.c src/model/unet_pass.c \
             $(wildcard src/diffusion/*.c) src/data/geometry.c src/data/dataset.c \
             $(wildcard src/web/*.c)
 WEB_CFLAGS := -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unknown-pragmas \
-              -Wno-unused-parameter -Isrc -Isrc/web/shim '-DBACKEND_LIST(X)=X(cpu)'
+              -Wno-unused-parameter -Isrc -Isrc/web/shim '-DBACKEND_LIST(X)=X($(WEB_BACKEND))'
 WEB_LDFLAGS := -sMODULARIZE=1 -sEXPORT_NAME=DdpmWeb -sALLOW_MEMORY_GROWTH=1 \
                -sENVIRONMENT=worker,node -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8 \
                -sEXPORTED_FUNCTIONS=_malloc,_free
 WEB_ENV  := NODE_PATH=$${NODE_PATH:+$$NODE_PATH:}/usr/share/nodejs
-web: web/ddpm_web.js web/ddpm_web_nosimd.js
+WEB_OBJ  := $(BUILD)/web/$(WEB_BACKEND)
+web: $(WEB_OUT)/ddpm_web.js $(WEB_OUT)/ddpm_web_nosimd.js
 
-web/ddpm_web.js: $(WEB_SRC:%.c=$(BUILD)/web/simd/%.o)
+$(WEB_OUT)/ddpm_web.js: $(WEB_SRC:%.c=$(WEB_OBJ)/simd/%.o)
+	@mkdir -p $(dir $@)
 	$(WEB_ENV) $(EMCC) -O3 -msimd128 -o $@ $^ $(WEB_LDFLAGS)
-web/ddpm_web_nosimd.js: $(WEB_SRC:%.c=$(BUILD)/web/nosimd/%.o)
+$(WEB_OUT)/ddpm_web_nosimd.js: $(WEB_SRC:%.c=$(WEB_OBJ)/nosimd/%.o)
+	@mkdir -p $(dir $@)
 	$(WEB_ENV) $(EMCC) -O3 -o $@ $^ $(WEB_LDFLAGS)
 
-$(BUILD)/web/simd/%.o: %.c
+$(WEB_OBJ)/simd/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -msimd128 -MMD -MP -c -o $@ $<
-$(BUILD)/web/nosimd/%.o: %.c
+$(WEB_OBJ)/nosimd/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The page in headless Chromium, served from 127.0.0.1: it draws 2026, which ddpm eval must
-# judge; no console errors, no sideways scrolling; screenshots (tests/web.sh).
-test-web: web $(BUILD)/ddpm
-	DDPM_BIN=$(BUILD)/ddpm tests/web.sh $(BUILD)/web-test
+# judge; no console errors, no sideways scrolling; screenshots (tests/web.sh). Before it, the
+# web GEMM against a double-precision loop, in node (one file: node cannot fetch the .wasm).
+test-web: web $(BUILD)/ddpm $(BUILD)/web/web_sgemm.js
+	DDPM_BIN=$(BUILD)/ddpm WEB_SGEMM=$(BUILD)/web/web_sgemm.js tests/web.sh $(BUILD)/web-test
+
+$(BUILD)/web/web_sgemm.js: tests/web_sgemm.c src/web/sgemm.c src/core/common.c src/web/shim/cblas.h
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -msimd128 -sSINGLE_FILE=1 -o $@ $(filter %.c,$^)
 
 # Sanitizer findings fail the run: UBSan aborts, LeakSanitizer reports at exit.
 asan:
@@ -150,6 +162,7 @@ fuzz-run: fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh build-fuzz $(FUZZ_NAMES)
 
 clean:
-	rm -rf build build-asan build-vg build-fuzz ddpm
+	rm -rf build build-asan build-vg build-fuzz ddpm web/ddpm_web.js web/ddpm_web.wasm \
+	  web/ddpm_web_nosimd.js web/ddpm_web_nosimd.wasm
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/web/*/src/*/*.d $(BUILD)/web/*/src/*/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(WEB_OBJ)/*/src/*/*.d $(WEB_OBJ)/*/src/*/*/*.d)

@@ -10,7 +10,8 @@
 # caught by the same console check. Screenshots are kept in WORKDIR.
 #
 #   tests/web.sh [WORKDIR]   (DDPM_BIN, DDPM_DATA as for the other tests; DDPM_WEB_MODEL:
-#                             the weights when web/model.safetensors is absent)
+#                             the weights when web/model.safetensors is absent; WEB_SGEMM:
+#                             the GEMM test built by make test-web, run first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DDPM_BIN:-./ddpm}
@@ -25,6 +26,11 @@ SEED=7
 REPEAT=3 # ddpm eval takes 10 images or more: the 4 are written 3 times (same share right)
 
 [ -e web/ddpm_web.js ] || { echo "web: web/ddpm_web.js is missing: run make web"; exit 1; }
+# The GEMM that stands in for OpenBLAS, first (make test-web builds it).
+if [ -n "${WEB_SGEMM:-}" ]; then
+    node "$WEB_SGEMM" && r=yes || r=no
+    expect "web GEMM matches a double-precision loop" "$r" yes
+fi
 # The site: web/ itself when it has its model, else a copy of it with DDPM_WEB_MODEL.
 MODEL=web/model.safetensors
 SITE=web
@@ -99,7 +105,7 @@ d=[abs(x-y) for x,y in zip(a,b)]; print('%d %.3f' % (max(d), sum(d)/len(d)))" "$
 read -r dmax dmean <<< "$diff"
 python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1 else 1)" "$dmean" && r=yes || r="mean $dmean"
 expect "page and native CLI draw the same images (largest byte difference $dmax, mean $dmean)" "$r" yes
-page_s=$(sed -n 's/.*"secondsPerImage": \([0-9.]*\).*/\1/p' "$WORK/page.json")
+page_s=$(python3 -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['secondsPerImage'])" "$WORK/page.json")
 native_s=$(python3 -c "import sys; print('%.3f' % ((float(sys.argv[2]) - float(sys.argv[1])) / int(sys.argv[3])))" "$t0" "$t1" "${#NUMBER}")
 echo "time per image: page ${page_s} s (WebAssembly, one thread, without the model's loading);" \
     "native CLI ${native_s} s (one thread, with its start and loading)"

@@ -78,11 +78,21 @@ var DdpmWeights = (function () {
    * maxImages images per draw. Returns {ptr, info, pixels}; throws with the module's message. */
   function load(M, buf, maxImages) {
     var file = parse(buf), info = describe(file.meta);
-    var fail = function () { throw new Error(M.UTF8ToString(M._web_error())); };
-    var ptr = M._web_model_new(info.kind, info.width, info.temb, info.residual, info.attention, info.channels,
+    var ptr = 0;
+    var fail = function () {
+      var e = new Error(M.UTF8ToString(M._web_error()));
+      if (ptr) M._web_model_free(ptr);
+      throw e;
+    };
+    ptr = M._web_model_new(info.kind, info.width, info.temb, info.residual, info.attention, info.channels,
       info.height, info.classes, 2 * maxImages, info.schedule, info.T, info.betaStart, info.betaEnd);
     if (!ptr) fail();
+    /* a file with moving averages of the weights ("ema." tensors) is drawn with them, as
+     * ddpm sample does */
+    var ema = file.tensors.some(function (t) { return t.name.indexOf("ema.") === 0; });
     file.tensors.forEach(function (t) {
+      if (ema && t.name.indexOf("ema.") !== 0) return;
+      if (ema) t = { name: t.name.slice(4), data: t.data };
       var bytes = t.data.length * 4, p = M._malloc(bytes), name = M._malloc(4 * t.name.length + 1);
       M.HEAPF32.set(t.data, p >> 2);
       M.stringToUTF8(t.name, name, 4 * t.name.length + 1);

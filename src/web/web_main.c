@@ -3,6 +3,7 @@
  * step. The safetensors header is JSON and is parsed by the page's JavaScript (JSON.parse),
  * which hands over plain numbers and float32 tensors: no file, JSON or compression code is
  * compiled into the module. Docs: docs/WEB.md. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,17 +83,29 @@ EMSCRIPTEN_KEEPALIVE void web_model_free(WebModel *w) {
     xfree(w);
 }
 
+/* The model's tensor called name, or called so before attention was named by place
+ * (unet_tensor_legacy_name); NULL when there is none. */
+static const UnetTensor *find_tensor(const Unet *m, const char *name) {
+    const UnetTensor *t = unet_find(m, name);
+    char legacy[80];
+    for (int i = 0; !t && i < m->n_tensors; i++)
+        if (unet_tensor_legacy_name(m->tensors[i].name, legacy, sizeof legacy) == 0 &&
+            strcmp(legacy, name) == 0)
+            t = &m->tensors[i];
+    return t;
+}
+
 /* The tensor called name from count float32 values. Returns 0, or -1 with web_error() for
  * an unknown name, a wrong size or a non-finite value. */
 EMSCRIPTEN_KEEPALIVE int web_model_tensor(WebModel *w, const char *name, const float *data,
                                           int count) {
-    const UnetTensor *t = unet_find(&w->net, name);
+    const UnetTensor *t = find_tensor(&w->net, name);
     if (!t) return err_set("weights: tensor \"%s\" is not part of this model", name);
     if ((size_t)count != t->count)
         return err_set("weights: tensor \"%s\" has %d values, the model's has %zu", name, count,
                        t->count);
     for (int k = 0; k < count; k++)
-        if (!(data[k] - data[k] == 0.0f))
+        if (!isfinite(data[k]))
             return err_set("weights: tensor \"%s\" holds a non-finite value at index %d", name, k);
     dev_upload(&w->net.ctx, unet_tensor_data(&w->net, t), data, t->count * sizeof(float));
     w->filled[t - w->net.tensors] = 1;
@@ -111,9 +124,10 @@ EMSCRIPTEN_KEEPALIVE int web_model_ready(const WebModel *w) {
 EMSCRIPTEN_KEEPALIVE int web_frames(int steps) { return sampler_n_frames(steps, 1); }
 
 /* Draw n images (labels: n classes, -1 for none) at guidance gamma with DPM-Solver++(2M)
- * (sampler 2, log-SNR spacing) or another SamplerKind over `steps` steps, from seed, into
- * out (N, P) and frames (web_frames(steps), N, P), calling the page after every step.
- * n <= max_batch / 2 so that one chunk holds them all. Returns 0, or -1 with web_error(). */
+ * (sampler 2, log-SNR spacing) or another SamplerKind over `steps` steps (T for DDPM), from
+ * seed, into out (N, P) and frames (web_frames(steps), N, P), calling the page after every
+ * step. n <= max_batch / 2, so that one chunk holds them all (the frames of a step are then
+ * in place when the page hears of it). Returns 0, or -1 with web_error(). */
 EMSCRIPTEN_KEEPALIVE int web_sample(WebModel *w, float *out, float *frames, const int *labels,
                                     int n, float guidance, int sampler, int steps,
                                     uint32_t seed) {
@@ -121,19 +135,14 @@ EMSCRIPTEN_KEEPALIVE int web_sample(WebModel *w, float *out, float *frames, cons
         return err_set("%d images at once: 1 to %d", n, w->net.max_batch / 2);
     SampleRequest req = {.n = n, .labels = labels, .guidance = guidance, .frame_every = 1,
                          .frames = frames, .progress = on_step};
+    /* the CLI's default spacings: uniform for DDPM (all steps) and DDIM, log-SNR for the
+     * solvers */
+    const int solver = sampler != SAMPLER_DDPM && sampler != SAMPLER_DDIM;
     SamplerChoice c = {.kind = (SamplerKind)sampler, .steps = steps,
-                       .spacing = sampler == SAMPLER_DDIM ? DDIM_SPACING_UNIFORM
-                                                          : DDIM_SPACING_LOGSNR};
-    if (sampler == SAMPLER_DDPM) c.spacing = DDIM_SPACING_UNIFORM;
+                       .spacing = solver ? DDIM_SPACING_LOGSNR : DDIM_SPACING_UNIFORM};
     if (sampler_choose(&req, &w->sched, &c) != 0) return -1;
     Rng rng;
     rng_seed(&rng, seed);
     ddpm_sample(&w->net, &w->sched, &rng, &req, out);
     return 0;
-}
-
-/* Steps the sampler takes (T for DDPM), for sizing the frames. */
-EMSCRIPTEN_KEEPALIVE int web_steps(const WebModel *w, int sampler, int steps) {
-    if (sampler == SAMPLER_DDPM) return w->sched.T;
-    return steps > 0 ? steps : (w->sched.T < 20 ? w->sched.T : 20);
 }
