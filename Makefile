@@ -4,7 +4,9 @@
 # `make asan` runs the test suite built with AddressSanitizer + UBSan (build-asan/),
 # `make valgrind` runs short training runs under valgrind memcheck (build-vg/),
 # `make fuzz` builds the libFuzzer harnesses with clang (build-fuzz/), and
-# `make fuzz-run` runs each for FUZZ_SECONDS (or FUZZ_RUNS inputs) from fuzz/corpus/.
+# `make fuzz-run` runs each for FUZZ_SECONDS (or FUZZ_RUNS inputs) from fuzz/corpus/,
+# `make web` compiles the sampler to WebAssembly into web/ (docs/WEB.md; needs emscripten) and
+# `make test-web` draws digits with it in headless Chromium.
 CC      ?= cc
 ARCH    ?= -march=native
 OPT     ?= -O3
@@ -38,7 +40,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all lib man install uninstall test test-browser asan valgrind fuzz fuzz-harnesses fuzz-run clean
+.PHONY: all lib man install uninstall test test-browser web test-web asan valgrind fuzz \
+        fuzz-harnesses fuzz-run clean
 all: ddpm
 
 ddpm: $(BUILD)/ddpm
@@ -155,6 +158,55 @@ test: $(BUILD)/ddpm $(TESTS) $(MPI_TOOLS) $(if $(SAN),,lib man)
 test-browser: $(BUILD)/ddpm
 	DDPM_BIN=$(BUILD)/ddpm tests/report_browser.sh $(BUILD)/browser
 
+# The sampler in a web page (docs/WEB.md): the inference path (model, operators, the cpu
+# backend with a portable GEMM for OpenBLAS, samplers) compiled by Debian's emscripten into
+# web/ddpm_web.{js,wasm} (WebAssembly SIMD) and web/ddpm_web_nosimd.{js,wasm} (for browsers
+# without it). No OpenMP (its pragmas are ignored, so the parameter that only they read is
+# unused: -Wno-unused-parameter), no files, JSON, PNG or compression: the page's JavaScript
+# reads the weights. NODE_PATH: emcc's JavaScript tools need Debian's node-acorn, which a
+# node from elsewhere (NodeSource) does not look for.
+# WEB_BACKEND=ref WEB_OUT=DIR builds the same on the reference backend, for the comparison
+# of docs/WEB.md.
+EMCC     ?= emcc
+WEB_BACKEND ?= cpu
+WEB_OUT  ?= web
+WEB_SRC  := src/core/common.c src/core/rng.c src/ops/backend.c src/ops/dispatch.c src/ops/shape.c \
+            $(wildcard src/backend/$(WEB_BACKEND)/*.c) src/model/unet_layout.c src/model/unet_pass.c \
+            src/model/fold.c $(wildcard src/diffusion/*.c) src/data/geometry.c src/data/dataset.c \
+            $(wildcard src/web/*.c)
+WEB_CFLAGS := -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unknown-pragmas \
+              -Wno-unused-parameter -Isrc -Isrc/web/shim '-DBACKEND_LIST(X)=X($(WEB_BACKEND))'
+WEB_LDFLAGS := -sMODULARIZE=1 -sEXPORT_NAME=DdpmWeb -sALLOW_MEMORY_GROWTH=1 \
+               -sENVIRONMENT=worker,node -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8 \
+               -sEXPORTED_FUNCTIONS=_malloc,_free
+WEB_ENV  := NODE_PATH=$${NODE_PATH:+$$NODE_PATH:}/usr/share/nodejs
+WEB_OBJ  := $(BUILD)/web/$(WEB_BACKEND)
+web: $(WEB_OUT)/ddpm_web.js $(WEB_OUT)/ddpm_web_nosimd.js
+
+$(WEB_OUT)/ddpm_web.js: $(WEB_SRC:%.c=$(WEB_OBJ)/simd/%.o)
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) -O3 -msimd128 -o $@ $^ $(WEB_LDFLAGS)
+$(WEB_OUT)/ddpm_web_nosimd.js: $(WEB_SRC:%.c=$(WEB_OBJ)/nosimd/%.o)
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) -O3 -o $@ $^ $(WEB_LDFLAGS)
+
+$(WEB_OBJ)/simd/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -msimd128 -MMD -MP -c -o $@ $<
+$(WEB_OBJ)/nosimd/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -MMD -MP -c -o $@ $<
+
+# The page in headless Chromium, served from 127.0.0.1: it draws 2026, which ddpm eval must
+# judge; no console errors, no sideways scrolling; screenshots (tests/web.sh). Before it, the
+# web GEMM against a double-precision loop, in node (one file: node cannot fetch the .wasm).
+test-web: web $(BUILD)/ddpm $(BUILD)/web/web_sgemm.js
+	DDPM_BIN=$(BUILD)/ddpm WEB_SGEMM=$(BUILD)/web/web_sgemm.js tests/web.sh $(BUILD)/web-test
+
+$(BUILD)/web/web_sgemm.js: tests/web_sgemm.c src/web/sgemm.c src/core/common.c src/web/shim/cblas.h
+	@mkdir -p $(dir $@)
+	$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -msimd128 -sSINGLE_FILE=1 -o $@ $(filter %.c,$^)
+
 # Sanitizer findings fail the run: UBSan aborts, LeakSanitizer reports at exit.
 asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
@@ -186,6 +238,8 @@ fuzz-run: fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh build-fuzz $(FUZZ_NAMES)
 
 clean:
-	rm -rf build build-asan build-vg build-fuzz ddpm
+	rm -rf build build-asan build-vg build-fuzz ddpm web/ddpm_web.js web/ddpm_web.wasm \
+	  web/ddpm_web_nosimd.js web/ddpm_web_nosimd.wasm
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d) \
+         $(wildcard $(WEB_OBJ)/*/src/*/*.d $(WEB_OBJ)/*/src/*/*/*.d)

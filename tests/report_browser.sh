@@ -13,14 +13,10 @@ WORK=${1:-$(mktemp -d /tmp/ddpm-browser-XXXXXX)}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd) # file:// URLs need an absolute path
 rm -rf "$WORK/r" # a finished reproduction would be skipped, not redone
-CHROME=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$CHROME" ] || { echo "report_browser: chromium is not installed (apt-get install chromium)"; exit 1; }
+source "$(dirname "$0")/browser_lib.sh"
 
 browser() { # browser WIDTH HEIGHT OUTPUT-OPTION FILE -> stderr of the browser in $WORK/console.log
-    "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
-        --disable-extensions --disable-sync --disable-default-apps --no-first-run \
-        --disable-component-update --enable-logging=stderr --v=0 \
-        --window-size="$1,$2" --virtual-time-budget=10000 "$3" "file://$4" 2>"$WORK/console.log"
+    "$CHROME" "${CHROME_FLAGS[@]}" --window-size="$1,$2" --virtual-time-budget=10000 "$3" "file://$4" 2>"$WORK/console.log"
 }
 
 # The page's own view of itself, written into the DOM that --dump-dom prints.
@@ -42,13 +38,6 @@ check() {
     console=$(grep -c 'CONSOLE' "$WORK/console.log" || true)
     [ -n "$seen" ] || seen="images=? broken=? overflow=?"
     echo "$seen console=$console"
-}
-
-pass=0
-fail=0
-expect() { # expect WHAT GOT WANT
-    if [ "$2" = "$3" ]; then echo "ok: $1: $2"; pass=$((pass + 1));
-    else echo "FAIL: $1: got '$2', want '$3'"; fail=$((fail + 1)); fi
 }
 
 # Negative control: the checks must see a broken image, a console error and a too-wide page.

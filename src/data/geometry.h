@@ -7,7 +7,8 @@
 
 #include <stddef.h>
 
-#include <cjson/cJSON.h>
+/* cJSON's object, declared here so that the header needs no cJSON (geometry_json.c) */
+struct cJSON;
 
 #define GEOMETRY_MAX_CLASSES 64  /* classes of a class-conditional model: 0..64 */
 #define GEOMETRY_NAME_LEN 24     /* a class name's bytes, its terminating 0 included */
@@ -39,9 +40,9 @@ int geometry_check(const ImageGeom *g);
 
 /* {"channels": C, "height": H, "width": W, "classes": K, "class_names": [..]}; NULL only
  * when out of memory. */
-cJSON *geometry_to_json(const ImageGeom *g);
+struct cJSON *geometry_to_json(const ImageGeom *g);
 /* The inverse, checked with geometry_check; "class_names" may be absent (then the classes
  * are named "0", "1", ..). Returns 0, or -1 with err_msg(). */
-int geometry_from_json(ImageGeom *g, const cJSON *j);
+int geometry_from_json(ImageGeom *g, const struct cJSON *j);
 
 #endif

@@ -8,8 +8,10 @@
 #include "core/common.h"
 
 /* One line per backend, whose table src/backend/<name>/ defines as backend_<name>; the first
- * is the default. */
+ * is the default. A build of a subset defines its own list (the web build: docs/WEB.md). */
+#ifndef BACKEND_LIST
 #define BACKEND_LIST(X) X(cpu) X(ref)
+#endif
 
 #define BACKEND_DECLARE(name) extern const Backend backend_##name;
 BACKEND_LIST(BACKEND_DECLARE)
