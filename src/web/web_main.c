@@ -27,9 +27,10 @@ typedef struct {
     unsigned char *filled; /* (n_tensors) 1 once set */
 } WebModel;
 
-static void on_step(void *user, int done, int total) {
+static int on_step(void *user, int done, int total) {
     (void)user;
     web_on_step(done, total);
+    return 0;
 }
 
 EMSCRIPTEN_KEEPALIVE const char *web_error(void) { return err_msg(); }
