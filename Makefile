@@ -63,7 +63,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libddpm.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/st_edit.h $(BUILD)/libddpm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libddpm.a -lcmocka $(LDLIBS)
 

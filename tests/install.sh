@@ -24,21 +24,7 @@ trap 'rm -rf "$tmp"' EXIT
 ROOT=$tmp/root
 LIB=$ROOT/usr/lib
 DIGITS=01234567890123456789
-passed=0
-failed=0
-
-check() { # NAME COMMAND...: passes when the command succeeds
-    local name=$1
-    shift
-    echo "[ RUN      ] $name"
-    if "$@"; then
-        echo "[       OK ] $name"
-        passed=$((passed + 1))
-    else
-        echo "[  FAILED  ] $name"
-        failed=$((failed + 1))
-    fi
-}
+. tests/check_lib.sh
 
 mk() { make --no-print-directory -s BUILD="$BUILD" PREFIX=/usr DESTDIR="$ROOT" "$@"; }
 files_in_root() { (cd "$ROOT" && find . \( -type f -o -type l \) | sort); }
@@ -145,7 +131,4 @@ names=("$@")
 [ $# -eq 0 ] && names=(install_files exports example static_link man_page uninstall_files)
 for t in "${names[@]}"; do check "$t" "$t"; done
 
-echo "[==========] $((passed + failed)) test(s) run."
-echo "[  PASSED  ] $passed test(s)."
-[ "$failed" -gt 0 ] && echo "[  FAILED  ] $failed test(s)."
-[ "$failed" -eq 0 ]
+check_summary

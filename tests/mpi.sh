@@ -17,21 +17,7 @@ tmp=$(mktemp -d)
 trap 'pkill -KILL -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 MPIRUN=(mpirun --oversubscribe -np 2)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
-passed=0
-failed=0
-
-check() { # NAME COMMAND...: passes when the command succeeds
-    local name=$1
-    shift
-    echo "[ RUN      ] $name"
-    if "$@"; then
-        echo "[       OK ] $name"
-        passed=$((passed + 1))
-    else
-        echo "[  FAILED  ] $name"
-        failed=$((failed + 1))
-    fi
-}
+. tests/check_lib.sh
 
 # A short run: width 16, batch 32, 50 steps (1600 images), 20 diffusion steps for the figures.
 train_args() { # MODEL DIR
@@ -201,7 +187,4 @@ for t in "${names[@]}"; do
     esac
 done
 
-echo "[==========] $((passed + failed)) test(s) run."
-echo "[  PASSED  ] $passed test(s)."
-[ "$failed" -gt 0 ] && echo "[  FAILED  ] $failed test(s)."
-[ "$failed" -eq 0 ]
+check_summary

@@ -7,6 +7,7 @@
  * built here (width 4, random weights, saved as ddpm train saves them): what is tested is the
  * plumbing, not the pictures. */
 #include "testutil.h"
+#include "st_edit.h"
 
 #include <pthread.h>
 
@@ -339,57 +340,6 @@ static void test_progress_and_cancel(void **state) {
     ddpm_close(m);
 }
 
-/* The file's tensors and metadata, to be changed and written again (with a valid digest, or
- * without one), as test_reliability.c's Editable. */
-typedef struct {
-    StFile f;
-    StTensor *t;
-    const char *keys[32], *vals[32];
-    int n_meta;
-} Edit;
-
-static void edit_open(Edit *e, const char *path) {
-    memset(e, 0, sizeof *e);
-    if (safetensors_open(path, &e->f) != 0) fail_msg("%s", err_msg());
-    e->t = calloc((size_t)e->f.n, sizeof(StTensor));
-    for (int i = 0; i < e->f.n; i++) {
-        const StEntry *x = &e->f.entries[i];
-        e->t[i] = (StTensor){.name = x->name, .dtype = x->dtype, .ndim = x->ndim,
-                             .data = safetensors_data(&e->f, x)};
-        memcpy(e->t[i].shape, x->shape, sizeof x->shape);
-    }
-    for (int i = 0; i < e->f.n_meta && i < 32; i++)
-        if (strcmp(e->f.meta_keys[i], CHECKPOINT_DIGEST_KEY) != 0) {
-            e->keys[e->n_meta] = e->f.meta_keys[i];
-            e->vals[e->n_meta++] = e->f.meta_values[i];
-        }
-}
-
-static StTensor *edit_tensor(Edit *e, const char *name) {
-    for (int i = 0; i < e->f.n; i++)
-        if (strcmp(e->t[i].name, name) == 0) return &e->t[i];
-    fail_msg("no tensor %s", name);
-    return NULL;
-}
-
-static void edit_meta(Edit *e, const char *key, const char *value) {
-    for (int i = 0; i < e->n_meta; i++)
-        if (strcmp(e->keys[i], key) == 0) {
-            e->vals[i] = value;
-            return;
-        }
-    fail_msg("no metadata %s", key);
-}
-
-static void edit_save_close(Edit *e, const char *path, int with_digest) {
-    int rc = with_digest ? safetensors_write_digest(path, e->t, e->f.n, e->keys, e->vals,
-                                                    e->n_meta, CHECKPOINT_DIGEST_KEY)
-                         : safetensors_write(path, e->t, e->f.n, e->keys, e->vals, e->n_meta);
-    if (rc != 0) fail_msg("%s", err_msg());
-    safetensors_close(&e->f);
-    free(e->t);
-}
-
 /* The file at path is refused from its bytes and from the file, with a status other than OK,
  * no handle, and a message holding needle. */
 static void expect_refused(const char *path, const char *needle) {
@@ -476,32 +426,36 @@ static void test_damaged_files(void **state) {
         {"ddpm.geometry", "{\"channels\": 9}", "ddpm.geometry"},
         {"ddpm.format", "ddpm-weights/1", "has no integrity digest"}, /* saved without one */
     };
-    Edit e;
+    StEdit e;
     for (size_t i = 0; i < sizeof metas / sizeof metas[0]; i++) {
-        edit_open(&e, ema_path);
-        edit_meta(&e, metas[i].key, metas[i].value);
-        edit_save_close(&e, p, i + 1 < sizeof metas / sizeof metas[0]);
+        st_edit_open(&e, ema_path);
+        st_edit_meta(&e, metas[i].key, metas[i].value);
+        st_edit_save(&e, p, i + 1 < sizeof metas / sizeof metas[0]);
+        st_edit_close(&e);
         expect_refused(p, metas[i].needle);
     }
     static const char *const nan_in[] = {"out.bias", "ema.out.bias"};
     for (int i = 0; i < 2; i++) {
-        edit_open(&e, ema_path);
-        float *v = (float *)edit_tensor(&e, nan_in[i])->data;
+        st_edit_open(&e, ema_path);
+        float *v = (float *)st_edit_tensor(&e, nan_in[i])->data;
         float keep = v[0];
         v[0] = NAN;
-        edit_save_close(&e, p, 1);
+        st_edit_save(&e, p, 1);
+        st_edit_close(&e);
         (void)keep;
         char needle[80];
         snprintf(needle, sizeof needle, "\"%s\" holds a non-finite value", nan_in[i]);
         expect_refused(p, needle);
     }
-    edit_open(&e, ema_path);
-    edit_tensor(&e, "out.weight")->shape[1] = 2; /* (1, 4, 3, 3) written as (1, 2, 3, 3) */
-    edit_save_close(&e, p, 1);
+    st_edit_open(&e, ema_path);
+    st_edit_tensor(&e, "out.weight")->shape[1] = 2; /* (1, 4, 3, 3) written as (1, 2, 3, 3) */
+    st_edit_save(&e, p, 1);
+    st_edit_close(&e);
     expect_refused(p, "\"out.weight\" has shape (1, 2, 3, 3)");
-    edit_open(&e, ema_path);
-    edit_tensor(&e, "out.bias")->name = "out.bias_renamed";
-    edit_save_close(&e, p, 1);
+    st_edit_open(&e, ema_path);
+    st_edit_tensor(&e, "out.bias")->name = "out.bias_renamed";
+    st_edit_save(&e, p, 1);
+    st_edit_close(&e);
     expect_refused(p, "no tensor named \"out.bias\"");
 
     /* a file that cannot be read is an I/O error */

@@ -13,6 +13,7 @@
  * not stop writes) or are skipped, and say so. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "st_edit.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -891,64 +892,6 @@ static void test_malformed_arguments(void **state) {
                  "%s train --model denoiser --data %s --out %s", b, data64(), long_out);
 }
 
-/* A safetensors file in memory, to be changed and written again with a valid digest (what a
- * careless edit or a bug would produce): the content checks must catch it on their own. */
-typedef struct {
-    StFile f;
-    StTensor *t;
-    const char **keys, **vals;
-    int n_meta;
-} Editable;
-
-static void edit_open(Editable *e, const char *path) {
-    memset(e, 0, sizeof *e);
-    if (safetensors_open(path, &e->f) != 0) fail_msg("%s", err_msg());
-    e->t = calloc((size_t)e->f.n, sizeof(StTensor));
-    for (int i = 0; i < e->f.n; i++) {
-        const StEntry *x = &e->f.entries[i];
-        e->t[i] = (StTensor){.name = x->name, .dtype = x->dtype, .ndim = x->ndim,
-                             .data = safetensors_data(&e->f, x)};
-        memcpy(e->t[i].shape, x->shape, sizeof x->shape);
-    }
-    e->keys = calloc((size_t)e->f.n_meta, sizeof(char *));
-    e->vals = calloc((size_t)e->f.n_meta, sizeof(char *));
-    for (int i = 0; i < e->f.n_meta; i++)
-        if (strcmp(e->f.meta_keys[i], CHECKPOINT_DIGEST_KEY) != 0) {
-            e->keys[e->n_meta] = e->f.meta_keys[i];
-            e->vals[e->n_meta++] = e->f.meta_values[i];
-        }
-}
-
-static void *edit_data(Editable *e, const char *name) {
-    for (int i = 0; i < e->f.n; i++)
-        if (strcmp(e->t[i].name, name) == 0) return (void *)e->t[i].data;
-    fail_msg("no tensor %s", name);
-    return NULL;
-}
-
-static void edit_meta(Editable *e, const char *key, const char *value) {
-    for (int i = 0; i < e->n_meta; i++)
-        if (strcmp(e->keys[i], key) == 0) {
-            e->vals[i] = value;
-            return;
-        }
-    fail_msg("no metadata %s", key);
-}
-
-static void edit_save(Editable *e, const char *path, int with_digest) {
-    int rc = with_digest ? safetensors_write_digest(path, e->t, e->f.n, e->keys, e->vals,
-                                                    e->n_meta, CHECKPOINT_DIGEST_KEY)
-                         : safetensors_write(path, e->t, e->f.n, e->keys, e->vals, e->n_meta);
-    if (rc != 0) fail_msg("%s", err_msg());
-}
-
-static void edit_close(Editable *e) {
-    safetensors_close(&e->f);
-    free(e->t);
-    free(e->keys);
-    free(e->vals);
-}
-
 /* A directory holding only a checkpoint made from the good one by `how`. */
 static const char *bad_run(int k) {
     const char *d = tp("badck%02d", k);
@@ -1005,7 +948,7 @@ static void test_malformed_checkpoints(void **state) {
     expect_error("not a ddpm training-state checkpoint", "%s train --resume %s", b, tp("badck%02d", k - 1));
 
     /* Rewritten with a valid digest: the content checks stand on their own. */
-    Editable e;
+    StEdit e;
     static const struct {
         const char *meta_key, *meta_value, *needle;
     } metas[] = {
@@ -1017,10 +960,10 @@ static void test_malformed_checkpoints(void **state) {
         {"ddpm.seconds", "{\"train\": -1}", "ddpm.seconds is missing or malformed"},
     };
     for (size_t i = 0; i < sizeof metas / sizeof metas[0]; i++) {
-        edit_open(&e, good);
-        edit_meta(&e, metas[i].meta_key, metas[i].meta_value);
-        edit_save(&e, bad_run(k++), 1);
-        edit_close(&e);
+        st_edit_open(&e, good);
+        st_edit_meta(&e, metas[i].meta_key, metas[i].meta_value);
+        st_edit_save(&e, bad_run(k++), 1);
+        st_edit_close(&e);
         expect_error(metas[i].needle, "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
     }
     /* counters: epoch, epoch step, step, Adam step, images, steps per epoch, seed */
@@ -1038,42 +981,42 @@ static void test_malformed_checkpoints(void **state) {
         {6, 4, "seed"},
     };
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
-        edit_open(&e, good);
-        int64_t *c = edit_data(&e, "train.counters");
+        st_edit_open(&e, good);
+        int64_t *c = st_edit_data(&e, "train.counters");
         c[counters[i].index] = counters[i].value;
-        edit_save(&e, bad_run(k++), 1);
-        edit_close(&e);
+        st_edit_save(&e, bad_run(k++), 1);
+        st_edit_close(&e);
         expect_error(counters[i].needle, "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
     }
-    edit_open(&e, good);
-    memset(edit_data(&e, "train.rng.noise"), 0, 4 * sizeof(int64_t));
-    edit_save(&e, bad_run(k++), 1);
-    edit_close(&e);
+    st_edit_open(&e, good);
+    memset(st_edit_data(&e, "train.rng.noise"), 0, 4 * sizeof(int64_t));
+    st_edit_save(&e, bad_run(k++), 1);
+    st_edit_close(&e);
     expect_error("all-zero state", "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
-    edit_open(&e, good);
-    ((int64_t *)edit_data(&e, "train.rng.data"))[4] = 7;
-    edit_save(&e, bad_run(k++), 1);
-    edit_close(&e);
+    st_edit_open(&e, good);
+    ((int64_t *)st_edit_data(&e, "train.rng.data"))[4] = 7;
+    st_edit_save(&e, bad_run(k++), 1);
+    st_edit_close(&e);
     expect_error("has_spare must be 0 or 1", "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
-    edit_open(&e, good);
-    ((float *)edit_data(&e, "adam.v.enc0.0.conv.weight"))[3] = -1.0f;
-    edit_save(&e, bad_run(k++), 1);
-    edit_close(&e);
+    st_edit_open(&e, good);
+    ((float *)st_edit_data(&e, "adam.v.enc0.0.conv.weight"))[3] = -1.0f;
+    st_edit_save(&e, bad_run(k++), 1);
+    st_edit_close(&e);
     expect_error("adam.v.enc0.0.conv.weight\" holds an invalid value", "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
-    edit_open(&e, good);
-    ((float *)edit_data(&e, "out.bias"))[0] = NAN;
-    edit_save(&e, bad_run(k++), 1);
-    edit_close(&e);
+    st_edit_open(&e, good);
+    ((float *)st_edit_data(&e, "out.bias"))[0] = NAN;
+    st_edit_save(&e, bad_run(k++), 1);
+    st_edit_close(&e);
     expect_error("\"out.bias\" holds a non-finite value", "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
-    edit_open(&e, good);
+    st_edit_open(&e, good);
     for (int i = 0; i < e.f.n; i++)
         if (strcmp(e.t[i].name, "train.loss") == 0) e.t[i].shape[0] = 5;
-    edit_save(&e, bad_run(k++), 1);
-    edit_close(&e);
+    st_edit_save(&e, bad_run(k++), 1);
+    st_edit_close(&e);
     expect_error("\"train.loss\" has shape (5), expected (6)", "%s train --resume %s --data %s", b, tp("badck%02d", k - 1), data64());
-    edit_open(&e, good);
-    edit_save(&e, bad_run(k++), 0);
-    edit_close(&e);
+    st_edit_open(&e, good);
+    st_edit_save(&e, bad_run(k++), 0);
+    st_edit_close(&e);
     expect_error("has no integrity digest", "%s train --resume %s", b, tp("badck%02d", k - 1));
 
     /* weights files: a flipped bit is refused by sample and denoise */
