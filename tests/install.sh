@@ -11,11 +11,7 @@
 # Usage: tests/install.sh [TEST...] (DDPM_BIN, BUILD and DDPM_DATA as for the other tests).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BIN=$(realpath "${DDPM_BIN:-build/ddpm}")
-BUILD=${BUILD:-build}
-if [ -n "${DDPM_DATA:-}" ]; then DATA=$DDPM_DATA
-elif [ -e data/mnist/train-images-idx3-ubyte.gz ]; then DATA=data/mnist
-else DATA=../shared/data/mnist; fi
+. tests/check_lib.sh
 MODEL=${DDPM_TEST_CLASS_MODEL:-../shared/models/class-d64-e20-pytorch-reference.safetensors}
 VERSION=$(sed -n 's/^#define DDPM_VERSION_STRING "\(.*\)"/\1/p' include/ddpm.h)
 MAJOR=${VERSION%%.*}
@@ -24,7 +20,6 @@ trap 'rm -rf "$tmp"' EXIT
 ROOT=$tmp/root
 LIB=$ROOT/usr/lib
 DIGITS=01234567890123456789
-. tests/check_lib.sh
 
 mk() { make --no-print-directory -s BUILD="$BUILD" PREFIX=/usr DESTDIR="$ROOT" "$@"; }
 files_in_root() { (cd "$ROOT" && find . \( -type f -o -type l \) | sort); }

@@ -7,17 +7,12 @@
 # Usage: tests/mpi.sh [TEST...] (DDPM_BIN, BUILD and DDPM_DATA as for the other tests).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BIN=$(realpath "${DDPM_BIN:-build/ddpm}")
-BUILD=${BUILD:-build}
-if [ -n "${DDPM_DATA:-}" ]; then DATA=$DDPM_DATA
-elif [ -e data/mnist/train-images-idx3-ubyte.gz ]; then DATA=data/mnist
-else DATA=../shared/data/mnist; fi
+. tests/check_lib.sh
 DATA=$(realpath "$DATA")
 tmp=$(mktemp -d)
 trap 'pkill -KILL -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 MPIRUN=(mpirun --oversubscribe -np 2)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
-. tests/check_lib.sh
 
 # A short run: width 16, batch 32, 50 steps (1600 images), 20 diffusion steps for the figures.
 train_args() { # MODEL DIR

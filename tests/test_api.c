@@ -72,8 +72,7 @@ static void make_model(const char *path, UnetKind kind, const char *config, int 
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm_test_api_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (test_mkdtemp(tmpdir, sizeof tmpdir, "api") != 0) return -1;
     tp(class_path, sizeof class_path, "class.safetensors");
     tp(time_path, sizeof time_path, "time.safetensors");
     tp(den_path, sizeof den_path, "den.safetensors");

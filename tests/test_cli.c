@@ -502,8 +502,7 @@ static void test_launcher_without_mpi(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-cli-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_mkdtemp(tmpdir, sizeof tmpdir, "cli");
 }
 
 static int teardown(void **state) {

@@ -881,8 +881,7 @@ static void test_cli_checkpoints(void **state) {
 static int setup(void **state) {
     (void)state;
     ops_cpu_init();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-eval-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_mkdtemp(tmpdir, sizeof tmpdir, "eval");
 }
 
 static int teardown(void **state) {

@@ -501,8 +501,7 @@ static void test_size(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-export-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_mkdtemp(tmpdir, sizeof tmpdir, "export");
 }
 
 static int teardown(void **state) {

@@ -1344,8 +1344,7 @@ static int make_small_data(void) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-rel-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (test_mkdtemp(tmpdir, sizeof tmpdir, "rel") != 0) return -1;
     if (make_small_data() != 0) return -1;
     /* The runs here are tiny: OpenMP threads that sleep instead of spinning keep them fast on
      * a loaded machine (the results do not depend on it). */

@@ -120,8 +120,7 @@ static void test_report_unwritable(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-report-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_mkdtemp(tmpdir, sizeof tmpdir, "report");
 }
 
 static int teardown(void **state) {

@@ -442,8 +442,7 @@ static void test_config_json(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ddpm-test-unet-options-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_mkdtemp(tmpdir, sizeof tmpdir, "unet-options");
 }
 
 static int teardown(void **state) {

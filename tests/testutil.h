@@ -54,6 +54,12 @@ static inline const char *test_data_dir(void) {
     return d && *d ? d : "../shared/data/mnist";
 }
 
+/* A fresh directory /tmp/ddpm-test-NAME-XXXXXX (mkdtemp) into dir. Returns 0, or -1. */
+static inline int test_mkdtemp(char *dir, size_t size, const char *name) {
+    snprintf(dir, size, "/tmp/ddpm-test-%s-XXXXXX", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
 /* Remove a file or a directory tree (tests' scratch directories). */
 static inline void test_rm_rf(const char *path) {
     struct stat st;

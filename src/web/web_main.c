@@ -13,6 +13,7 @@
 #include "core/common.h"
 #include "core/rng.h"
 #include "diffusion/sampler.h"
+#include "diffusion/sampler_words.h"
 #include "diffusion/schedule.h"
 #include "model/fold.h"
 #include "model/unet.h"
@@ -149,12 +150,13 @@ EMSCRIPTEN_KEEPALIVE int web_sample(WebModel *w, float *out, float *frames, cons
         return err_set("%d images at once: 1 to %d", n, w->net.max_batch / 2);
     SampleRequest req = {.n = n, .labels = labels, .guidance = guidance, .frame_every = 1,
                          .frames = frames, .progress = on_step};
-    /* the CLI's default spacings: uniform for DDPM (all steps) and DDIM, log-SNR for the
-     * solvers */
-    const int solver = sampler != SAMPLER_DDPM && sampler != SAMPLER_DDIM;
-    SamplerChoice c = {.kind = (SamplerKind)sampler, .steps = steps,
-                       .spacing = solver ? DDIM_SPACING_LOGSNR : DDIM_SPACING_UNIFORM};
-    if (sampler_choose(&req, &w->sched, &c) != 0) return -1;
+    /* the CLI's choice with its defaults (spacing: uniform for DDIM, log-SNR for the
+     * solvers); DDPM takes no step count */
+    if (sampler < SAMPLER_DDPM || sampler > SAMPLER_DPMPP_3M)
+        return err_set("unknown sampler %d", sampler);
+    const SamplerWords words = {.name = sampler_words_kind((SamplerKind)sampler),
+                                .steps = sampler == SAMPLER_DDPM ? 0 : steps, .eta = -1.0f};
+    if (sampler_words_choose(&req, &w->sched, &words) != 0) return -1;
     Rng rng;
     rng_seed(&rng, seed);
     sampler_draw(&w->net, &w->sched, &rng, &req, out);
