@@ -49,15 +49,15 @@ static void meta_add(Meta *mt, const char *key, const char *value) {
 /* What sampling needs that is not the model: the schedule (time and class models) and the
  * data set, resolved as the sampler would resolve them from the source; and the source's
  * provenance (its digest, configuration, epoch and step) when it has them. */
-static int meta_trained(Meta *mt, const ExportJob *j, const StFile *src, UnetKind kind) {
+static int meta_trained(Meta *mt, const StFile *src, UnetKind kind) {
     Dataset ds;
-    if (trained_dataset(j->in, &ds) != 0) return -1;
+    if (trained_dataset_st(src, &ds) != 0) return -1;
     meta_add(mt, TRAINED_DATASET_KEY, dataset_name(ds));
     if (kind != UNET_DENOISER) {
         int T = SCHEDULE_DEFAULT_T;
         float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;
         ScheduleKind sk;
-        if (trained_schedule(j->in, &sk, &T, &b0, &b1) != 0) return -1;
+        if (trained_schedule_st(src, &sk, &T, &b0, &b1) != 0) return -1;
         snprintf(mt->T, sizeof mt->T, "%d", T);
         snprintf(mt->b0, sizeof mt->b0, "%.9g", (double)b0); /* nine digits: the float back */
         snprintf(mt->b1, sizeof mt->b1, "%.9g", (double)b1);
@@ -122,7 +122,7 @@ static int export_write(const ExportJob *j, const Unet *m, const StFile *src, in
     const char *was = safetensors_meta(src, "ddpm.ema");
     int ema = used_ema || (checkpoint_is_folded(src) && was && strcmp(was, "1") == 0);
     meta_add(&mt, "ddpm.ema", ema ? "1" : "0");
-    if (meta_trained(&mt, j, src, m->kind) != 0) return -1;
+    if (meta_trained(&mt, src, m->kind) != 0) return -1;
     float *state = unet_state_download(m);
     unet_fold_state(m, state);
     StTensor *ts = xcalloc((size_t)m->n_tensors, sizeof(StTensor));
@@ -146,7 +146,7 @@ int app_export(const ExportJob *job, const Progress *p) {
     Unet m;
     int used_ema = 0;
     const CheckpointLoadOptions lo = {.max_batch = 1, .nthreads = 1, .use_ema = job->use_ema};
-    int rc = checkpoint_load(&m, &used_ema, job->in, &lo);
+    int rc = checkpoint_load_st(&m, &used_ema, &src, &lo); /* the file read and checked once */
     if (rc == 0) {
         rc = export_write(job, &m, &src, used_ema);
         if (rc == 0)
