@@ -12,52 +12,42 @@
 #include "app/files.h"
 #include "core/common.h"
 #include "core/pixel.h"
-#include "core/rng.h"
 #include "data/mnist.h"
 #include "io/image.h"
 #include "io/jsonio.h"
+#include "train/denoiser_eval.h"
 
 #define P MNIST_PIXELS
 #define MAX_ROWS (1 + 2 * APP_DENOISE_MAX_SIGMAS)
 
-/* The test MSE at noise level sigma over n images, noise from a generator seeded by seed,
- * the network's part through the handle (ddpm_denoise); noisy and denoised (n, P) receive
- * the images when not NULL. The noise is made, and the error summed, by ctx, the model's
- * backend with its threads, in the order of train/denoiser_eval.c (which the training uses),
- * so that both give the same bits. */
+/* The network's part of the test MSE (train/denoiser_eval.h) through the handle
+ * (ddpm_denoise): the noisy images come down to host memory and the outputs go back. */
+typedef struct {
+    ddpm_model *h;
+    const OpsCtx *ctx;
+    float *host; /* (max_batch, P) */
+} ApiDenoiser;
+
+static void api_denoise(void *user, float *out, const float *noisy, int c) {
+    ApiDenoiser *a = user;
+    const size_t bytes = (size_t)c * P * sizeof(float);
+    dev_download(a->ctx, a->host, noisy, bytes);
+    /* the job checked the model's kind: nothing else can fail */
+    DDPM_CHECK(ddpm_denoise(a->h, a->host, c, a->host) == DDPM_OK);
+    dev_upload(a->ctx, out, a->host, bytes);
+}
+
+/* The test MSE at noise level sigma over n images, noise from a generator seeded by seed;
+ * noisy and denoised (n, P) receive the images when not NULL. The noise is made, and the
+ * error summed, by ctx, the model's backend with its threads. */
 static double denoise_mse(ddpm_model *h, const OpsCtx *ctx, const float *images, int n,
                           float sigma, uint64_t seed, float *noisy, float *denoised) {
-    Rng rng;
-    rng_seed(&rng, seed);
     const int B = h->net.max_batch;
-    const size_t all = (size_t)n * P, all_bytes = all * sizeof(float);
-    const size_t batch_bytes = (size_t)B * P * sizeof(float);
-    float *hz = xmalloc(batch_bytes);                        /* (B, P) host noise */
-    float *hn = noisy ? noisy : xmalloc(all_bytes);          /* (n, P) noisy images */
-    float *hd = denoised ? denoised : xmalloc(all_bytes);    /* (n, P) their denoising */
-    float *z = dev_alloc(ctx, batch_bytes);                  /* (B, P) noise, then noisy input */
-    float *x = dev_alloc(ctx, all_bytes);                    /* (n, P) clean images */
-    dev_upload(ctx, x, images, all_bytes);
-    for (int s = 0; s < n; s += B) {
-        const int c = n - s < B ? n - s : B;
-        const size_t off = (size_t)s * P, cp = (size_t)c * P;
-        rng_fill_normal(&rng, hz, cp);
-        dev_upload(ctx, z, hz, cp * sizeof(float));
-        scale_add(ctx, z, x + off, sigma, z, cp);
-        dev_download(ctx, hn + off, z, cp * sizeof(float));
-    }
-    /* the job checked the model's kind: nothing else can fail */
-    DDPM_CHECK(ddpm_denoise(h, hn, n, hd) == DDPM_OK);
-    float *out = dev_alloc(ctx, all_bytes);                  /* (n, P) the outputs */
-    dev_upload(ctx, out, hd, all_bytes);
-    double sum = sq_diff_sum(ctx, out, x, all);
-    xfree(hz);
-    if (hn != noisy) xfree(hn);
-    if (hd != denoised) xfree(hd);
-    dev_free(ctx, z, batch_bytes);
-    dev_free(ctx, x, all_bytes);
-    dev_free(ctx, out, all_bytes);
-    return sum / ((double)n * P);
+    ApiDenoiser a = {.h = h, .ctx = ctx, .host = xmalloc((size_t)B * P * sizeof(float))};
+    double mse = denoiser_test_mse_fn(ctx, api_denoise, &a, B, P, images, n, sigma, seed, noisy,
+                                      denoised);
+    xfree(a.host);
+    return mse;
 }
 
 /* The MSE table and the grid's rows: clean, then a noisy and a denoised row per sigma. */

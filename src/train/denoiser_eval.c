@@ -8,13 +8,11 @@
 
 /* The outputs of all batches are gathered, so that one sq_diff_sum over the n images sums
  * the squared errors in index order, as a single running sum. */
-double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
-                         float *noisy, float *denoised) {
-    const OpsCtx *ctx = &m->ctx;
+double denoiser_test_mse_fn(const OpsCtx *ctx, DenoiserFn fn, void *user, int B, size_t P,
+                            const float *images, int n, float sigma, uint64_t seed, float *noisy,
+                            float *denoised) {
     Rng rng;
     rng_seed(&rng, seed);
-    const int B = m->max_batch;
-    const size_t P = geometry_pixels(&m->geom);
     const size_t all = (size_t)n * P, batch_bytes = (size_t)B * P * sizeof(float);
     float *hz = xmalloc(batch_bytes);                       /* (B, P) host noise */
     float *z = dev_alloc(ctx, batch_bytes);                 /* (B, P) noise, then noisy input */
@@ -28,8 +26,7 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
         dev_upload(ctx, z, hz, cp * sizeof(float));
         scale_add(ctx, z, x + off, sigma, z, cp);
         if (noisy) dev_download(ctx, noisy + off, z, cp * sizeof(float));
-        const float *o = unet_forward(m, z, NULL, NULL, c, 0);
-        dev_copy(ctx, out + off, o, cp);
+        fn(user, out + off, z, c);
     }
     double sum = sq_diff_sum(ctx, out, x, all);
     if (denoised) dev_download(ctx, denoised, out, all * sizeof(float));
@@ -38,4 +35,17 @@ double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint6
     dev_free(ctx, x, all * sizeof(float));
     dev_free(ctx, out, all * sizeof(float));
     return sum / ((double)n * P);
+}
+
+/* The UNet in evaluation mode, its output copied into the gathered outputs. */
+static void unet_denoise(void *user, float *out, const float *noisy, int c) {
+    Unet *m = user;
+    const float *o = unet_forward(m, noisy, NULL, NULL, c, 0);
+    dev_copy(&m->ctx, out, o, (size_t)c * geometry_pixels(&m->geom));
+}
+
+double denoiser_test_mse(Unet *m, const float *images, int n, float sigma, uint64_t seed,
+                         float *noisy, float *denoised) {
+    return denoiser_test_mse_fn(&m->ctx, unet_denoise, m, m->max_batch, geometry_pixels(&m->geom),
+                                images, n, sigma, seed, noisy, denoised);
 }
