@@ -43,9 +43,7 @@ static ddpm_status open_options(ddpm_open_options *o, const ddpm_open_options *g
         return DDPM_ERR_ARGUMENT;
     }
     if (o->device && !backend_find(o->device)) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", err_msg());
-        err_set("ddpm_open: %s", why);
+        err_set("ddpm_open: %s", err_msg()); /* err_set formats before it replaces */
         return DDPM_ERR_ARGUMENT;
     }
     if (o->threads == 0) o->threads = 1;
@@ -58,11 +56,10 @@ static ddpm_status open_options(ddpm_open_options *o, const ddpm_open_options *g
  * an export's weights are moving averages. */
 static int open_trained_with(ddpm_model *h, const StFile *f) {
     if (trained_dataset_st(f, &h->ds) != 0) return -1;
-    const char *dtype = safetensors_meta(f, "ddpm.dtype");
+    const char *dtype = safetensors_meta(f, CHECKPOINT_DTYPE_KEY);
     h->half = dtype && (strcmp(dtype, "f16") == 0 || strcmp(dtype, "bf16") == 0);
     /* an export holds the moving averages as its weights (ddpm.ema says so), not as "ema." */
-    const char *ema = safetensors_meta(f, "ddpm.ema");
-    if (ema && strcmp(ema, "1") == 0) h->used_ema = 1;
+    if (checkpoint_weights_are_ema(f)) h->used_ema = 1;
     if (h->net.kind == UNET_DENOISER) return 0;
     int T = SCHEDULE_DEFAULT_T;
     float b0 = SCHEDULE_DEFAULT_BETA_START, b1 = SCHEDULE_DEFAULT_BETA_END;

@@ -116,12 +116,11 @@ static double file_mb(const char *path) {
 static int export_write(const ExportJob *j, const Unet *m, const StFile *src, int used_ema) {
     Meta mt = {.n = 0};
     meta_add(&mt, CHECKPOINT_FORMAT_KEY, CHECKPOINT_INFERENCE_FORMAT);
-    meta_add(&mt, "ddpm.dtype", app_export_dtype_name(j->dtype));
+    meta_add(&mt, CHECKPOINT_DTYPE_KEY, app_export_dtype_name(j->dtype));
     meta_add(&mt, CHECKPOINT_FOLDED_KEY, "1");
     /* an export of an export keeps saying what its weights are */
-    const char *was = safetensors_meta(src, "ddpm.ema");
-    int ema = used_ema || (checkpoint_is_folded(src) && was && strcmp(was, "1") == 0);
-    meta_add(&mt, "ddpm.ema", ema ? "1" : "0");
+    int ema = used_ema || (checkpoint_is_folded(src) && checkpoint_weights_are_ema(src));
+    meta_add(&mt, CHECKPOINT_EMA_KEY, ema ? "1" : "0");
     if (meta_trained(&mt, src, m->kind) != 0) return -1;
     float *state = unet_state_download(m);
     unet_fold_state(m, state);

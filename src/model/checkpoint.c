@@ -136,6 +136,11 @@ int checkpoint_is_folded(const StFile *f) {
     return v && strcmp(v, "1") == 0;
 }
 
+int checkpoint_weights_are_ema(const StFile *f) {
+    const char *v = safetensors_meta(f, CHECKPOINT_EMA_KEY);
+    return v && strcmp(v, "1") == 0;
+}
+
 int checkpoint_read_model(Unet *m, const StFile *f) {
     float *host = xmalloc((m->n_params + m->n_buffers + 1) * sizeof(float));
     const int folded = checkpoint_is_folded(f);

@@ -19,6 +19,10 @@
  * CHECKPOINT_FOLDED_KEY = "1" says the file holds no BatchNorm tensors (model/fold.h). */
 #define CHECKPOINT_INFERENCE_FORMAT "ddpm-inference/1"
 #define CHECKPOINT_FOLDED_KEY "ddpm.folded"
+/* An export's storage type ("f32", "f16", "bf16") and whether its weights are the moving
+ * averages ("1") or the trained ones ("0"). */
+#define CHECKPOINT_DTYPE_KEY "ddpm.dtype"
+#define CHECKPOINT_EMA_KEY "ddpm.ema"
 
 /* Write every tensor of m plus metadata: ddpm.kind, ddpm.width, ddpm.geometry (the
  * ImageGeom as JSON), the options that are set, the extra key/value pairs given (n_extra may
@@ -72,6 +76,9 @@ int checkpoint_geometry(ImageGeom *g, const StFile *f);
 const char *checkpoint_tensor_name(const StFile *f, const char *name, char *buf, size_t size);
 /* Whether f holds folded weights (metadata ddpm.folded = 1). */
 int checkpoint_is_folded(const StFile *f);
+/* Whether an export's weights are the moving averages (CHECKPOINT_EMA_KEY "1"): such a file
+ * holds them as its weights, not as "ema." tensors. */
+int checkpoint_weights_are_ema(const StFile *f);
 /* Read m's tensors (params and buffers) from an opened file; from folded weights, BatchNorm
  * is set to the identity (unet_bn_identity) instead. Returns 0 or -1 with err_msg(). */
 int checkpoint_read_model(Unet *m, const StFile *f);
