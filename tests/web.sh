@@ -97,7 +97,7 @@ fi
 # The native CLI on the same draw: its time, and the same images up to rounding.
 t0=$(date +%s.%N)
 "$BIN" sample --ckpt "$MODEL" --text "$NUMBER" --guidance "$GUIDANCE" --seed "$SEED" \
-    --sampler dpmpp2m --steps 20 --threads 1 --out "$WORK/native.png" --idx "$WORK/native.idx" \
+    --sampler dpmpp2m-sde --steps 20 --threads 1 --out "$WORK/native.png" --idx "$WORK/native.idx" \
     > "$WORK/native.log" 2>&1
 t1=$(date +%s.%N)
 diff=$(python3 -c "import sys; a=open(sys.argv[1],'rb').read()[16:]; b=open(sys.argv[2],'rb').read()[16:16+len(a)]; \

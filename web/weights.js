@@ -106,8 +106,11 @@ var DdpmWeights = (function () {
   }
 
   /* Draw one image per label (classes, -1 for none) at guidance gamma, with `steps` steps of
-   * DPM-Solver++(2M) from seed. onFrame(step, total, frame) sees every frame (N, P) as it is
+   * DPM-Solver++(2M) SDE (the stochastic variant; at 20 passes it reaches the full chain's FID
+   * where the deterministic solvers do not, docs/EXPERIMENTS.md) from seed. onFrame(step, total, frame) sees every frame (N, P) as it is
    * made, step 0 being the noise. Returns the final images (N, P), data scale. */
+  var SAMPLER_DPMPP_2M_SDE = 3; /* SamplerKind, src/diffusion/sampler.h */
+
   function sample(M, model, labels, gamma, steps, seed, onFrame) {
     var n = labels.length, P = model.pixels, nf = M._web_frames(steps);
     var out = M._malloc(n * P * 4), frames = M._malloc(nf * n * P * 4), lab = M._malloc(n * 4);
@@ -118,7 +121,7 @@ var DdpmWeights = (function () {
       if (done === 1) onFrame(0, total, frame(0));
       onFrame(done, total, frame(done));
     };
-    var rc = M._web_sample(model.ptr, out, frames, lab, n, gamma, 2, steps, seed >>> 0);
+    var rc = M._web_sample(model.ptr, out, frames, lab, n, gamma, SAMPLER_DPMPP_2M_SDE, steps, seed >>> 0);
     var result = rc === 0 ? M.HEAPF32.slice(out >> 2, (out >> 2) + n * P) : null;
     var err = rc === 0 ? null : M.UTF8ToString(M._web_error());
     M._free(out);

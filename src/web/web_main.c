@@ -138,8 +138,8 @@ EMSCRIPTEN_KEEPALIVE int web_model_ready(WebModel *w, int folded) {
 /* Frames web_sample records for a sampler of `steps` steps: the noise and one per step. */
 EMSCRIPTEN_KEEPALIVE int web_frames(int steps) { return sampler_n_frames(steps, 1); }
 
-/* Draw n images (labels: n classes, -1 for none) at guidance gamma with DPM-Solver++(2M)
- * (sampler 2, log-SNR spacing) or another SamplerKind over `steps` steps (T for DDPM), from
+/* Draw n images (labels: n classes, -1 for none) at guidance gamma with a SamplerKind (the
+ * page's: DPM-Solver++(2M) SDE, log-SNR spacing) over `steps` steps (T for DDPM), from
  * seed, into out (N, P) and frames (web_frames(steps), N, P), calling the page after every
  * step. n <= max_batch / 2, so that one chunk holds them all (the frames of a step are then
  * in place when the page hears of it). Returns 0, or -1 with web_error(). */
