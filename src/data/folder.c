@@ -248,7 +248,7 @@ static int decode_one(uint8_t **slots, uint8_t *colour, int i, int n, const Fold
     size_t len;
     if (read_file(f->path, FOLDER_MAX_FILE, &buf, &len)) return -1;
     DecodedImage im;
-    int rc = imagefile_decode(&im, buf, len, f->path);
+    int rc = imagefile_decode(&im, buf, len, f->path, IMAGEFILE_MAX_PIXELS);
     xfree(buf);
     if (rc) return -1;
     if (*S == 0) *S = folder_auto_size(&im);

@@ -1,7 +1,7 @@
 /* PNG and JPEG decoding from memory. libpng's simplified API (png_image) does the conversions
  * and reports errors as a message; libjpeg reports by longjmp, caught in jpeg_run, whose
- * caller holds every value that must survive the jump. libjpeg's "premature end of file"
- * warning (it would pad a cut-short file with grey) is an error here. */
+ * caller holds every value that must survive the jump. libjpeg's warnings of damaged data
+ * (it would pad a cut-short file with grey and decode on) are errors here. */
 #include "data/imagefile.h"
 
 #include <setjmp.h>
@@ -32,14 +32,13 @@ void imagefile_free(DecodedImage *im) {
     memset(im, 0, sizeof *im);
 }
 
-static int too_large(const char *name, uint64_t w, uint64_t h) {
+static int too_large(const char *name, uint64_t w, uint64_t h, uint64_t max_pixels) {
     return err_set("%s: %llux%llu pixels is more than this program decodes (%llu)", name,
-                   (unsigned long long)w, (unsigned long long)h,
-                   (unsigned long long)IMAGEFILE_MAX_PIXELS);
+                   (unsigned long long)w, (unsigned long long)h, (unsigned long long)max_pixels);
 }
 
 static int png_decode(DecodedImage *out, const unsigned char *buf, size_t size,
-                      const char *name) {
+                      const char *name, uint64_t max_pixels) {
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
@@ -48,9 +47,9 @@ static int png_decode(DecodedImage *out, const unsigned char *buf, size_t size,
     /* 16-bit files without gamma information hold sRGB values like 8-bit ones (libpng's
      * default would take them as linear light and brighten them) */
     im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
-    if ((uint64_t)im.width * im.height > IMAGEFILE_MAX_PIXELS) {
+    if ((uint64_t)im.width * im.height > max_pixels) {
         png_image_free(&im);
-        return too_large(name, im.width, im.height);
+        return too_large(name, im.width, im.height, max_pixels);
     }
     out->channels = im.format & PNG_FORMAT_FLAG_COLOR ? 3 : 1;
     out->had_alpha = (im.format & PNG_FORMAT_FLAG_ALPHA) != 0;
@@ -80,14 +79,29 @@ static void on_jpeg_error(j_common_ptr c) {
     longjmp(e->jump, 1);
 }
 
+/* level -1: a warning. Those that mean damaged image data (libjpeg would go on and fill the
+ * picture with grey or garbage) are errors; the others (junk between markers, an odd JFIF
+ * version or ICC profile) leave the image intact and are ignored. */
 static void on_jpeg_message(j_common_ptr c, int level) {
-    /* level -1: a warning about damaged data; only a cut-short file is an error here */
-    if (level == -1 && c->err->msg_code == JWRN_JPEG_EOF) on_jpeg_error(c);
+    if (level != -1) return;
+    switch (c->err->msg_code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_BOGUS_PROGRESSION:
+        on_jpeg_error(c);
+        break;
+    default:
+        break;
+    }
 }
 
 /* The decode between the setjmp and its longjmp: out and e live in the caller. */
 static int jpeg_run(struct jpeg_decompress_struct *d, JpegError *e, DecodedImage *out,
-                    const unsigned char *buf, size_t size, const char *name) {
+                    const unsigned char *buf, size_t size, const char *name,
+                    uint64_t max_pixels) {
     if (setjmp(e->jump)) return -1;
     jpeg_create_decompress(d);
     jpeg_mem_src(d, buf, (unsigned long)size);
@@ -97,8 +111,8 @@ static int jpeg_run(struct jpeg_decompress_struct *d, JpegError *e, DecodedImage
                  "as grey or RGB", d->num_components);
         return -1;
     }
-    if ((uint64_t)d->image_width * d->image_height > IMAGEFILE_MAX_PIXELS) {
-        too_large(name, d->image_width, d->image_height);
+    if ((uint64_t)d->image_width * d->image_height > max_pixels) {
+        too_large(name, d->image_width, d->image_height, max_pixels);
         e->msg[0] = 0;
         return -1;
     }
@@ -118,7 +132,7 @@ static int jpeg_run(struct jpeg_decompress_struct *d, JpegError *e, DecodedImage
 }
 
 static int jpeg_decode(DecodedImage *out, const unsigned char *buf, size_t size,
-                       const char *name) {
+                       const char *name, uint64_t max_pixels) {
     struct jpeg_decompress_struct d;
     JpegError e;
     memset(&d, 0, sizeof d);
@@ -126,7 +140,7 @@ static int jpeg_decode(DecodedImage *out, const unsigned char *buf, size_t size,
     d.err = jpeg_std_error(&e.mgr);
     e.mgr.error_exit = on_jpeg_error;
     e.mgr.emit_message = on_jpeg_message;
-    int rc = jpeg_run(&d, &e, out, buf, size, name);
+    int rc = jpeg_run(&d, &e, out, buf, size, name, max_pixels);
     jpeg_destroy_decompress(&d);
     if (rc) {
         imagefile_free(out);
@@ -136,10 +150,11 @@ static int jpeg_decode(DecodedImage *out, const unsigned char *buf, size_t size,
     return 0;
 }
 
-int imagefile_decode(DecodedImage *out, const unsigned char *buf, size_t size, const char *name) {
+int imagefile_decode(DecodedImage *out, const unsigned char *buf, size_t size, const char *name,
+                     uint64_t max_pixels) {
     memset(out, 0, sizeof *out);
     if (size == 0) return err_set("%s: is empty (0 bytes), not an image", name);
-    if (is_png(buf, size)) return png_decode(out, buf, size, name);
-    if (is_jpeg(buf, size)) return jpeg_decode(out, buf, size, name);
+    if (is_png(buf, size)) return png_decode(out, buf, size, name, max_pixels);
+    if (is_jpeg(buf, size)) return jpeg_decode(out, buf, size, name, max_pixels);
     return err_set("%s: is not a PNG or JPEG image (its first bytes say otherwise)", name);
 }

@@ -25,8 +25,11 @@ int imagefile_sniff(const unsigned char *buf, size_t size);
  * black (the background of MNIST-like data); 16-bit PNG samples are read as sRGB-encoded and
  * rounded to 8 bits; palette PNGs come out as grey or RGB; CMYK JPEGs are refused. An empty,
  * truncated or damaged file, or one that is neither PNG nor JPEG, is one sentence naming it.
+ * An image of more than max_pixels (width x height; IMAGEFILE_MAX_PIXELS for the folder
+ * loader) is refused before its pixels are decoded.
  * Returns 0, or -1 with err_msg() (out->pixels NULL). */
-int imagefile_decode(DecodedImage *out, const unsigned char *buf, size_t size, const char *name);
+int imagefile_decode(DecodedImage *out, const unsigned char *buf, size_t size, const char *name,
+                     uint64_t max_pixels);
 void imagefile_free(DecodedImage *im);
 
 #endif
