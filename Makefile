@@ -14,7 +14,7 @@ SAN     ?=
 CFLAGS  ?= $(OPT) $(ARCH) -g
 CFLAGS  += $(SAN) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fopenmp -Iinclude -Isrc \
            $(shell pkg-config --cflags cairo)
-LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -lgif -lcjson -lcurl -lcrypto -lz \
+LDLIBS  += $(SAN) -fopenmp -llapacke -lopenblas -lpng -ljpeg -lstb -lgif -lcjson -lcurl -lcrypto -lz \
            $(shell pkg-config --libs cairo) -lm
 BUILD   ?= build
 
@@ -220,7 +220,7 @@ valgrind:
 	$(MAKE) BUILD=build-vg OPT=-O1 ARCH= MPI=0 build-vg/ddpm
 	tests/valgrind.sh build-vg/ddpm
 
-FUZZ_NAMES   := idx safetensors config
+FUZZ_NAMES   := idx safetensors config cifar imagecache imagefile
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 0
 fuzz:

@@ -1,7 +1,9 @@
-/* ddpm data fetch: download and verify the official MNIST files. */
+/* ddpm data fetch: download and verify the official MNIST files; ddpm data export: write them
+ * out as PNG class folders (src/app/data_export.h). */
 #include <stdio.h>
 #include <string.h>
 
+#include "app/data_export.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/output.h"
@@ -10,9 +12,74 @@
 
 static const char *HEAD =
     "Usage: ddpm data fetch [--data DIR]\n"
+    "       ddpm data export --format png [--data DIR] [--limit N] OUT\n"
     "\n"
-    "Downloads the four official MNIST .gz files over HTTPS into DIR (default $DDPM_DATA or\n"
-    "./data/mnist) and verifies their sha256 checksums; files already there and correct are kept.";
+    "fetch downloads the four official MNIST .gz files over HTTPS into DIR (default $DDPM_DATA\n"
+    "or ./data/mnist) and verifies their sha256 checksums; files already there and correct are\n"
+    "kept.\n"
+    "export writes the MNIST (or Fashion-MNIST) IDX files of DIR as PNG class folders, the\n"
+    "layout a folder of your own images takes: OUT/train/D/NNNNN.png (60000) and\n"
+    "OUT/test/D/NNNNN.png (10000), D the label 0-9 and NNNNN the image's index in its split;\n"
+    "each PNG holds the 28x28 grey image's bytes as they are. Train on OUT/train.";
+
+static const char *HEAD_EXPORT =
+    "Usage: ddpm data export --format png [--data DIR] [--limit N] OUT\n"
+    "\n"
+    "Writes the MNIST (or Fashion-MNIST) IDX files of DIR (default $DDPM_DATA or ./data/mnist)\n"
+    "as PNG class folders, the layout a folder of your own images takes:\n"
+    "OUT/train/D/NNNNN.png (60000 images) and OUT/test/D/NNNNN.png (10000), D the label 0-9\n"
+    "and NNNNN the image's index in its split (a class folder read in name order keeps the IDX\n"
+    "order); each PNG holds the 28x28 grey image's bytes as they are. Train on OUT/train.";
+
+/* The one argument that is not an option or an option's value (every export option takes a
+ * value), removed from argv; NULL when there is none or more than one. */
+static const char *take_positional(int *argc, char **argv, int first) {
+    int at = -1, count = 0;
+    for (int i = first; i < *argc; i++) {
+        if (strncmp(argv[i], "--", 2) == 0) {
+            if (!strchr(argv[i], '=') && strcmp(argv[i], "--help") && strcmp(argv[i], "-h")) i++;
+            continue;
+        }
+        if (strcmp(argv[i], "-h") == 0) continue;
+        at = i;
+        count++;
+    }
+    if (count != 1) return NULL;
+    const char *arg = argv[at];
+    for (int i = at; i + 1 < *argc; i++) argv[i] = argv[i + 1];
+    (*argc)--;
+    return arg;
+}
+
+static int data_export(int argc, char **argv) {
+    const char *data = NULL, *format = NULL;
+    int limit = 0;
+    Opt opts[] = {{"format", OPT_STR, &format, "the images' format: png", 0, -1, 0},
+                  {"data", OPT_STR, &data, "the IDX files (default $DDPM_DATA or ./data/mnist)",
+                   0, -1, 0},
+                  {"limit", OPT_INT, &limit, "only the first N images of each split (0: all)", 0,
+                   2147483647, 0}};
+    const int no = (int)(sizeof opts / sizeof opts[0]);
+    const char *out_dir = take_positional(&argc, argv, 3);
+    int r = args_parse(argc, argv, 3, opts, no, HEAD_EXPORT);
+    if (r == 1) return 0;
+    if (r != 0) return cli_fail("data export", 2);
+    if (!out_dir) {
+        fprintf(stderr, "ddpm data export: give one output folder OUT (see --help)\n");
+        return 2;
+    }
+    if (!format || strcmp(format, "png") != 0) {
+        fprintf(stderr, "ddpm data export: --format png is the format written (got %s)\n",
+                format ? format : "none");
+        return 2;
+    }
+    CliOutput co;
+    const Progress out = cli_output(&co);
+    if (data_export_png(out_dir, mnist_data_dir(data), limit, &out) != 0)
+        return cli_fail("data export", 1);
+    printf("PNG class folders in %s/train and %s/test\n", out_dir, out_dir);
+    return 0;
+}
 
 int cmd_data(int argc, char **argv) {
     const char *data = NULL;
@@ -21,8 +88,9 @@ int cmd_data(int argc, char **argv) {
         args_usage(argc < 3 ? stderr : stdout, HEAD, opts, 1);
         return argc < 3 ? 2 : 0;
     }
+    if (strcmp(argv[2], "export") == 0) return data_export(argc, argv);
     if (strcmp(argv[2], "fetch") != 0) {
-        fprintf(stderr, "ddpm data: unknown action '%s' (expected fetch)\n", argv[2]);
+        fprintf(stderr, "ddpm data: unknown action '%s' (expected fetch or export)\n", argv[2]);
         return 2;
     }
     int r = args_parse(argc, argv, 3, opts, 1, HEAD);
