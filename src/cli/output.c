@@ -22,19 +22,30 @@ int cli_fail(const char *cmd, int status) {
     return status;
 }
 
-/* "sampling: NN% (done of total network passes, seconds)" redrawn every 10%; a count of 0
- * starts a new draw. */
-static void sampling_line(CliOutput *o, long done, long total) {
-    if (done == 0) {
+/* The counted stages drawn on a terminal, with the unit of their counts. */
+static const struct {
+    const char *stage, *units;
+} COUNTED[] = {
+    {"sampling", "network passes"}, /* batched network passes (chunks x NFE) */
+    {"decoding", "images"},         /* a folder of images read into a data set */
+    {"exporting", "images"},        /* ddpm data export */
+};
+
+/* "STAGE: NN% (done of total UNITS, seconds)" redrawn every 10%; a count of 0, another
+ * stage or a count that goes back starts a new line (its clock from the first count). */
+static void count_line(CliOutput *o, const char *stage, const char *units, long done,
+                       long total) {
+    if (done == 0 || stage != o->stage || done < o->last_done) {
+        o->stage = stage;
         o->t0 = now_seconds();
         o->last_pct = -1;
-        return;
     }
+    o->last_done = done;
+    if (done == 0) return;
     int pct = (int)(100.0 * done / total);
     if (pct != o->last_pct && (pct % 10 == 0 || done == total)) {
         o->last_pct = pct;
-        /* the count is of batched network passes (chunks x NFE) */
-        fprintf(stderr, "\rsampling: %3d%%  (%ld of %ld network passes, %.0f s)", pct, done, total,
+        fprintf(stderr, "\r%s: %3d%%  (%ld of %ld %s, %.0f s)", stage, pct, done, total, units,
                 now_seconds() - o->t0);
         if (done == total) fprintf(stderr, "\n");
     }
@@ -57,7 +68,10 @@ static void print_event(void *user, const ProgressEvent *ev) {
         if (ev->flush) fflush(f);
         return;
     }
-    if (ev->stage && strcmp(ev->stage, "sampling") == 0 && o->tty) sampling_line(o, ev->done, ev->total);
+    if (!ev->stage || !o->tty || ev->total <= 0) return;
+    for (size_t i = 0; i < sizeof COUNTED / sizeof COUNTED[0]; i++)
+        if (strcmp(ev->stage, COUNTED[i].stage) == 0)
+            count_line(o, COUNTED[i].stage, COUNTED[i].units, ev->done, ev->total);
 }
 
 int cli_check_device(const char *cmd, const char *device) {
@@ -68,6 +82,8 @@ int cli_check_device(const char *cmd, const char *device) {
 
 Progress cli_output(CliOutput *out) {
     out->tty = isatty(2);
+    out->stage = NULL;
+    out->last_done = 0;
     out->t0 = now_seconds();
     out->last_pct = -1;
     /* in a data-parallel run rank 0 speaks for all; the others print only their errors */

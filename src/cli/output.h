@@ -17,14 +17,16 @@ int cli_check_device(const char *cmd, const char *device);
  * as a "sampling: NN%" status line), and that line's start time and last percentage. */
 typedef struct {
     int tty;
+    const char *stage; /* the counted stage drawn last (NULL: none yet) */
+    long last_done;
     double t0;
     int last_pct;
 } CliOutput;
 
 /* A Progress that prints through out (initialised here): lines go to stderr (log) or stdout
  * (output) as they are; "interrupted" events get the "ddpm train:" prefix and the resume
- * command, "ema" events the option that turns the moving average off; counts of the stage
- * "sampling" draw the status line on a terminal. */
+ * command, "ema" events the option that turns the moving average off; counts of the stages
+ * "sampling", "decoding" and "exporting" draw a status line on a terminal. */
 Progress cli_output(CliOutput *out);
 
 /* Threads per process: the option's value when given, else the default threads, or in a
