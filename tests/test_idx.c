@@ -24,8 +24,7 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/ddpm_test_idx_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return test_mkdtemp(g_dir, sizeof g_dir, "idx");
 }
 
 static int teardown(void **state) {
@@ -34,20 +33,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static void write_raw(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
+static const char *tpath(const char *name) { return test_path_in(g_dir, name); }
 
 /* gzip-compress data into a memory buffer (one gzip member). */
 static size_t gzip_mem(const void *data, size_t n, unsigned char *out, size_t cap) {
@@ -169,7 +155,7 @@ static void test_idx_roundtrip_gzip(void **state) {
     size_t g1 = gzip_mem(buf, 12, gz, sizeof gz);
     size_t g2 = gzip_mem(buf + 12, n - 12, gz + g1, sizeof gz - g1);
     const char *p2 = tpath("c.idx.gz");
-    write_raw(p2, gz, g1 + g2);
+    test_write_raw(p2, gz, g1 + g2);
     assert_int_equal(idx_read(p2, &a), 0);
     assert_int_equal(a.count, 370);
     assert_memory_equal(a.data, buf + 12, 370);
@@ -184,21 +170,21 @@ static void test_idx_truncated(void **state) {
     IdxArray a;
 
     const char *p = tpath("trunc.idx");
-    write_raw(p, buf, n - 100);
+    test_write_raw(p, buf, n - 100);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "truncated: expected 1568 bytes of data after the header, got 1468");
     assert_null(a.data);
 
     /* Cut inside the dimensions. */
-    write_raw(p, buf, 9);
+    test_write_raw(p, buf, 9);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "truncated: expected 12 bytes of dimensions, got 5");
 
     /* Shorter than the magic number; and an empty file. */
-    write_raw(p, buf, 3);
+    test_write_raw(p, buf, 3);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "truncated");
-    write_raw(p, buf, 0);
+    test_write_raw(p, buf, 0);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "truncated");
 
@@ -213,7 +199,7 @@ static void test_idx_bad_magic(void **state) {
     (void)state;
     unsigned char buf[64] = {0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1, 9};
     const char *p = tpath("magic.idx");
-    write_raw(p, buf, 9);
+    test_write_raw(p, buf, 9);
     IdxArray a;
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "bad magic number 0x12345678");
@@ -221,7 +207,7 @@ static void test_idx_bad_magic(void **state) {
     /* All zeros, read where a 3-d image file is expected: the message says what was
      * expected. */
     memset(buf, 0, sizeof buf);
-    write_raw(p, buf, sizeof buf);
+    test_write_raw(p, buf, sizeof buf);
     const uint32_t dims[3] = {0, 28, 28};
     assert_int_equal(idx_read_expect(p, &a, 3, dims), -1);
     expect_error(p, "bad magic number 0x00000000 (expected an IDX file of unsigned bytes, "
@@ -229,16 +215,16 @@ static void test_idx_bad_magic(void **state) {
 
     /* Right layout but float elements (type 0x0d). */
     const unsigned char fl[12] = {0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0};
-    write_raw(p, fl, sizeof fl);
+    test_write_raw(p, fl, sizeof fl);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "element type 0x0d is not supported");
 
     /* Zero and too many dimensions. */
     const unsigned char nd0[4] = {0, 0, 8, 0}, nd5[4] = {0, 0, 8, 5};
-    write_raw(p, nd0, 4);
+    test_write_raw(p, nd0, 4);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "bad magic number 0x00000800");
-    write_raw(p, nd5, 4);
+    test_write_raw(p, nd5, 4);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "bad magic number 0x00000805");
 }
@@ -249,7 +235,7 @@ static void test_idx_wrong_shape(void **state) {
     const uint32_t d2[2] = {3, 5};
     size_t n = make_idx(buf, 2, d2);
     const char *p = tpath("shape.idx");
-    write_raw(p, buf, n);
+    test_write_raw(p, buf, n);
     IdxArray a;
     const uint32_t want3[3] = {0, 28, 28};
     assert_int_equal(idx_read_expect(p, &a, 3, want3), -1);
@@ -257,13 +243,13 @@ static void test_idx_wrong_shape(void **state) {
 
     const uint32_t d3[3] = {2, 28, 27};
     n = make_idx(buf, 3, d3);
-    write_raw(p, buf, n);
+    test_write_raw(p, buf, n);
     assert_int_equal(idx_read_expect(p, &a, 3, want3), -1);
     expect_error(p, "has shape (2, 28, 27), expected (N, 28, 28)");
 
     /* A header claiming 4 GiB is refused before anything is allocated. */
     const unsigned char big[16] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1};
-    write_raw(p, big, sizeof big);
+    test_write_raw(p, big, sizeof big);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "larger than the limit");
 }
@@ -277,7 +263,7 @@ static void test_idx_trailing_bytes(void **state) {
     IdxArray a;
 
     const char *p = tpath("trail.idx");
-    write_raw(p, buf, n + 1);
+    test_write_raw(p, buf, n + 1);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "unexpected data after the 100 bytes the header describes");
 
@@ -291,7 +277,7 @@ static void test_idx_trailing_bytes(void **state) {
     unsigned char gz[4096];
     size_t g = gzip_mem(buf, n, gz, sizeof gz);
     memcpy(gz + g, "junk", 4);
-    write_raw(pg, gz, g + 4);
+    test_write_raw(pg, gz, g + 4);
     assert_int_equal(idx_read(pg, &a), -1);
     expect_error(pg, "unexpected data after the end of the gzip stream");
 }
@@ -310,24 +296,24 @@ static void test_idx_corrupt_gzip(void **state) {
     unsigned char bad[16384];
     memcpy(bad, gz, g);
     for (size_t i = 12; i < g - 8; i += 5) bad[i] ^= 0x5a;
-    write_raw(p, bad, g);
+    test_write_raw(p, bad, g);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "corrupt gzip");
 
     /* Wrong CRC in the trailer: every data byte decodes, yet the file is rejected. */
     memcpy(bad, gz, g);
     bad[g - 8] ^= 0xff;
-    write_raw(p, bad, g);
+    test_write_raw(p, bad, g);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "corrupt gzip data (incorrect data check)");
 
     /* Download cut short in the middle of the compressed stream. */
-    write_raw(p, gz, g / 2);
+    test_write_raw(p, gz, g / 2);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "cut short");
 
     /* Only the gzip magic. */
-    write_raw(p, gz, 2);
+    test_write_raw(p, gz, 2);
     assert_int_equal(idx_read(p, &a), -1);
     expect_error(p, "corrupt gzip");
 }
@@ -435,7 +421,7 @@ static void copy_file(const char *from, const char *to) {
     unsigned char *buf;
     size_t n;
     if (read_file(from, 64u << 20, &buf, &n) != 0) fail_msg("%s", err_msg());
-    write_raw(to, buf, n);
+    test_write_raw(to, buf, n);
     xfree(buf);
 }
 

@@ -29,8 +29,7 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/ddpm_test_image_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return test_mkdtemp(g_dir, sizeof g_dir, "image");
 }
 
 static int teardown(void **state) {
@@ -39,13 +38,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
+static const char *tpath(const char *name) { return test_path_in(g_dir, name); }
 
 /* Names in g_dir, to prove no temporary file was left behind. */
 static int count_entries(const char *needle) {

@@ -60,6 +60,23 @@ static inline int test_mkdtemp(char *dir, size_t size, const char *name) {
     return mkdtemp(dir) ? 0 : -1;
 }
 
+/* DIR/NAME, in one of 8 buffers used in turn (a result lives through the next 7 calls). */
+static inline const char *test_path_in(const char *dir, const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+/* Write n bytes to path (a fixture file); the test fails if it cannot. */
+static inline void test_write_raw(const char *path, const void *data, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
 /* Remove a file or a directory tree (tests' scratch directories). */
 static inline void test_rm_rf(const char *path) {
     struct stat st;
