@@ -9,6 +9,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/geometry.h"
 #include "data/mnist.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
@@ -70,7 +71,10 @@ void trainer_slice(int batch, int rank, int ranks, int *lo, int *n);
  * no-op without EMA); twice restores them exactly. Evaluation and figures run between. */
 void trainer_swap_ema(Trainer *tr);
 
+/* The trainer of c's model for the images of c's dataset (MNIST's or Fashion-MNIST's
+ * geometry), or of geom. */
 int trainer_init(Trainer *tr, const TrainConfig *c);
+int trainer_init_geom(Trainer *tr, const TrainConfig *c, const ImageGeom *geom);
 void trainer_free(Trainer *tr);
 /* What the training-state checkpoint (train/state.h) saves and restores of tr. */
 TrainStateRefs trainer_state_refs(Trainer *tr);
