@@ -428,12 +428,6 @@ static void run_free(Run *r, int have_tr) {
     cJSON_Delete(r->metrics);
 }
 
-/* Whether the figures of train/figures.h can draw this run's images. */
-static int run_figures_fit(const Run *r) {
-    const ImageGeom *g = &r->train.geom;
-    return g->channels == 1 && g->height == MNIST_H && g->width == MNIST_W;
-}
-
 /* Everything after the last step of epoch e: evaluation, weights, loss curve, figures,
  * metrics. Rewrites the same files when redone after a resume. */
 static int run_epoch_end(Run *r, int e, double epoch_time) {
@@ -500,10 +494,7 @@ static int run_epoch_end(Run *r, int e, double epoch_time) {
     snprintf(title, sizeof title, "Training loss, %s model (D=%d, batch %d)", unet_kind_name(c->kind), c->width, c->batch);
     if (plot_curve_png(path, p->loss, (int)step, title, "step", "MSE loss", 50, 1) != 0) goto done;
 
-    if ((is_fig_epoch(c, e) || e == c->epochs) && !run_figures_fit(r)) {
-        progress_log(&c->report, "epoch %d: no figures: they are drawn for 1 x 28 x 28 images "
-                     "only so far\n", e);
-    } else if (is_fig_epoch(c, e) || e == c->epochs) {
+    if (is_fig_epoch(c, e) || e == c->epochs) {
         trainer_swap_ema(&r->tr);
         swapped = 1;
         if (c->kind == UNET_DENOISER) {
@@ -658,8 +649,8 @@ static int run_setup(Run *r, int *have_tr) {
         progress_log(&c->report, "ddpm: the run was saved by %d process%s and continues on %d: "
                      "the sums are split differently, so it will not be bit-identical to an "
                      "uninterrupted run\n", r->p.ranks, r->p.ranks == 1 ? "" : "es", r->tr.ranks);
-    if (!c->resume && r->tr.rank == 0 && c->kind == UNET_DENOISER && run_figures_fit(r) &&
-        train_fig_noising(c->out_dir, r->train_f) != 0)
+    if (!c->resume && r->tr.rank == 0 && c->kind == UNET_DENOISER &&
+        train_fig_noising(c->out_dir, r->train_f, &r->train.geom) != 0)
         return -1;
     return 0;
 }
