@@ -63,6 +63,7 @@ int cmd_sample(int argc, char **argv) {
         {"gif", OPT_STR, &j.gif, "also write the reverse process as an animated GIF", 0, -1, 0},
         {"gif-every", OPT_INT, &j.gif_every, "steps between GIF frames (default 5)", 1, 100000, 0},
         {"digit", OPT_INT, &j.digit, "class: sample N images of this digit", 0, 9, 0},
+        {"class", OPT_STR, &j.class_name, "class: sample N images of this class, by name (cat) or index (any model's classes)", 0, -1, 0},
         {"per-digit", OPT_INT, &j.per_digit, "class: samples of every digit in the grid (default 4)", 1, 1000, 0},
         {"text", OPT_STR, &j.text, "class: a string of digits to write as one image", 0, -1, 0},
         {"guidance", OPT_FLOAT, &j.guidance, "class: guidance scale gamma (default 5)", -100, 100, 0},
