@@ -78,7 +78,7 @@ int trainer_init_geom(Trainer *tr, const TrainConfig *c, const ImageGeom *geom);
 void trainer_free(Trainer *tr);
 /* What the training-state checkpoint (train/state.h) saves and restores of tr. */
 TrainStateRefs trainer_state_refs(Trainer *tr);
-/* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class):
+/* One Adam step on n images (N, P) in [0, 1] with labels (may be NULL for non-class):
  * the global batch, of which this process computes its slice. Returns the loss of the whole
  * batch. */
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
