@@ -156,6 +156,23 @@ static void test_cifar(void **state) {
     snprintf(path, sizeof path, "%s/test_batch.bin", dir);
     assert_int_equal(cifar_fixture_write(path, &g_mnist, 40, 10), 0);
     train_and_sample(dir, "--figure-epochs 1", 32, 10, "airplane", "truck");
+    /* a class by name, with --digit as well as --class; an unknown name is one line */
+    const char *opts[] = {"--digit cat", "--class cat", "--class 3"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run(NULL, "%s sample --ckpt %s/run/model.safetensors %s --n 2 "
+                             "--sampler ddim --steps 2 --threads 1 --out %s/c%d.png", bin(),
+                             g_dir, opts[i], g_dir, i), 0);
+        int w, h, color;
+        snprintf(path, sizeof path, "%s/c%d.png", g_dir, i);
+        png_header(path, &w, &h, &color);
+        assert_int_equal(color, 2);
+    }
+    char *out;
+    assert_int_not_equal(run(&out, "%s sample --ckpt %s/run/model.safetensors --class unicorn",
+                             bin(), g_dir), 0);
+    assert_non_null(strstr(out, "no class unicorn"));
+    assert_null(strchr(strchr(out, '\n') + 1, '\n'));
+    free(out);
 }
 
 /* The class folder's run at 16 x 16 in colour; a resume on data of other classes fails. */
