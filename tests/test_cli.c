@@ -102,7 +102,7 @@ static void test_bad_options(void **state) {
     expect_error("--eta is for --sampler ddim", "%s reproduce --profile tiny --sampler dpmpp2m-sde --eta 1", NULL);
     expect_error("--steps 21: the number of DDIM steps must be 1 to T = 20", "%s reproduce --profile tiny --sampler ddim --steps 21", NULL);
     expect_error("--time-embedding 7: the number of features must be even", "%s train --model class --time-embedding 7", NULL);
-    expect_error("--dataset: unknown dataset 'cifar' (expected mnist or fashion)", "%s train --model class --dataset cifar", NULL);
+    expect_error("--dataset: unknown dataset 'cifar' (expected mnist, fashion, cifar10 or folder)", "%s train --model class --dataset cifar", NULL);
     expect_error("--time-embedding 8: the denoiser has no time input", "%s train --model denoiser --time-embedding 8", NULL);
     expect_error("--attention 5: the attention layers' places are down2, up1 or down2,up1", "%s train --model time --attention 5", NULL);
     expect_error("--attention 7,28: the attention layers' places are down2, up1 or down2,up1", "%s bench --attention 7,28", NULL);

@@ -271,7 +271,7 @@ static void test_errors(void **state) {
         {",\"width\":0", "w: the configuration's \"width\" must be an integer from 1 to 1024"},
         {",\"subset\":-1", "w: the configuration's \"subset\" must be an integer from 0 to 60000"},
         {",\"lr\":11", "w: the configuration's \"lr\" must be a number from 1e-12 to 10"},
-        {",\"dataset\":\"x\"", "w: the configuration's \"dataset\" must be \"mnist\" or \"fashion\""},
+        {",\"dataset\":\"x\"", "w: the configuration's \"dataset\" must be \"mnist\", \"fashion\", \"cifar10\" or \"folder\""},
         {",\"schedule\":3", "w: the configuration's \"schedule\" must be \"linear\" or \"cosine\""},
         {",\"residual\":1", "w: the configuration's \"residual\" must be true or false"},
         {",\"attention\":\"5\"",

@@ -13,6 +13,7 @@
 #include <png.h>
 
 #include "testutil.h"
+#include "cifar_fixture.h"
 
 #include "core/common.h"
 #include "data/cifar.h"
@@ -229,23 +230,10 @@ static void test_imageset_split(void **state) {
 /* ---------------------------------------------------------------------------------------
  * CIFAR-10. */
 
-/* MNIST digit i padded to 32x32 and tinted per label into a CIFAR record. */
-static void cifar_record(uint8_t *rec, int i) {
-    rec[0] = g_mnist.labels[i];
-    for (int ch = 0; ch < 3; ch++)
-        for (int y = 0; y < 32; y++)
-            for (int x = 0; x < 32; x++) {
-                int v = (y >= 2 && y < 30 && x >= 2 && x < 30) ? digit(i)[(y - 2) * 28 + x - 2] : 0;
-                int tint = ch == 0 ? 255 : ch == 1 ? 25 * rec[0] : 255 - 25 * rec[0];
-                rec[1 + ch * 1024 + y * 32 + x] = (uint8_t)(v * tint / 255);
-            }
-}
+static void cifar_record(uint8_t *rec, int i) { cifar_fixture_record(rec, &g_mnist, i); }
 
 static void write_cifar(const char *path, int first, int n) {
-    uint8_t *buf = xmalloc((size_t)n * CIFAR_RECORD);
-    for (int i = 0; i < n; i++) cifar_record(buf + (size_t)i * CIFAR_RECORD, first + i);
-    write_raw(path, buf, (size_t)n * CIFAR_RECORD);
-    xfree(buf);
+    assert_int_equal(cifar_fixture_write(path, &g_mnist, first, n), 0);
 }
 
 static void test_cifar_roundtrip(void **state) {

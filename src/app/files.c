@@ -27,11 +27,16 @@ int app_load_model(Unet *m, int *used_ema, const char *ckpt, int max_batch, int 
     return -1;
 }
 
-int app_open_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads, int use_ema,
-                   const char *device) {
+int app_open_any_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads,
+                       int use_ema, const char *device) {
     const ddpm_open_options o = {.threads = nthreads, .max_batch = max_batch,
                                  .no_ema = !use_ema, .device = device};
-    if (ddpm_open(ckpt, &o, h) != DDPM_OK) return -1;
+    return ddpm_open(ckpt, &o, h) == DDPM_OK ? 0 : -1;
+}
+
+int app_open_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads, int use_ema,
+                   const char *device) {
+    if (app_open_any_model(h, ckpt, max_batch, nthreads, use_ema, device) != 0) return -1;
     if (mnist_only(&(*h)->net.geom, ckpt) == 0) return 0;
     ddpm_close(*h);
     *h = NULL;

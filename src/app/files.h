@@ -22,6 +22,10 @@ int app_load_model(Unet *m, int *used_ema, const char *ckpt, int max_batch, int 
 int app_open_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads, int use_ema,
                    const char *device);
 
+/* The same for a model of any geometry (the sampling job, whose grids follow it). */
+int app_open_any_model(ddpm_model **h, const char *ckpt, int max_batch, int nthreads,
+                       int use_ema, const char *device);
+
 /* path with suffix inserted before its extension (appended when it has none). */
 void app_path_suffixed(char *dst, size_t cap, const char *path, const char *suffix);
 

@@ -3,6 +3,7 @@
 #include "app/sample.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/handle.h"
@@ -14,8 +15,6 @@
 #include "diffusion/sampler_words.h"
 #include "io/image.h"
 
-#define P MNIST_PIXELS
-
 /* The state of one job: the model with its schedule, the sampler, the labels and the images. */
 typedef struct {
     const SampleJob *job;
@@ -25,6 +24,8 @@ typedef struct {
     SampleRequest req;       /* the same as the diffusion layer's request, for the reports */
     Dataset ds;
     int cls, n, cols, grid_per_digit, K, nf;
+    int digit;               /* the one class drawn (job's digit or class name); -1: every one */
+    size_t P;                /* floats per image: C H W of the model's geometry */
     int *labels;
     float *imgs, *frames;
 } SampleRun;
@@ -49,29 +50,57 @@ static int sampling_count(void *user, int done, int total) {
     return 0;
 }
 
-static int write_grid(const char *path, const float *imgs, int n, int cols, const int *labels,
-                      int per_digit, const char *title, Dataset ds) {
-    int rows = (n + cols - 1) / cols;
-    float *g = xcalloc((size_t)rows * cols * P, sizeof(float));
-    memcpy(g, imgs, (size_t)n * P * sizeof(float));
-    int rc = figure_grid_png(path, g, rows, cols, 28, 28, title,
-                             per_digit && labels ? dataset_class_names(ds) : NULL, NULL);
+static int write_grid(const SampleRun *r, const char *path, int n, const char *title) {
+    const ImageGeom *geom = &r->h->net.geom;
+    int rows = (n + r->cols - 1) / r->cols;
+    float *g = xcalloc((size_t)rows * r->cols * r->P, sizeof(float));
+    memcpy(g, r->imgs, (size_t)n * r->P * sizeof(float));
+    const char *names[GEOMETRY_MAX_CLASSES];
+    for (int k = 0; k < geom->classes; k++) names[k] = geom->class_names[k];
+    int rc = figure_grid_png_c(path, g, rows, r->cols, geom->channels, geom->height, geom->width,
+                               title, r->grid_per_digit && r->labels ? names : NULL, NULL);
     xfree(g);
     return rc;
+}
+
+/* The class the job asks for: its name among the model's classes, else its index. */
+static int resolve_class(SampleRun *r) {
+    const SampleJob *j = r->job;
+    const ImageGeom *g = &r->h->net.geom;
+    r->digit = j->digit;
+    if (j->class_name) {
+        for (int k = 0; k < g->classes; k++)
+            if (strcmp(g->class_names[k], j->class_name) == 0) r->digit = k;
+        char *end;
+        long v = strtol(j->class_name, &end, 10);
+        if (r->digit < 0 && *j->class_name && !*end && v >= 0 && v < g->classes) r->digit = (int)v;
+        if (r->digit < 0)
+            return err_set("%s: no class %.40s among its %d (%s, ..., %s)", j->ckpt, j->class_name,
+                           g->classes, g->class_names[0], g->class_names[g->classes - 1]);
+    }
+    if (r->digit >= g->classes)
+        return err_set("%s: class %d does not exist: the model has %d classes", j->ckpt, r->digit,
+                       g->classes);
+    return 0;
 }
 
 /* The model, what it may draw, its schedule and the sampler. */
 static int sample_setup(SampleRun *r) {
     const SampleJob *j = r->job;
-    if (app_open_model(&r->h, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
+    if (app_open_any_model(&r->h, j->ckpt, j->batch, j->threads, j->use_ema, j->device) != 0)
         return -1;
     r->cls = r->h->net.kind == UNET_CLASS;
     if (r->h->net.kind == UNET_DENOISER)
         return err_set("%s is a denoiser; sampling needs a time or class model", j->ckpt);
-    if (!r->cls && (j->digit >= 0 || j->text || j->n_sweep))
+    if (!r->cls && (j->digit >= 0 || j->class_name || j->text || j->n_sweep))
         return err_set("one digit, a text and a guidance sweep need a class model; %s is a time "
                        "model", j->ckpt);
     r->ds = r->h->ds; /* and the schedule: the handle's, as the checkpoint was trained */
+    r->P = geometry_pixels(&r->h->net.geom);
+    if (r->cls && resolve_class(r) != 0) return -1;
+    if (r->h->net.geom.channels != 1 && (j->gif || j->idx))
+        return err_set("%s draws colour images: the GIF and the IDX file are written for grey "
+                       "images only so far", j->ckpt);
     if (j->text && r->ds != DATASET_MNIST)
         return err_set("a text is written in digits; %s was trained on %s", j->ckpt,
                        dataset_name(r->ds));
@@ -93,14 +122,14 @@ static int sample_setup(SampleRun *r) {
         if (j->text) {
             r->n = (int)strlen(j->text);
             r->cols = r->n;
-        } else if (j->digit < 0) {
-            r->n = 10 * j->per_digit;
+        } else if (r->digit < 0) {
+            r->n = r->h->net.geom.classes * j->per_digit;
             r->cols = j->per_digit;
             r->grid_per_digit = 1;
         }
         r->labels = xmalloc((size_t)r->n * sizeof(int));
         for (int i = 0; i < r->n; i++)
-            r->labels[i] = j->text ? j->text[i] - '0' : j->digit >= 0 ? j->digit : i / j->per_digit;
+            r->labels[i] = j->text ? j->text[i] - '0' : r->digit >= 0 ? r->digit : i / j->per_digit;
     }
     if (r->h->used_ema) { /* the command line says how to choose the raw weights */
         ProgressEvent ev = {.stage = "ema", .line = "sampling with the moving average of the weights"};
@@ -143,14 +172,14 @@ static int sample_draw(SampleRun *r, int k) {
         if (png_write_grid(path, r->imgs, n, 28, 28, n, 0, 4) != 0) return -1;
     } else {
         if (r->cls)
-            snprintf(title, sizeof title, "Samples of %s %s, guidance %g", j->digit >= 0 ? "one" : "every",
+            snprintf(title, sizeof title, "Samples of %s %s, guidance %g", r->digit >= 0 ? "one" : "every",
                      r->ds == DATASET_MNIST ? "digit" : "class", (double)g);
         else if (r->req.ddim_steps)
             snprintf(title, sizeof title, "Samples from pure noise, %s %d steps",
                      sampler_title(&r->req), r->K);
         else
             snprintf(title, sizeof title, "Samples from pure noise, T=%d", r->K);
-        if (write_grid(path, r->imgs, n, r->cols, r->labels, r->grid_per_digit, title, r->ds) != 0) return -1;
+        if (write_grid(r, path, n, title) != 0) return -1;
     }
     progress_out(r->p, "wrote %s\n", path);
     return 0;
@@ -161,7 +190,7 @@ static int write_gif(const SampleRun *r) {
     const int n = r->n, gn = n < 100 ? n : 100;
     const PixelGrid g = {.n = gn, .h = r->h->net.geom.height, .w = r->h->net.geom.width,
                          .cols = gn < r->cols ? gn : r->cols, .pad = 2, .scale = 1};
-    if (gif_write_grid(r->job->gif, r->frames, (size_t)n * P, r->nf, &g, 6, 200) != 0) return -1;
+    if (gif_write_grid(r->job->gif, r->frames, (size_t)n * r->P, r->nf, &g, 6, 200) != 0) return -1;
     progress_out(r->p, "wrote %s (%d frames)\n", r->job->gif, r->nf);
     return 0;
 }
@@ -178,9 +207,9 @@ int app_sample(const SampleJob *job, const Progress *p) {
         goto done;
     }
     if (sample_setup(&r) != 0) goto done;
-    r.imgs = xmalloc((size_t)r.n * P * sizeof(float));
+    r.imgs = xmalloc((size_t)r.n * r.P * sizeof(float));
     r.nf = job->gif ? sampler_n_frames(r.K, job->gif_every) : 0;
-    if (job->gif) r.frames = xmalloc((size_t)r.nf * r.n * P * sizeof(float));
+    if (job->gif) r.frames = xmalloc((size_t)r.nf * r.n * r.P * sizeof(float));
     int n_runs = job->n_sweep ? job->n_sweep : 1;
     for (int k = 0; k < n_runs; k++)
         if (sample_draw(&r, k) != 0) goto done;

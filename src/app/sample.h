@@ -21,6 +21,8 @@ typedef struct {
     const char *gif;      /* also the reverse process as an animated GIF, or NULL */
     int gif_every;        /* steps between GIF frames */
     int digit;            /* class: sample n images of this digit; -1: every digit */
+    const char *class_name; /* class: sample n images of the class of this name (or index);
+                               NULL: digit says */
     int per_digit;        /* class, every digit: samples of each in the grid */
     const char *text;     /* class: digits to write as one image (at most MAX_TEXT), or NULL */
     float guidance;       /* class: guidance scale gamma */

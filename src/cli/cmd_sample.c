@@ -13,15 +13,17 @@
 
 static const char *HEAD =
     "Usage: ddpm sample --ckpt FILE [--n N] [--seed S] [--out FILE.png] [--idx FILE] [--gif FILE]\n"
-    "                   [--digit K | --per-digit K | --text DIGITS] [--guidance G] [--sweep G,G,..]\n"
+    "                   [--digit K | --class NAME | --per-digit K | --text DIGITS] [--guidance G]\n"
+    "                   [--sweep G,G,..]\n"
     "                   [--sampler ddpm|ddim|dpmpp2m|dpmpp2m-sde|dpmpp3m] [--steps K] [--spacing S]\n"
     "\n"
     "Runs the reverse process from pure noise: the SPEC's DDPM over all T steps, or in K\n"
     "steps DDIM or a DPM-Solver++ (each step one network pass: NFE = K per image; with\n"
     "guidance the conditional and unconditional pass are one batched pass, counted once).\n"
     "Time models: N samples in a grid.\n"
-    "Class models: --digit K draws N samples of digit K; otherwise a grid with --per-digit\n"
-    "samples of every digit (rows 0 to 9); --text 2026 writes that number in generated\n"
+    "Class models: --digit K draws N samples of digit K (--class NAME, or --digit NAME, of the\n"
+    "class of that name, e.g. cat); otherwise a grid with --per-digit samples of every class\n"
+    "(one row each, labelled with its name); --text 2026 writes that number in generated\n"
     "digits as one image. Guidance: eps = eps_u + G (eps_c - eps_u). --sweep writes one grid\n"
     "per guidance scale (FILE-g<G>.png). --idx writes the images as an IDX file (MNIST format,\n"
     "unsigned bytes) and, for class models, the labels beside it (FILE with -labels).";
@@ -48,7 +50,37 @@ static int check_text(const char *text, const char *ckpt) {
     return 0;
 }
 
+static int sample_main(int argc, char **argv, const char *digit_name);
+
+/* --digit NAME (not a number) is --class NAME: argv without it, the name in *name. */
+static int digit_by_name(char **args, int argc, char **argv, const char **name) {
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        int skip = 0;
+        if (strcmp(argv[i], "--digit") == 0 && i + 1 < argc) v = argv[i + 1], skip = 1;
+        else if (strncmp(argv[i], "--digit=", 8) == 0) v = argv[i] + 8;
+        if (v && *v && strspn(v, "0123456789+-") != strlen(v)) {
+            *name = v;
+            i += skip;
+            continue;
+        }
+        args[n++] = argv[i];
+    }
+    return n;
+}
+
 int cmd_sample(int argc, char **argv) {
+    const char *digit_name = NULL;
+    char **args = xmalloc((size_t)(argc + 1) * sizeof *args);
+    argc = digit_by_name(args, argc, argv, &digit_name);
+    args[argc] = NULL;
+    int rc = sample_main(argc, args, digit_name);
+    xfree(args);
+    return rc;
+}
+
+static int sample_main(int argc, char **argv, const char *digit_name) {
     SampleJob j;
     sample_job_defaults(&j);
     const char *sweep_s = NULL;
@@ -63,6 +95,7 @@ int cmd_sample(int argc, char **argv) {
         {"gif", OPT_STR, &j.gif, "also write the reverse process as an animated GIF", 0, -1, 0},
         {"gif-every", OPT_INT, &j.gif_every, "steps between GIF frames (default 5)", 1, 100000, 0},
         {"digit", OPT_INT, &j.digit, "class: sample N images of this digit", 0, 9, 0},
+        {"class", OPT_STR, &j.class_name, "class: sample N images of this class, by name (cat) or index (any model's classes)", 0, -1, 0},
         {"per-digit", OPT_INT, &j.per_digit, "class: samples of every digit in the grid (default 4)", 1, 1000, 0},
         {"text", OPT_STR, &j.text, "class: a string of digits to write as one image", 0, -1, 0},
         {"guidance", OPT_FLOAT, &j.guidance, "class: guidance scale gamma (default 5)", -100, 100, 0},
@@ -88,6 +121,7 @@ int cmd_sample(int argc, char **argv) {
         return cli_fail("sample", 2);
     if (sampler_words_parse(&j.sampler, &w) != 0) return cli_fail("sample", 1);
     j.use_ema = !no_ema;
+    if (digit_name && !j.class_name) j.class_name = digit_name;
     CliOutput co;
     const Progress out = cli_output(&co);
     if (app_sample(&j, &out) != 0) return cli_fail("sample", 1);

@@ -10,14 +10,18 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "core/common.h"
+#include "data/source.h"
 #include "train/train.h"
 
 static const char *HEAD =
     "Usage: ddpm train --model denoiser|time|class [options]\n"
     "\n"
-    "Trains a UNet on MNIST with the SPEC's protocol for the model and writes a run directory:\n"
+    "Trains a UNet with the SPEC's protocol for the model and writes a run directory:\n"
     "config.json, loss.csv (every step), loss.png, epoch_NNN.safetensors and model.safetensors\n"
     "(weights after every epoch), metrics.json and the figures of the model's part.\n"
+    "--data names MNIST's IDX files (the default), CIFAR-10's binary batches or a folder of\n"
+    "PNG/JPEG images (DIR/<class>/*.png, or DIR/train and DIR/test holding such folders);\n"
+    "a folder is decoded once into $XDG_CACHE_HOME/ddpm/images (else ~/.cache/ddpm/images).\n"
     "Defaults: denoiser D 128, batch 256, 5 epochs, lr 1e-4 constant, sigma 0.5;\n"
     "time/class D 64, batch 128, 20 epochs, lr 1e-3 decaying per epoch to 1e-4, T 300.\n"
     "\n"
@@ -78,11 +82,23 @@ static int fresh_config(TrainConfig *c, const TrainWords *w, Opt *opts, int nopt
         fprintf(stderr, "ddpm train: --attention %.40s: the attention layers' places are down2, up1 or down2,up1 (or none; 7 and 14 are their old names)\n", attention);
         return 2;
     }
-    if (dataset_parse(dataset, &c->dataset) != 0) {
+    if (dataset && dataset_parse(dataset, &c->dataset) != 0) {
         fprintf(stderr, "ddpm train: --dataset: %s\n", err_msg());
         return 2;
     }
+    if (!dataset) c->dataset = DATASET_MNIST;
     c->data_dir = dataset_dir(data, c->dataset);
+    /* without --dataset, what the data directory holds says what it is */
+    if (!dataset) c->dataset = source_detect(c->data_dir);
+    if (c->image_size % 4) {
+        fprintf(stderr, "ddpm train: --image-size %d: the side must be a multiple of 4\n",
+                c->image_size);
+        return 2;
+    }
+    if (c->channels == 2) {
+        fprintf(stderr, "ddpm train: --channels 2: images are grey (1) or colour (3)\n");
+        return 2;
+    }
     if (!out) {
         time_t now = time(NULL);
         struct tm tm;
@@ -116,7 +132,7 @@ int cmd_train(int argc, char **argv) {
     if (model && unet_kind_parse(model, &kind) != 0) return cli_fail("train", 2);
     TrainConfig c;
     train_config_defaults(&c, kind);
-    TrainWords w = {.schedule = "linear", .attention = "none", .dataset = "mnist"};
+    TrainWords w = {.schedule = "linear", .attention = "none"};
     const char *model_s = NULL, *resume_dir = NULL, *device = NULL;
     int no_progress = 0, checkpoint_every = 0;
     long fault_nan_at = 0, fault_stop_at = 0;
@@ -132,7 +148,10 @@ int cmd_train(int argc, char **argv) {
         {"device", OPT_STR, &device, "backend that runs the model: cpu (default) or ref (the plain reference operators, slow)", 0, -1, 0},
         {"out", OPT_STR, &w.out, "run directory (default runs/<model>-<date>-<time>)", 0, -1, 0},
         {"data", OPT_STR, &w.data, "data directory (default $DDPM_DATA or ./data/mnist; fashion: $DDPM_FASHION_DATA or /usr/share/datasets/fashion-mnist)", 0, -1, 0},
-        {"dataset", OPT_STR, &w.dataset, "mnist (default) or fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist)", 0, -1, 0},
+        {"dataset", OPT_STR, &w.dataset, "mnist, fashion (Fashion-MNIST, same IDX files; Debian package dataset-fashion-mnist), cifar10 (its binary batches) or folder (PNG/JPEG files, DIR/<class>/*.png or unlabelled); default: what --data holds", 0, -1, 0},
+        {"image-size", OPT_INT, &c.image_size, "a folder's images: resize to S x S (a multiple of 4; default: the first image's side, at most 64)", 8, 1024, 0},
+        {"channels", OPT_INT, &c.channels, "a folder's images: 1 (grey) or 3 (colour); default: 3 when any image is in colour", 1, 3, 0},
+        {"test-fraction", OPT_FLOAT, &c.test_fraction, "a folder without train/ and test/ subfolders: the share held out for testing, drawn with the seed (default 0.1)", 0.001, 0.9, 0},
         {"subset", OPT_INT, &c.subset, "train on the first N training images only (quick runs)", 1, 60000, 0},
         {"sigma", OPT_FLOAT, &c.sigma, "denoiser: noise level", 0, 100, 0},
         {"T", OPT_INT, &c.T, "diffusion steps", 1, SCHEDULE_MAX_T, 0},

@@ -10,15 +10,22 @@
 int dataset_parse(const char *s, Dataset *d) {
     if (strcmp(s, "mnist") == 0) *d = DATASET_MNIST;
     else if (strcmp(s, "fashion") == 0) *d = DATASET_FASHION;
-    else return err_set("unknown dataset '%s' (expected mnist or fashion)", s);
+    else if (strcmp(s, "cifar10") == 0) *d = DATASET_CIFAR10;
+    else if (strcmp(s, "folder") == 0) *d = DATASET_FOLDER;
+    else return err_set("unknown dataset '%.40s' (expected mnist, fashion, cifar10 or folder)", s);
     return 0;
 }
 
-const char *dataset_name(Dataset d) { return d == DATASET_FASHION ? "fashion" : "mnist"; }
+const char *dataset_name(Dataset d) {
+    static const char *const names[] = {"mnist", "fashion", "cifar10", "folder"};
+    return d >= DATASET_MNIST && d <= DATASET_FOLDER ? names[d] : "mnist";
+}
 
 const char *dataset_dir(const char *option, Dataset d) {
     if (d == DATASET_MNIST) return mnist_data_dir(option);
     if (option && *option) return option;
+    if (d == DATASET_CIFAR10) return "./data/cifar10";
+    if (d == DATASET_FOLDER) return ".";
     const char *env = getenv("DDPM_FASHION_DATA");
     if (env && *env) return env;
     return "/usr/share/datasets/fashion-mnist";

@@ -34,16 +34,7 @@ void judge_config_defaults(JudgeConfig *c) {
 }
 
 int judge_default_path(char *dst, size_t cap) {
-    const char *x = getenv("XDG_CACHE_HOME");
-    if (x && *x) {
-        snprintf(dst, cap, "%s/ddpm/judge.safetensors", x);
-        return 0;
-    }
-    const char *h = getenv("HOME");
-    if (h && *h) {
-        snprintf(dst, cap, "%s/.cache/ddpm/judge.safetensors", h);
-        return 0;
-    }
+    if (cache_file_path(dst, cap, "judge.safetensors") == 0) return 0;
     return err_set("no cache directory for the judge: set XDG_CACHE_HOME or HOME, or name the "
                    "judge's file");
 }

@@ -78,8 +78,14 @@ static const char *label_at(const char *const *labels, int i) {
 int figure_grid_png(const char *path, const float *imgs, int rows, int cols, int h, int w,
                     const char *title, const char *const *row_labels,
                     const char *const *col_labels) {
+    return figure_grid_png_c(path, imgs, rows, cols, 1, h, w, title, row_labels, col_labels);
+}
+
+int figure_grid_png_c(const char *path, const float *imgs, int rows, int cols, int ch, int h,
+                      int w, const char *title, const char *const *row_labels,
+                      const char *const *col_labels) {
     if (rows <= 0 || cols <= 0 || h <= 0 || w <= 0 || rows > 1024 || cols > 1024 || h > 4096 ||
-        w > 4096)
+        w > 4096 || (ch != 1 && ch != 3))
         return err_set("%s: invalid figure (%d x %d images of %d x %d pixels)", path, rows, cols,
                        h, w);
     /* Nearest-neighbour upscaling to about 84 px per image (3x for MNIST): big enough to
@@ -147,16 +153,20 @@ int figure_grid_png(const char *path, const float *imgs, int rows, int cols, int
     if (base) {
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) {
-                const float *img = imgs + ((size_t)r * (size_t)cols + (size_t)c) * (size_t)h *
-                                              (size_t)w;
+                const size_t plane = (size_t)h * (size_t)w;
+                const float *img = imgs + ((size_t)r * (size_t)cols + (size_t)c) * ch * plane;
+                /* grey: the one plane three times; colour: the R, G and B planes */
+                const size_t gp = ch == 3 ? plane : 0;
                 int x0 = (int)(x_grid + c * (cell_w + gap) + (cell_w - iw) / 2);
                 int y0 = (int)(top + r * (ih + gap));
                 for (int yy = 0; yy < ih; yy++) {
                     uint32_t *row = (uint32_t *)(base + (size_t)(y0 + yy) * (size_t)stride) + x0;
                     const float *src = img + (size_t)(yy / scale) * (size_t)w;
                     for (int xx = 0; xx < iw; xx++) {
-                        uint32_t v = pixel_to_u8(src[xx / scale]);
-                        row[xx] = 0xff000000u | v << 16 | v << 8 | v;
+                        const float *px = src + xx / scale;
+                        uint32_t rv = pixel_to_u8(px[0]), gv = pixel_to_u8(px[gp]),
+                                 bv = pixel_to_u8(px[2 * gp]);
+                        row[xx] = 0xff000000u | rv << 16 | gv << 8 | bv;
                     }
                 }
             }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -309,4 +310,14 @@ int path_exists(const char *path) {
 void path_join(char *dst, size_t cap, const char *dir, const char *name) {
     int n = snprintf(dst, cap, "%s/%s", dir, name);
     DDPM_CHECK(n > 0 && (size_t)n < cap);
+}
+
+int cache_file_path(char *dst, size_t cap, const char *name) {
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    int n;
+    if (x && *x) n = snprintf(dst, cap, "%s/ddpm/%s", x, name);
+    else if (h && *h) n = snprintf(dst, cap, "%s/.cache/ddpm/%s", h, name);
+    else return err_set("no cache directory: set XDG_CACHE_HOME or HOME");
+    if (n < 0 || (size_t)n >= cap) return err_set("the cache directory's name is too long");
+    return 0;
 }

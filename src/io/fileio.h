@@ -32,6 +32,10 @@ int path_exists(const char *path);
 /* dst = "dir/name"; the caller bounds the lengths, so not fitting in cap is a broken invariant
  * (abort). */
 void path_join(char *dst, size_t cap, const char *dir, const char *name);
+/* dst = the cache file $XDG_CACHE_HOME/ddpm/NAME, else $HOME/.cache/ddpm/NAME (name may hold
+ * subfolders). Returns 0, or -1 with err_msg() when neither variable is set or dst is too
+ * short. */
+int cache_file_path(char *dst, size_t cap, const char *name);
 /* Create and remove a probe file in dir, so that a read-only or vanished directory is
  * reported before hours of work rather than after. Returns 0 or -1 with err_msg(). */
 int dir_check_writable(const char *dir);

@@ -24,6 +24,10 @@ int png_write_grid(const char *path, const float *imgs, int n, int h, int w, int
 int figure_grid_png(const char *path, const float *imgs, int rows, int cols, int h, int w,
                     const char *title, const char *const *row_labels,
                     const char *const *col_labels);
+/* The same for images of ch planes each (1: grey, 3: R, G, B planes, each h x w). */
+int figure_grid_png_c(const char *path, const float *imgs, int rows, int cols, int ch, int h,
+                      int w, const char *title, const char *const *row_labels,
+                      const char *const *col_labels);
 
 /* Line plot of y[0..n-1] against the index (1-based step), with axes, ticks, axis labels and
  * title; draws a moving average (window smooth, 0 = none) over the raw curve; log_y selects

@@ -40,7 +40,7 @@ static int schedule_parse_int(const char *s, int *v) {
 
 static const TrainConfigEnum KINDS = {kind_name, kind_parse, "\"denoiser\", \"time\" or \"class\""};
 static const TrainConfigEnum DATASETS = {dataset_name_int, dataset_parse_int,
-                                         "\"mnist\" or \"fashion\""};
+                                         "\"mnist\", \"fashion\", \"cifar10\" or \"folder\""};
 static const TrainConfigEnum SCHEDULES = {schedule_name_int, schedule_parse_int,
                                           "\"linear\" or \"cosine\""};
 static const TrainConfigEnum ATTENTIONS = {unet_attention_name, unet_attention_parse,
@@ -69,6 +69,13 @@ static const TrainConfigField FIELDS[] = {
     {F("data", NULL, TC_STR, data_dir, TC_ALL, TC_OPTIONAL, ALL3(0), 0, 0)},
     {F("dataset", NULL, TC_ENUM, dataset, TC_ALL, TC_OPTIONAL, ALL3(DATASET_MNIST), 0, 0),
      .names = &DATASETS},
+    /* a folder's size and colour mode (0: from the images) and held-out share (0: 0.1) */
+    {F("image_size", "image-size", TC_INT, image_size, TC_ALL, TC_OPTIONAL | TC_IF_SET | TC_ZERO_OK,
+       ALL3(0), 8, 1024)},
+    {F("channels", "channels", TC_INT, channels, TC_ALL, TC_OPTIONAL | TC_IF_SET | TC_ZERO_OK,
+       ALL3(0), 1, 3)},
+    {F("test_fraction", "test-fraction", TC_FLOAT, test_fraction, TC_ALL,
+       TC_OPTIONAL | TC_IF_SET | TC_ZERO_OK, ALL3(0), 0.001, 0.9)},
     {F("subset", "subset", TC_INT, subset, TC_ALL, TC_ZERO_OK, ALL3(0), 1, 60000)},
     {F("ema", "ema", TC_FLOAT, ema, TC_ALL, TC_OPTIONAL, ALL3(0), 0, 0.999999)},
     /* architecture options beyond the SPEC */

@@ -25,7 +25,10 @@ typedef struct {
     int threads;
     const char *out_dir;    /* run directory */
     const char *data_dir;
-    Dataset dataset;        /* MNIST (the SPEC's) or Fashion-MNIST: names of the classes */
+    Dataset dataset;        /* MNIST (the SPEC's), Fashion-MNIST, CIFAR-10 or a folder */
+    int image_size;         /* a folder's images: square side (0: from the images) */
+    int channels;           /* a folder's images: 1 or 3 (0: from the images) */
+    float test_fraction;    /* a folder without train/ and test/: held-out share (0: 0.1) */
     int subset;             /* train on the first `subset` images (0 = all) */
     float sigma;            /* denoiser noise level */
     int T;

@@ -12,8 +12,9 @@
 #define N_FIG_SIGMAS 7
 extern const float TRAIN_FIG_SIGMAS[N_FIG_SIGMAS];
 
-/* Part 1: five training digits at each noise level (noising.png). */
-int train_fig_noising(const char *dir, const float *train_imgs);
+/* Part 1: five training images (of geometry geom) at each noise level (noising.png). The
+ * figures of a model draw its geometry's images, in colour when it has three channels. */
+int train_fig_noising(const char *dir, const float *train_imgs, const ImageGeom *geom);
 /* Part 1: eight test digits clean, noised at sigma and denoised (denoise_epochN.png). */
 int train_fig_denoise(const char *dir, Unet *m, const float *test, int epoch, float sigma,
                       uint64_t seed);

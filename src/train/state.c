@@ -265,6 +265,18 @@ int train_state_load(const char *path, TrainStateRefs tr, TrainProgress *p) {
                 "with its configuration", path);
         goto done;
     }
+    ImageGeom saved_geom;
+    if (checkpoint_geometry(&saved_geom, &f) != 0) goto done;
+    /* shapes and class count only: files from before the geometry was stored read as MNIST's,
+     * names included, also for Fashion-MNIST runs */
+    if (saved_geom.channels != m->geom.channels || saved_geom.height != m->geom.height ||
+        saved_geom.width != m->geom.width || saved_geom.classes != m->geom.classes) {
+        err_set("%s: the run trained on %d x %d x %d images of %d classes, and its data now "
+                "gives %d x %d x %d images of %d classes: resume it on the same data", path,
+                saved_geom.channels, saved_geom.height, saved_geom.width, saved_geom.classes,
+                m->geom.channels, m->geom.height, m->geom.width, m->geom.classes);
+        goto done;
+    }
     if (checkpoint_read_model(m, &f) != 0) goto done;
     for (int i = 0; i < m->n_tensors; i++) {
         const UnetTensor *t = &m->tensors[i];

@@ -18,6 +18,7 @@
 #include "core/common.h"
 #include "core/dist.h"
 #include "core/pixel.h"
+#include "data/source.h"
 #include "diffusion/sampler.h"
 #include "io/fileio.h"
 #include "io/image.h"
@@ -39,6 +40,11 @@ void trainer_slice(int batch, int rank, int ranks, int *lo, int *n) {
 }
 
 int trainer_init(Trainer *tr, const TrainConfig *c) {
+    const ImageGeom g = c->dataset == DATASET_FASHION ? geometry_fashion() : geometry_mnist();
+    return trainer_init_geom(tr, c, &g);
+}
+
+int trainer_init_geom(Trainer *tr, const TrainConfig *c, const ImageGeom *geom) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = *c;
     tr->rank = dist_rank();
@@ -51,7 +57,7 @@ int trainer_init(Trainer *tr, const TrainConfig *c) {
     Rng init_rng;
     rng_seed(&init_rng, c->seed);
     UnetConfig uc = {.kind = c->kind, .width = c->width,
-                     .geom = c->dataset == DATASET_FASHION ? geometry_fashion() : geometry_mnist(),
+                     .geom = *geom,
                      .opt = {.temb = c->time_embedding, .residual = c->residual, .attention = c->attention},
                      .device = c->device};
     if (unet_init(&tr->model, &uc, local, c->threads, &init_rng) != 0) return -1;
@@ -281,9 +287,10 @@ int trainer_step_checked(Trainer *tr, const float *images, const uint8_t *labels
 
 /* ---- the run ------------------------------------------------------------------------ */
 
-static float *images_to_float(const MnistSplit *s, int n) {
-    float *f = xmalloc((size_t)n * MNIST_PIXELS * sizeof(float));
-    pixels_from_u8(f, s->images, (size_t)n * MNIST_PIXELS);
+static float *images_to_float(const ImageSet *s, int n) {
+    const size_t P = imageset_image_bytes(s);
+    float *f = xmalloc((size_t)n * P * sizeof(float));
+    pixels_from_u8(f, s->pixels, (size_t)n * P);
     return f;
 }
 
@@ -371,8 +378,8 @@ typedef struct {
     const TrainConfig *c;
     Trainer tr;
     TrainProgress p;
-    MnistSplit train, test;
-    float *train_f, *test_f; /* (n_train, 784), (n_test, 784) in [0, 1] */
+    ImageSet train, test;    /* the data set's splits; their geometry is the model's */
+    float *train_f, *test_f; /* (n_train, P), (n_test, P) in [0, 1], P = C H W */
     int n_train, n_eval;
     char *cfg_text;          /* the configuration JSON, stored in every weights file */
     cJSON *metrics;          /* metrics.json */
@@ -413,8 +420,8 @@ static int run_save_state(Run *r) {
 static void run_free(Run *r, int have_tr) {
     if (have_tr) trainer_free(&r->tr);
     train_progress_free(&r->p);
-    mnist_free(&r->train);
-    mnist_free(&r->test);
+    imageset_free(&r->train);
+    imageset_free(&r->test);
     xfree(r->train_f);
     xfree(r->test_f);
     free(r->cfg_text);
@@ -582,13 +589,18 @@ static int run_setup(Run *r, int *have_tr) {
                            "fresh run needs another directory", c->out_dir, TRAIN_STATE_FILE);
     }
     if (dir_check_writable(c->out_dir) != 0) return -1;
-    if (mnist_load(c->data_dir, 1, &r->train) != 0) return -1;
-    if (mnist_load(c->data_dir, 0, &r->test) != 0) return -1;
+    const DataSource src = {.dataset = c->dataset, .dir = c->data_dir,
+                            .folder = {.size = c->image_size, .channels = c->channels},
+                            .test_fraction = c->test_fraction, .seed = c->seed};
+    if (source_load(&r->train, &r->test, &src, &c->report) != 0) return -1;
+    if (c->kind == UNET_CLASS && r->train.geom.classes == 0)
+        return err_set("%s: the images are not labelled (no class folders): the class model "
+                       "needs classes; train the time model on them", c->data_dir);
     r->n_train = c->subset > 0 && c->subset < r->train.n ? c->subset : r->train.n;
     r->n_eval = c->eval_n > 0 && c->eval_n < r->test.n ? c->eval_n : r->test.n;
     r->train_f = images_to_float(&r->train, r->n_train);
     r->test_f = images_to_float(&r->test, r->test.n);
-    if (trainer_init(&r->tr, c) != 0) return -1;
+    if (trainer_init_geom(&r->tr, c, &r->train.geom) != 0) return -1;
     *have_tr = 1;
     const int last = r->n_train % c->batch;
     if (last > 0 && last < r->tr.ranks)
@@ -638,7 +650,7 @@ static int run_setup(Run *r, int *have_tr) {
                      "the sums are split differently, so it will not be bit-identical to an "
                      "uninterrupted run\n", r->p.ranks, r->p.ranks == 1 ? "" : "es", r->tr.ranks);
     if (!c->resume && r->tr.rank == 0 && c->kind == UNET_DENOISER &&
-        train_fig_noising(c->out_dir, r->train_f) != 0)
+        train_fig_noising(c->out_dir, r->train_f, &r->train.geom) != 0)
         return -1;
     return 0;
 }
@@ -711,8 +723,9 @@ int train_run(const TrainConfig *c) {
         goto done;
     }
     perm = xmalloc((size_t)r.n_train * sizeof(uint32_t));
-    batch = xmalloc((size_t)c->batch * MNIST_PIXELS * sizeof(float));
-    blabels = xmalloc((size_t)c->batch);
+    const size_t P = (size_t)r.tr.P;
+    batch = xmalloc((size_t)c->batch * P * sizeof(float));
+    blabels = xcalloc((size_t)c->batch, 1); /* all 0 for unlabelled images */
     /* per-epoch LR factor: lr_end = lr * gamma^epochs */
     double gamma = pow((double)c->lr_end / (double)c->lr, 1.0 / c->epochs);
     r.t_start = now_seconds();
@@ -729,8 +742,8 @@ int train_run(const TrainConfig *c) {
             int b0 = s * c->batch, n = r.n_train - b0 < c->batch ? r.n_train - b0 : c->batch;
             for (int i = 0; i < n; i++) {
                 uint32_t k = perm[b0 + i];
-                memcpy(batch + (size_t)i * MNIST_PIXELS, r.train_f + (size_t)k * MNIST_PIXELS, MNIST_PIXELS * sizeof(float));
-                blabels[i] = r.train.labels[k];
+                memcpy(batch + (size_t)i * P, r.train_f + (size_t)k * P, P * sizeof(float));
+                if (r.train.labels) blabels[i] = r.train.labels[k];
             }
             float loss;
             if (trainer_step_checked(tr, batch, blabels, n, &loss) != 0) {

@@ -9,6 +9,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/geometry.h"
 #include "data/mnist.h"
 #include "diffusion/schedule.h"
 #include "model/unet.h"
@@ -70,11 +71,14 @@ void trainer_slice(int batch, int rank, int ranks, int *lo, int *n);
  * no-op without EMA); twice restores them exactly. Evaluation and figures run between. */
 void trainer_swap_ema(Trainer *tr);
 
+/* The trainer of c's model for the images of c's dataset (MNIST's or Fashion-MNIST's
+ * geometry), or of geom. */
 int trainer_init(Trainer *tr, const TrainConfig *c);
+int trainer_init_geom(Trainer *tr, const TrainConfig *c, const ImageGeom *geom);
 void trainer_free(Trainer *tr);
 /* What the training-state checkpoint (train/state.h) saves and restores of tr. */
 TrainStateRefs trainer_state_refs(Trainer *tr);
-/* One Adam step on n images (N, 784) in [0, 1] with labels (may be NULL for non-class):
+/* One Adam step on n images (N, P) in [0, 1] with labels (may be NULL for non-class):
  * the global batch, of which this process computes its slice. Returns the loss of the whole
  * batch. */
 float trainer_step(Trainer *tr, const float *images, const uint8_t *labels, int n);
