@@ -59,20 +59,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-static void write_raw(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
+static const char *tpath(const char *name) { return test_path_in(g_dir, name); }
 
 static const uint8_t *digit(int i) { return g_mnist.images + (size_t)i * MNIST_PIXELS; }
 
@@ -120,7 +107,7 @@ static void write_jpeg(const char *path, const uint8_t *pix, int w, int h, int c
         jpeg_write_scanlines(&c, &row, 1);
     }
     jpeg_finish_compress(&c);
-    write_raw(path, mem, len);
+    test_write_raw(path, mem, len);
     jpeg_destroy_compress(&c);
     free(mem);
 }
@@ -261,7 +248,7 @@ static void test_cifar_roundtrip(void **state) {
     imageset_free(&s);
     /* the test split, and the names from batches.meta.txt */
     const char *names = "a0\nb1\nc2\nd3\ne4\nf5\ng6\nh7\ni8\nj9\n\n";
-    write_raw(tpath("batches.meta.txt"), names, strlen(names));
+    test_write_raw(tpath("batches.meta.txt"), names, strlen(names));
     assert_int_equal(cifar_load(&s, g_dir, 0), 0);
     assert_int_equal(s.n, 5);
     assert_string_equal(s.geom.class_names[9], "j9");
@@ -282,23 +269,23 @@ static void test_cifar_bad(void **state) {
     /* a length that is not a whole number of records */
     uint8_t *buf = xmalloc(3 * CIFAR_RECORD);
     for (int i = 0; i < 3; i++) cifar_record(buf + i * CIFAR_RECORD, i);
-    write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD - 100);
+    test_write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD - 100);
     assert_int_equal(cifar_load(&s, g_dir, 0), -1);
     assert_error_names("test_batch.bin");
     assert_non_null(strstr(err_msg(), "whole number"));
     /* a label over 9 */
     buf[CIFAR_RECORD] = 10;
-    write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD);
+    test_write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD);
     assert_int_equal(cifar_load(&s, g_dir, 0), -1);
     assert_error_names("test_batch.bin");
     assert_non_null(strstr(err_msg(), "record 1 has label 10"));
     /* empty, and a names file without ten names */
-    write_raw(tpath("test_batch.bin"), buf, 0);
+    test_write_raw(tpath("test_batch.bin"), buf, 0);
     assert_int_equal(cifar_load(&s, g_dir, 0), -1);
     assert_error_names("test_batch.bin");
     buf[CIFAR_RECORD] = 1;
-    write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD);
-    write_raw(tpath("batches.meta.txt"), "cat\ndog\n", 8);
+    test_write_raw(tpath("test_batch.bin"), buf, 3 * CIFAR_RECORD);
+    test_write_raw(tpath("batches.meta.txt"), "cat\ndog\n", 8);
     assert_int_equal(cifar_load(&s, g_dir, 0), -1);
     assert_error_names("batches.meta.txt");
     xfree(buf);
@@ -399,7 +386,7 @@ static void test_folder_formats(void **state) {
     uint16_t deep[MNIST_PIXELS];
     for (int k = 0; k < MNIST_PIXELS; k++) deep[k] = (uint16_t)(digit(3)[k] * 257);
     write_png16(tpath("d.png"), deep, 28, 28);
-    write_raw(tpath("notes.txt"), "hello", 5);
+    test_write_raw(tpath("notes.txt"), "hello", 5);
 
     ImageSet s;
     FolderOptions opt = {0};
@@ -461,19 +448,19 @@ static void test_folder_bad_input(void **state) {
         snprintf(file, sizeof file, "%s/x.png", dir);
         snprintf(named, sizeof named, "%s", file);
         switch (c) {
-        case 0: write_raw(tpath("case0/readme.txt"), "x", 1); snprintf(named, sizeof named, "%s", dir); break;
-        case 1: write_raw(file, "", 0); break;
-        case 2: write_raw(file, png, png_len / 2); break;
-        case 3: snprintf(file, sizeof file, "%s/x.jpg", dir); write_raw(file, jpg, jpg_len / 2);
+        case 0: test_write_raw(tpath("case0/readme.txt"), "x", 1); snprintf(named, sizeof named, "%s", dir); break;
+        case 1: test_write_raw(file, "", 0); break;
+        case 2: test_write_raw(file, png, png_len / 2); break;
+        case 3: snprintf(file, sizeof file, "%s/x.jpg", dir); test_write_raw(file, jpg, jpg_len / 2);
                 snprintf(named, sizeof named, "%s", file); break;
-        case 4: write_raw(file, "<html>this is not a picture</html>", 34); break;
+        case 4: test_write_raw(file, "<html>this is not a picture</html>", 34); break;
         case 5: assert_int_equal(symlink("/nonexistent/ddpm-test.png", file), 0); break;
         case 6: snprintf(named, sizeof named, "%s/cat", dir); assert_int_equal(make_dirs(named), 0);
-                write_raw(tpath("case6/cat/a.txt"), "x", 1); break;
+                test_write_raw(tpath("case6/cat/a.txt"), "x", 1); break;
         case 7: snprintf(named, sizeof named, "%s/a_class_name_of_thirty_bytes", dir);
                 assert_int_equal(make_dirs(named), 0); break;
         case 8: snprintf(named, sizeof named, "%s/dog", dir); assert_int_equal(make_dirs(named), 0);
-                write_raw(tpath("case8/dog/a.png"), png, png_len); write_raw(file, png, png_len); 
+                test_write_raw(tpath("case8/dog/a.png"), png, png_len); test_write_raw(file, png, png_len); 
                 snprintf(named, sizeof named, "%s", file); break;
         case 9: snprintf(dir, sizeof dir, "%s/no-such-folder", g_dir); snprintf(named, sizeof named, "%s", dir); break;
         }
@@ -493,12 +480,12 @@ static void test_folder_bad_input(void **state) {
     Captured cap = {.counts = 0};
     Progress p = {capture, &cap};
     FolderOptions opt = {0};
-    write_raw(tpath("case8/dog/b.png"), png, png_len);
+    test_write_raw(tpath("case8/dog/b.png"), png, png_len);
     assert_int_equal(make_dirs(tpath("single/cat")), 0);
     assert_int_equal(make_dirs(tpath("single/dog")), 0);
-    write_raw(tpath("single/cat/a.png"), png, png_len);
-    write_raw(tpath("single/dog/a.png"), png, png_len);
-    write_raw(tpath("single/dog/b.png"), png, png_len);
+    test_write_raw(tpath("single/cat/a.png"), png, png_len);
+    test_write_raw(tpath("single/dog/a.png"), png, png_len);
+    test_write_raw(tpath("single/dog/b.png"), png, png_len);
     assert_int_equal(folder_load(&s, tpath("single"), &opt, &p), 0);
     printf("  single-image class: %s", cap.text);
     assert_non_null(strstr(cap.text, tpath("single/cat")));
@@ -520,7 +507,7 @@ static void spoil_images(const FolderListing *l) {
         assert_int_equal(stat(l->files[i].path, &st), 0);
         char *junk = xcalloc((size_t)st.st_size + 1, 1);
         memset(junk, 'x', (size_t)st.st_size);
-        write_raw(l->files[i].path, junk, (size_t)st.st_size);
+        test_write_raw(l->files[i].path, junk, (size_t)st.st_size);
         xfree(junk);
         struct timespec times[2] = {st.st_atim, st.st_mtim};
         assert_int_equal(utimensat(AT_FDCWD, l->files[i].path, times, 0), 0);
@@ -610,7 +597,7 @@ static void test_cache_damaged(void **state) {
         buf[at] = saved;
     }
     /* a truncated file on disk: a clear line naming it */
-    write_raw(path, buf, len - 10);
+    test_write_raw(path, buf, len - 10);
     assert_int_equal(imagecache_load(&back, path, key), IMAGECACHE_DAMAGED);
     assert_error_names(path);
     xfree(buf);
@@ -626,7 +613,7 @@ static void test_cache_damaged(void **state) {
     assert_int_equal(folder_load_cached(&s, imgdir, &opt, path, &p), 0); /* another key */
     imageset_free(&s);
     assert_int_equal(read_file(path, 1 << 24, &buf, &len), 0);
-    write_raw(path, buf, len - 1);
+    test_write_raw(path, buf, len - 1);
     xfree(buf);
     cap.text[0] = 0;
     assert_int_equal(folder_load_cached(&s, imgdir, &opt, path, &p), 0);
