@@ -30,8 +30,8 @@ static const char *HEAD =
     "machine that cannot run for hours; the page shows what has been done so far and is\n"
     "complete once every part has run in the same --out. --sampler and its options (as in\n"
     "ddpm sample) choose how Parts 2 and 3 are sampled and evaluated (default the profile's:\n"
-    "DDPM over all T steps, for quick DPM-Solver++(2M) SDE in 20 steps); NFE = K network\n"
-    "passes per image, a guided pair counted once.";
+    "DDPM over all T steps, for quick DPM-Solver++(2M) SDE in 20 time-uniform steps); NFE =\n"
+    "K network passes per image, a guided pair counted once.";
 
 /* --parts into job->parts. Returns 0, or 2 after the message. */
 static int parse_parts(ReproduceJob *job, const char *parts) {
