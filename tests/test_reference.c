@@ -25,6 +25,7 @@
 #include "io/safetensors.h"
 #include "model/unet.h"
 #include "ops/cpu.h"
+#include "data/geometry.h"
 #include "ops/ops.h"
 #include "optim/adam.h"
 
@@ -43,6 +44,7 @@ typedef struct {
     StFile f;
     Unet m;
     int n;
+    size_t pixels; /* values per image: C * S * S */
     float *input, *target, *tn, *onehot;
 } Ref;
 
@@ -69,10 +71,30 @@ static void load_state(Ref *r, const char *prefix) {
     }
 }
 
-static void ref_open(Ref *r, const char *kind_name) {
+/* The model of a fixture: the SPEC's (MNIST) unless its metadata names channels, side and
+ * classes (tools/torch_reference.py GEOM_FIXTURES); a time model has no classes. */
+static int ref_init_model(Ref *r, UnetKind kind, int width, Rng *rng) {
+    const char *c = safetensors_meta(&r->f, "channels"), *s = safetensors_meta(&r->f, "side");
+    const char *k = safetensors_meta(&r->f, "classes");
+    if (!c || !s || !k) {
+        r->pixels = 784;
+        return spec_init(&r->m, kind, width, NULL, r->n, 2, rng);
+    }
+    UnetConfig cfg = {.kind = kind, .width = width};
+    cfg.geom.channels = atoi(c);
+    cfg.geom.height = cfg.geom.width = atoi(s);
+    cfg.geom.classes = kind == UNET_CLASS ? atoi(k) : 0;
+    for (int i = 0; i < cfg.geom.classes; i++)
+        snprintf(cfg.geom.class_names[i], GEOMETRY_NAME_LEN, "%d", i);
+    r->pixels = geometry_pixels(&cfg.geom);
+    return unet_init(&r->m, &cfg, r->n, 2, rng);
+}
+
+/* Opens tests/data/ref_<stem>.safetensors, a fixture of the model kind kind_name. */
+static void ref_open(Ref *r, const char *kind_name, const char *stem) {
     memset(r, 0, sizeof *r);
     char path[256];
-    snprintf(path, sizeof path, "tests/data/ref_%s.safetensors", kind_name);
+    snprintf(path, sizeof path, "tests/data/ref_%s.safetensors", stem);
     if (safetensors_open(path, &r->f) != 0) fail_msg("%s", err_msg());
     UnetKind kind;
     assert_int_equal(unet_kind_parse(kind_name, &kind), 0);
@@ -82,7 +104,7 @@ static void ref_open(Ref *r, const char *kind_name) {
     r->n = atoi(b);
     Rng rng;
     rng_seed(&rng, 0);
-    assert_int_equal(spec_init(&r->m, kind, atoi(w), NULL, r->n, 2, &rng), 0);
+    assert_int_equal(ref_init_model(r, kind, atoi(w), &rng), 0);
     r->input = read_tensor(&r->f, "input", NULL);
     r->target = read_tensor(&r->f, "target", NULL);
     if (kind != UNET_DENOISER) r->tn = read_tensor(&r->f, "tn", NULL);
@@ -101,7 +123,7 @@ static void ref_close(Ref *r) {
 
 /* forward + loss + backward; returns the loss */
 static float step_fwd_bwd(Ref *r, int train, float *dout) {
-    size_t cnt = (size_t)r->n * 784;
+    size_t cnt = (size_t)r->n * r->pixels;
     const float *out = unet_forward(&r->m, r->input, r->tn, r->onehot, r->n, train);
     float loss = mse_forward(&r->m.ctx, out, r->target, (int64_t)cnt);
     memset(dout, 0, cnt * sizeof(float));
@@ -167,11 +189,12 @@ static int check_adam_param(Ref *r, const char *key, const UnetTensor *t, const 
     return ok;
 }
 
-static void run_reference(const char *kind) {
+static void run_reference(const char *kind, const char *stem) {
     Ref r;
-    ref_open(&r, kind);
-    printf("reference: %s model, width %d, batch %d, %zu parameters\n", kind, r.m.width, r.n, r.m.n_params);
-    size_t cnt = (size_t)r.n * 784;
+    ref_open(&r, kind, stem);
+    printf("reference: %s (%s model), width %d, batch %d, %zu parameters\n", stem, kind, r.m.width, r.n,
+           r.m.n_params);
+    size_t cnt = (size_t)r.n * r.pixels;
     float *dout = xmalloc(cnt * sizeof(float));
     int ok = 1;
 
@@ -240,9 +263,17 @@ static void run_reference(const char *kind) {
     assert_true(ok);
 }
 
-static void test_reference_denoiser(void **state) { (void)state; run_reference("denoiser"); }
-static void test_reference_time(void **state) { (void)state; run_reference("time"); }
-static void test_reference_class(void **state) { (void)state; run_reference("class"); }
+static void test_reference_denoiser(void **state) { (void)state; run_reference("denoiser", "denoiser"); }
+static void test_reference_time(void **state) { (void)state; run_reference("time", "time"); }
+static void test_reference_class(void **state) { (void)state; run_reference("class", "class"); }
+static void test_reference_class_32x32x3k7(void **state) {
+    (void)state;
+    run_reference("class", "class_32x32x3k7");
+}
+static void test_reference_time_16x16x1(void **state) {
+    (void)state;
+    run_reference("time", "time_16x16x1");
+}
 
 /* The SPEC's parameter counts for the default widths. */
 static void test_parameter_counts(void **state) {
@@ -334,6 +365,8 @@ int main(void) {
         cmocka_unit_test(test_reference_denoiser),
         cmocka_unit_test(test_reference_time),
         cmocka_unit_test(test_reference_class),
+        cmocka_unit_test(test_reference_class_32x32x3k7),
+        cmocka_unit_test(test_reference_time_16x16x1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@ Run it with Debian's python (/usr/bin/python3, which has torch 1.13 and numpy).
 Subcommands:
   params                      print (and check) the parameter counts of the SPEC's models
   fixtures [--out DIR]        write the test fixtures tests/data/ref_{denoiser,time,class}.safetensors
+                              (MNIST 1x28x28, 10 classes), ref_class_32x32x3k7 (class model, 3x32x32,
+                              7 classes) and ref_time_16x16x1 (time model, 1x16x16): GEOM_FIXTURES
                               and tests/data/ref_schedule.safetensors
   dump-check --ckpt F --kind K --width D [--ref R] [--mode eval|train]
                               load a ddpm checkpoint into the PyTorch model and run one forward pass
@@ -84,34 +86,35 @@ class FCBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, kind="denoiser", width=128):
+    def __init__(self, kind="denoiser", width=128, C=1, S=28, K=10):
         super().__init__()
         if kind not in KINDS:
             raise ValueError("kind must be one of %s" % (KINDS,))
         D = width
         self.kind = kind
         self.width = D
+        self.pool = S // 4  # bottleneck side: two stride-2 downsamplings
         # Registration order = state_dict order = docs/WEIGHTS.md order.
-        self.enc0 = conv_block(1, D)
+        self.enc0 = conv_block(C, D)
         self.down1 = down_block(D, D)
         self.down2 = down_block(D, 2 * D)
-        self.unflat = Unit(nn.ConvTranspose2d(2 * D, 2 * D, 7, stride=7, padding=0, bias=True))
+        self.unflat = Unit(nn.ConvTranspose2d(2 * D, 2 * D, S // 4, stride=S // 4, padding=0, bias=True))
         self.up1 = up_block(4 * D, D)
         self.up2 = up_block(2 * D, D)
         self.dec = conv_block(2 * D, D)
-        self.out = nn.Conv2d(D, 1, 3, stride=1, padding=1, bias=True)
+        self.out = nn.Conv2d(D, C, 3, stride=1, padding=1, bias=True)
         if kind in ("time", "class"):
             self.t1 = FCBlock(1, 2 * D)
             self.t2 = FCBlock(1, D)
         if kind == "class":
-            self.c1 = FCBlock(10, 2 * D)
-            self.c2 = FCBlock(10, D)
+            self.c1 = FCBlock(K, 2 * D)
+            self.c2 = FCBlock(K, D)
 
     def forward(self, x, tn=None, onehot=None):
         a = self.enc0(x)                                  # D  x28x28
         b = self.down1(a)                                 # D  x14x14
         c = self.down2(b)                                 # 2D x 7x 7
-        f = F.gelu(F.avg_pool2d(c, 7))                    # Flatten: 2D x1x1
+        f = F.gelu(F.avg_pool2d(c, self.pool))                    # Flatten: 2D x1x1
         u = self.unflat(f)                                # 2D x 7x 7
         if self.kind == "time":
             u = u + self.t1(tn)[:, :, None, None]
@@ -222,26 +225,28 @@ def load_safetensors(path):
 FIXTURE_SEED = 20240601
 FIXTURE_WIDTH = 8
 FIXTURE_BATCH = 4
+# other geometries (kind, channels, side, classes, file stem): the C UNet derives its shapes from ImageGeom
+GEOM_FIXTURES = [("class", 3, 32, 7, "class_32x32x3k7"), ("time", 1, 16, 1, "time_16x16x1")]
 
 
-def make_batch(kind, N, gen_seed):
+def make_batch(kind, N, gen_seed, C=1, S=28, K=10):
     g = torch.Generator().manual_seed(gen_seed)
-    clean = torch.rand(N, 1, 28, 28, generator=g)
+    clean = torch.rand(N, C, S, S, generator=g)
     batch = {}
     if kind == "denoiser":
-        batch["input"] = clean + 0.5 * torch.randn(N, 1, 28, 28, generator=g)
+        batch["input"] = clean + 0.5 * torch.randn(N, C, S, S, generator=g)
         batch["target"] = clean
         return batch
     _, _, abar = schedule()
     t = torch.randint(0, T_STEPS, (N,), generator=g)
-    eps = torch.randn(N, 1, 28, 28, generator=g)
+    eps = torch.randn(N, C, S, S, generator=g)
     ab = torch.tensor(abar, dtype=torch.float64)[t].float().view(N, 1, 1, 1)
     batch["input"] = torch.sqrt(ab) * clean + torch.sqrt(1 - ab) * eps
     batch["target"] = eps
     batch["tn"] = (t.float() / T_STEPS).view(N, 1)
     if kind == "class":
-        onehot = torch.zeros(N, 10)
-        rows = [3, 7, None, 0] + [int(i) for i in torch.randint(0, 10, (max(0, N - 4),), generator=g)]
+        onehot = torch.zeros(N, K)
+        rows = [3, 7 % K, None, 0] + [int(i) for i in torch.randint(0, K, (max(0, N - 4),), generator=g)]
         for i in range(N):
             if rows[i] is not None:
                 onehot[i, rows[i]] = 1.0
@@ -258,10 +263,10 @@ class _Snap(dict):
         super().__setitem__(k, v)
 
 
-def fixture_one(kind, out_dir, seed=FIXTURE_SEED, D=FIXTURE_WIDTH, N=FIXTURE_BATCH):
+def fixture_one(kind, out_dir, seed=FIXTURE_SEED, D=FIXTURE_WIDTH, N=FIXTURE_BATCH, C=1, S=28, K=10, name=None):
     torch.manual_seed(seed)
-    model = UNet(kind, D)
-    batch = make_batch(kind, N, seed + 1)
+    model = UNet(kind, D, C, S, K)
+    batch = make_batch(kind, N, seed + 1, C, S, K)
     tensors = _Snap()
     for k in ("input", "target", "tn", "onehot"):
         if k in batch:
@@ -318,7 +323,9 @@ def fixture_one(kind, out_dir, seed=FIXTURE_SEED, D=FIXTURE_WIDTH, N=FIXTURE_BAT
 
     meta = {"kind": kind, "width": D, "batch": N, "seed": seed, "torch": torch.__version__,
             "adam": "lr=1e-3 betas=(0.9,0.999) eps=1e-8", "loss": "mse mean"}
-    path = os.path.join(out_dir, "ref_%s.safetensors" % kind)
+    if (C, S, K) != (1, 28, 10):  # MNIST fixtures predate these keys and stay byte-identical
+        meta.update({"channels": C, "side": S, "classes": K})
+    path = os.path.join(out_dir, "ref_%s.safetensors" % (name or kind))
     save_safetensors(path, tensors, meta)
     return path, tensors
 
@@ -358,6 +365,9 @@ def cmd_fixtures(args):
     torch.set_num_threads(1)
     for kind in KINDS:
         path, tensors = fixture_one(kind, args.out)
+        _report(path, tensors)
+    for kind, C, S, K, name in GEOM_FIXTURES:
+        path, tensors = fixture_one(kind, args.out, C=C, S=S, K=K, name=name)
         _report(path, tensors)
     path, tensors = fixture_schedule(args.out)
     _report(path, tensors)
