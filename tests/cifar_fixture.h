@@ -8,8 +8,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/common.h"
 #include "data/cifar.h"
 #include "data/mnist.h"
+#include "testutil.h"
+
+/* MNIST's test split, the source of every fixture of the data tests: loaded once per test
+ * program by cmocka's group setup, freed by its teardown. */
+static MnistSplit g_mnist;
+
+static int fixture_mnist_setup(void **state) {
+    (void)state;
+    if (mnist_load(test_data_dir(), 0, &g_mnist)) {
+        fprintf(stderr, "MNIST not found: %s\n", err_msg());
+        return -1;
+    }
+    return 0;
+}
+
+static int fixture_mnist_teardown(void **state) {
+    (void)state;
+    mnist_free(&g_mnist);
+    return 0;
+}
 
 /* MNIST digit i of m padded to 32x32 and tinted per label into the CIFAR record rec. */
 static inline void cifar_fixture_record(uint8_t *rec, const MnistSplit *m, int i) {

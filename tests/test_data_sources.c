@@ -27,26 +27,10 @@
 
 #define N_IMG 60 /* MNIST test images the fixtures are made of */
 
-static MnistSplit g_mnist;
 static char g_dir[64];
 
 /* ---------------------------------------------------------------------------------------
  * Helpers. */
-
-static int group_setup(void **state) {
-    (void)state;
-    if (mnist_load(test_data_dir(), 0, &g_mnist)) {
-        fprintf(stderr, "MNIST not found: %s\n", err_msg());
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    mnist_free(&g_mnist);
-    return 0;
-}
 
 static int setup(void **state) {
     (void)state;
@@ -673,5 +657,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_export, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, fixture_mnist_setup, fixture_mnist_teardown);
 }

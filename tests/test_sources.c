@@ -18,7 +18,6 @@
 #include "io/fileio.h"
 #include "io/safetensors.h"
 
-static MnistSplit g_mnist;
 static char g_dir[64];
 
 static const char *bin(void) {
@@ -47,21 +46,6 @@ static int run(char **out, const char *fmt, ...) {
     if (out) *out = s;
     else free(s);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static int group_setup(void **state) {
-    (void)state;
-    if (mnist_load(test_data_dir(), 0, &g_mnist)) {
-        fprintf(stderr, "MNIST not found: %s\n", err_msg());
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    mnist_free(&g_mnist);
-    return 0;
 }
 
 static int setup(void **state) {
@@ -221,5 +205,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_folder_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, fixture_mnist_setup, fixture_mnist_teardown);
 }
