@@ -643,6 +643,53 @@ static void test_data_export(void **state) {
     assert_int_not_equal(system(cmd), 0);
 }
 
+/* --pad 32 --tint: 32x32 RGB, the digit centred, each class in a colour with one channel at
+ * full intensity, so the maximum over channels is the digit again; classes' colours differ. */
+static void test_data_export_tinted(void **state) {
+    (void)state;
+    const char *bin = getenv("DDPM_BIN");
+    if (!bin || !*bin) bin = "./ddpm";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s data export --format png --data %s --limit 40 --pad 32 --tint %s/tinted 2>/dev/null",
+             bin, test_data_dir(), g_dir);
+    assert_int_equal(system(cmd), 0);
+    ImageSet s;
+    FolderOptions opt = {0};
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/tinted/test", g_dir);
+    assert_int_equal(folder_load(&s, dir, &opt, NULL), 0);
+    assert_int_equal(s.n, 40);
+    assert_int_equal(s.geom.channels, 3);
+    assert_int_equal(s.geom.height, 32);
+    uint8_t rgb_of[10][3] = {{0}};
+    int k = 0;
+    for (int d = 0; d < 10; d++)
+        for (int i = 0; i < 40; i++) {
+            if (g_mnist.labels[i] != d) continue;
+            const uint8_t *im = s.pixels + (size_t)k * 3 * 1024, *want = digit(i);
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++) {
+                    const uint8_t r = im[y * 32 + x], g = im[1024 + y * 32 + x],
+                                  b = im[2048 + y * 32 + x];
+                    const int inside = y >= 2 && y < 30 && x >= 2 && x < 30;
+                    const uint8_t mx = r > g ? (r > b ? r : b) : (g > b ? g : b);
+                    assert_int_equal(mx, inside ? want[(y - 2) * 28 + x - 2] : 0);
+                    if (inside && want[(y - 2) * 28 + x - 2] == 255) {
+                        rgb_of[d][0] = r, rgb_of[d][1] = g, rgb_of[d][2] = b;
+                    }
+                }
+            k++;
+        }
+    for (int a = 0; a < 10; a++)
+        for (int b = a + 1; b < 10; b++)
+            if (rgb_of[a][0] + rgb_of[a][1] + rgb_of[a][2] && rgb_of[b][0] + rgb_of[b][1] + rgb_of[b][2])
+                assert_memory_not_equal(rgb_of[a], rgb_of[b], 3);
+    imageset_free(&s);
+    snprintf(cmd, sizeof cmd, "%s data export --format png --pad 30x %s/bad 2>/dev/null", bin, g_dir);
+    assert_int_not_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_imageset_from_mnist, setup, teardown),
@@ -656,6 +703,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_second_load_reads_no_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_export, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_export_tinted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, fixture_mnist_setup, fixture_mnist_teardown);
 }
